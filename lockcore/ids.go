@@ -1,0 +1,69 @@
+package lockcore
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// TokenPrefix starts every bearer token.
+const TokenPrefix = "os_"
+
+// tokenLen is the length of a token: the prefix and 32 bytes in unpadded
+// base64url (43 characters).
+const tokenLen = len(TokenPrefix) + 43
+
+// NewToken returns a new bearer token (32 random bytes, base64url, prefixed
+// "os_") and its hash. Only the hash may be stored; the token is shown once.
+func NewToken() (token string, hash TokenHash) {
+	var b [32]byte
+	rand.Read(b[:]) // crypto/rand.Read never returns an error.
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token)
+}
+
+// HashToken returns the SHA-256 of a token, the key it is stored under.
+func HashToken(token string) TokenHash { return sha256.Sum256([]byte(token)) }
+
+// ParseToken checks that s is shaped like a token NewToken makes, without
+// asking any store, so that garbage is refused before a lookup.
+func ParseToken(s string) (TokenHash, error) {
+	if len(s) != tokenLen || !strings.HasPrefix(s, TokenPrefix) {
+		return TokenHash{}, fmt.Errorf("token must be %q followed by 43 base64url characters", TokenPrefix)
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(s[len(TokenPrefix):]); err != nil {
+		return TokenHash{}, fmt.Errorf("token must be %q followed by 43 base64url characters", TokenPrefix)
+	}
+	return HashToken(s), nil
+}
+
+// NewLeaseID returns a random UUID v4 in canonical text form, which is a
+// valid lease id.
+func NewLeaseID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// NewAccountID returns a new random account id: "acct_" and 20 hex digits.
+// It contains no '{' or '}' so it can sit inside a Redis hash tag.
+func NewAccountID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "acct_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,107 @@
+package lockcore
+
+import (
+	"context"
+	"time"
+)
+
+// Store is a backend that keeps accounts, tokens and locks. Every method is
+// safe for concurrent use by many goroutines and, for a shared backend such as
+// Redis, by many processes. Every method honours ctx: a cancelled or expired
+// context makes it return promptly with an error wrapping ErrUnavailable (or
+// ctx.Err()). Any failure to reach or hear from the backend wraps
+// ErrUnavailable.
+//
+// Times are the store's own clock (the database server's for a shared store,
+// the injected clock for an embedded one) at millisecond precision.
+type Store interface {
+	Locks
+	Accounts
+
+	// Ping checks that the backend answers. It returns an error wrapping
+	// ErrUnavailable when it does not.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources. Calls after Close fail.
+	Close() error
+}
+
+// Locks is the lock half of a Store. Locks live in an account's namespace:
+// the same name in two accounts is two unrelated locks, and no method lets
+// one account see or change another's. Names and lease ids that break
+// ValidateName or ValidateLeaseID are refused with an error wrapping
+// ErrInvalidName or ErrInvalidLeaseID and change nothing.
+type Locks interface {
+	// Acquire takes the lock name for a new lease, atomically:
+	//   - if the lock is free (never taken, released, or expired), and the
+	//     account holds fewer than opts.MaxHeld unexpired locks, a lease with
+	//     a fresh fencing token (strictly greater than any before it in the
+	//     account) is created: Acquired is true;
+	//   - if the current lease has opts.LeaseID, it is an idempotent retry:
+	//     the same lease and fencing token are returned with the expiry moved
+	//     to now+TTL (and the metadata replaced if given): Acquired is true;
+	//   - if another lease holds it, nothing changes: Acquired is false and
+	//     Lease is the holder's;
+	//   - if the lock is free but the account is at its quota, it returns an
+	//     error wrapping ErrLockLimitExceeded and nothing changes.
+	// Once Acquire returns successfully the outcome is durable to the extent
+	// the backend promises (SQLite: fsync'd).
+	Acquire(ctx context.Context, accountID, name string, opts AcquireOptions) (AcquireResult, error)
+
+	// Renew moves the expiry of the current lease leaseID to now+ttl and
+	// returns it (fencing token unchanged). It returns an error wrapping
+	// ErrLeaseNotCurrent if leaseID does not hold the lock now: expired,
+	// released, replaced or unknown. An expired lease is never revived.
+	Renew(ctx context.Context, accountID, name, leaseID string, ttl time.Duration) (Lease, error)
+
+	// Release frees the lock if leaseID holds it now. It returns an error
+	// wrapping ErrLeaseNotCurrent otherwise, and changes nothing.
+	Release(ctx context.Context, accountID, name, leaseID string) error
+
+	// Get returns the state of one lock: Held with its lease, or not held
+	// (never an error for a free or unknown lock).
+	Get(ctx context.Context, accountID, name string) (LockState, error)
+
+	// List returns the account's unexpired leases sorted by name (byte
+	// order). An account with none gets an empty slice.
+	List(ctx context.Context, accountID string) ([]Lease, error)
+}
+
+// Accounts is the account and token half of a Store. Tokens are only ever
+// handled as their SHA-256 (TokenHash); a store never sees a raw token.
+type Accounts interface {
+	// EnsureAccount returns the operator-made account (GitHubID 0) with this
+	// login, creating it if there is none; created says which. A login
+	// breaking ValidateLogin gets an error wrapping ErrInvalidLogin.
+	EnsureAccount(ctx context.Context, login string) (acct Account, created bool, err error)
+
+	// UpsertGitHubAccount returns the account of GitHub user githubID,
+	// creating it if needed and setting its login to login (a renamed
+	// GitHub user keeps one account). githubID must be positive.
+	UpsertGitHubAccount(ctx context.Context, githubID int64, login string) (Account, error)
+
+	// AccountByID returns the account or an error wrapping ErrNotFound.
+	AccountByID(ctx context.Context, id string) (Account, error)
+
+	// CountAccounts returns how many accounts exist.
+	CountAccounts(ctx context.Context) (int64, error)
+
+	// AddToken records a token hash for the account. An account may hold
+	// many tokens. It returns an error wrapping ErrNotFound if the account
+	// does not exist.
+	AddToken(ctx context.Context, accountID string, hash TokenHash) error
+
+	// AccountByToken returns the account the token hash belongs to, or an
+	// error wrapping ErrNotFound for an unknown or revoked token.
+	AccountByToken(ctx context.Context, hash TokenHash) (Account, error)
+
+	// RotateToken replaces old by new for the same account: once it returns,
+	// old is unknown to every instance and new works. Of concurrent
+	// rotations of one token exactly one succeeds; the others, and any
+	// rotation of an unknown token, get an error wrapping ErrNotFound.
+	RotateToken(ctx context.Context, old, new TokenHash) (Account, error)
+
+	// RevokeToken forgets a token hash, or returns an error wrapping
+	// ErrNotFound if it is unknown.
+	RevokeToken(ctx context.Context, hash TokenHash) error
+}

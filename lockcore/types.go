@@ -1,0 +1,103 @@
+package lockcore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Account is a namespace of locks and the owner of bearer tokens.
+type Account struct {
+	// ID is the stable, opaque account id (see NewAccountID).
+	ID string
+	// Login is the display name: the GitHub login, or the name an operator
+	// gave. It is not unique across GitHub and operator-made accounts.
+	Login string
+	// GitHubID is GitHub's numeric user id, or 0 for an operator-made account.
+	GitHubID int64
+	// CreatedAt is when the account was created, by the store's clock.
+	CreatedAt time.Time
+}
+
+// Lease is one holding of one lock.
+type Lease struct {
+	// Name is the lock's name within its account.
+	Name string
+	// LeaseID identifies the holding; only its holder should know it.
+	LeaseID string
+	// FencingToken is strictly greater than every token issued before it for
+	// the same lock name in the same account. It never changes for the life
+	// of the lease (renewals and idempotent re-acquires keep it).
+	FencingToken int64
+	// ExpiresAt is when the lease ends unless renewed, by the store's clock,
+	// at millisecond precision. The lease is held while now < ExpiresAt.
+	ExpiresAt time.Time
+	// TTL is the TTL the lease was last acquired or renewed with.
+	TTL time.Duration
+	// Metadata is free text the holder attached; "" means none.
+	Metadata string
+}
+
+// HolderID returns the opaque, stable id of the lease that is shown to
+// callers competing for the lock; it does not reveal the lease id.
+func (l Lease) HolderID() string { return HolderID(l.LeaseID) }
+
+// HolderID returns the opaque id shown for a lease id: a truncated SHA-256,
+// the same on every store and instance.
+func HolderID(leaseID string) string {
+	sum := sha256.Sum256([]byte("octostore-holder\x00" + leaseID))
+	return "h_" + hex.EncodeToString(sum[:12])
+}
+
+// LockState is what a store knows of one lock at one moment.
+type LockState struct {
+	// Name is the lock's name.
+	Name string
+	// Held reports whether an unexpired lease holds the lock.
+	Held bool
+	// Lease is the current lease; meaningful only when Held.
+	Lease Lease
+}
+
+// AcquireOptions are the inputs of Store.Acquire beyond account and name.
+// Callers validate them with the rules of this package first.
+type AcquireOptions struct {
+	// LeaseID is the id of the lease to create. It must be set (see
+	// NewLeaseID); acquiring again with the lease id of the current holder
+	// is an idempotent retry.
+	LeaseID string
+	// TTL is how long the lease lasts; it must be positive. Stores keep it
+	// at millisecond precision.
+	TTL time.Duration
+	// Metadata, when non-nil, is stored with the lease (on an idempotent
+	// retry it replaces the old metadata). Nil means none for a new lease
+	// and "keep" for a retry.
+	Metadata *string
+	// MaxHeld is the account's quota of unexpired locks; it must be >= 1.
+	MaxHeld int
+}
+
+// AcquireResult is the answer of Store.Acquire.
+type AcquireResult struct {
+	// Acquired reports whether the caller holds the lock now (a new lease or
+	// an idempotent retry of the current one).
+	Acquired bool
+	// Lease is the caller's lease when Acquired, else the current holder's.
+	Lease Lease
+	// Now is the store's clock at the moment of the operation, for working
+	// out how long until the holder's lease expires.
+	Now time.Time
+}
+
+// TokenHash is the SHA-256 of a bearer token: the only form of a token that
+// is ever stored.
+type TokenHash [32]byte
+
+// String returns the hash in lower-case hex.
+func (h TokenHash) String() string { return hex.EncodeToString(h[:]) }
+
+// TimeFormat is the contract's timestamp layout: RFC 3339, UTC, milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime renders t in the contract's layout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
