@@ -1,0 +1,51 @@
+# OctoStore — common tasks. `make run` serves on 127.0.0.1:8080 with a SQLite
+# file; `make test` runs every test (real redis-server and Redis Cluster
+# included when redis-server is installed).
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+PKGS      := ./...
+
+.PHONY: all run local build test test-short lint fmt vet bench fuzz clean build-OctoStoreFunction
+
+all: lint test
+
+## run: start the self-hosted server (SQLite file ./octostore.db)
+run:
+	$(GO) run ./cmd/octostore serve
+
+## local: start the local development server (in-process miniredis)
+local:
+	$(GO) run ./local
+
+## build: the single binary and the Lambda bootstrap into ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/octostore ./cmd/octostore
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -tags lambda.norpc -o bin/bootstrap ./cmd/octostore-lambda
+
+## test: every test with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: the quick subset
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## lint: gofmt and go vet
+lint: fmt vet
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+vet:
+	$(GO) vet $(PKGS)
+
+## bench: Go benchmarks of the store and handler hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s $(PKGS)
+
+## build-OctoStoreFunction: called by `sam build` (BuildMethod: makefile)
+build-OctoStoreFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./cmd/octostore-lambda
+
+clean:
+	rm -rf bin coverage.out coverage.html
