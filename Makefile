@@ -4,7 +4,7 @@
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/octostore/octostore/internal/buildinfo.version=$(VERSION)
 PKGS      := ./...
 
 .PHONY: all run local build test test-short lint fmt vet bench fuzz clean build-OctoStoreFunction
