@@ -59,13 +59,12 @@ func testAcquireHappyPath(t *testing.T, inst *Instance) {
 	}
 
 	// Renew moves the expiry and keeps the token and metadata.
-	probe := newAccount(t, s, "clock-probe")
-	before := storeNow(t, s, probe)
+	before := storeNow(t, s, acct)
 	renewed, err := s.Renew(ctx, acct, "db.primary", first.Lease.LeaseID, 20*time.Second)
 	if err != nil {
 		t.Fatalf("Renew of the current lease: want nil error, got %v", err)
 	}
-	after := storeNow(t, s, probe)
+	after := storeNow(t, s, acct)
 	want := first.Lease
 	want.TTL = 20 * time.Second
 	want.ExpiresAt = renewed.ExpiresAt

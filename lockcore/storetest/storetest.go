@@ -259,13 +259,17 @@ func wantErr(t *testing.T, what string, err, target error) {
 	}
 }
 
-// storeNow returns the store's clock, read through an idempotent acquire of
-// a lock in a separate probe account.
-func storeNow(t *testing.T, s lockcore.Store, probeAcct string) time.Time {
+// storeNow returns the store's clock for account acct, read through the Now
+// of an acquire of a probe lock that is released at once.
+func storeNow(t *testing.T, s lockcore.Store, acct string) time.Time {
 	t.Helper()
-	res, err := s.Acquire(t.Context(), probeAcct, "clock.probe", opts("clock-probe", longTTL))
+	lease := lockcore.NewLeaseID()
+	res, err := s.Acquire(t.Context(), acct, "clock.probe", opts(lease, longTTL))
 	if err != nil || !res.Acquired {
 		t.Fatalf("Acquire(clock.probe) to read the store clock: want acquired, got %+v, %v", res, err)
+	}
+	if err := s.Release(t.Context(), acct, "clock.probe", lease); err != nil {
+		t.Fatalf("Release(clock.probe): want nil error, got %v", err)
 	}
 	return res.Now
 }
