@@ -1,0 +1,149 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// Error kinds of the HTTP layer itself, next to lockcore's sentinels. A
+// handler returns them wrapped in a *handlerError.
+var (
+	errInvalidJSON      = errors.New("invalid json")
+	errUnauthorized     = errors.New("unauthorized")
+	errNotFound         = errors.New("not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errBodyTooLarge     = errors.New("body too large")
+)
+
+// handlerError is an error a handler returns: Msg is the sentence for the
+// client, Detail what only the log sees, Kind the row of errorTable.
+type handlerError struct {
+	Kind   error
+	Msg    string
+	Detail error
+}
+
+func (e *handlerError) Error() string {
+	if e.Detail != nil {
+		return e.Msg + ": " + e.Detail.Error()
+	}
+	return e.Msg
+}
+
+func (e *handlerError) Unwrap() []error {
+	if e.Detail != nil {
+		return []error{e.Kind, e.Detail}
+	}
+	return []error{e.Kind}
+}
+
+func newError(kind error, msg string) error { return &handlerError{Kind: kind, Msg: msg} }
+
+// statusClientClosedRequest is nginx's convention for a request whose client
+// went away before the answer was ready. Nobody reads it but the log.
+const statusClientClosedRequest = 499
+
+// errorRow is one row of errorTable.
+type errorRow struct {
+	kind   error
+	status int
+	code   string
+	msg    string // default sentence when the error carries none
+}
+
+// errorTable is the one place that maps errors to statuses and codes. Rows
+// are tried in order with errors.Is; an error matching none is a bug: 500
+// internal.
+var errorTable = []errorRow{
+	{lockcore.ErrInvalidName, http.StatusBadRequest, "invalid_name", "invalid lock name"},
+	{lockcore.ErrInvalidTTL, http.StatusBadRequest, "invalid_ttl", "invalid ttl_seconds"},
+	{lockcore.ErrInvalidMetadata, http.StatusBadRequest, "invalid_metadata", "invalid metadata"},
+	{lockcore.ErrInvalidLeaseID, http.StatusBadRequest, "invalid_lease_id", "invalid lease_id"},
+	{errInvalidJSON, http.StatusBadRequest, "invalid_json", "request body is not valid JSON"},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "missing, malformed or unknown bearer token"},
+	{lockcore.ErrLockLimitExceeded, http.StatusForbidden, "lock_limit_exceeded", "the account already holds its maximum number of unexpired locks"},
+	{errNotFound, http.StatusNotFound, "not_found", "no such route"},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"},
+	{lockcore.ErrLeaseNotCurrent, http.StatusConflict, "lease_not_current", "the lease is not the current holder of the lock: it expired, was released, was replaced, or never existed"},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than 16 KiB"},
+	{lockcore.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the lock store is unavailable; retry shortly"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "store_unavailable", "the lock store is unavailable; retry shortly"},
+}
+
+var internalRow = errorRow{nil, http.StatusInternalServerError, "internal", "internal error"}
+
+// classify finds err's row and the sentence to show the client.
+func classify(err error) (errorRow, string) {
+	for _, row := range errorTable {
+		if errors.Is(err, row.kind) {
+			msg := row.msg
+			var he *handlerError
+			var ie *lockcore.InputError
+			switch {
+			case errors.As(err, &he) && he.Msg != "":
+				msg = he.Msg
+			case errors.As(err, &ie) && ie.Msg != "":
+				msg = ie.Msg
+			}
+			return row, msg
+		}
+	}
+	return internalRow, internalRow.msg
+}
+
+// errorBody is the body of every error answer.
+type errorBody struct {
+	Error     string `json:"error"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id"`
+}
+
+// writeError answers r with err, mapped through errorTable, and logs what
+// the client must not see.
+func (s *server) writeError(ex *exchange, r *http.Request, err error) {
+	if ex.wroteHeader {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "error after the answer was started",
+			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+		return
+	}
+	row, msg := classify(err)
+	if row.status >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away; whatever the store said then is not a 500.
+		row = errorRow{nil, statusClientClosedRequest, "client_closed_request", "request cancelled by the client"}
+		msg = row.msg
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request cancelled by the client",
+			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+	}
+	switch row.status {
+	case http.StatusInternalServerError:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
+			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+	case http.StatusServiceUnavailable:
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable",
+			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+	}
+	s.respondError(ex, row, msg)
+}
+
+// respondError writes the error body of row with msg, and the headers its
+// status asks for.
+func (s *server) respondError(ex *exchange, row errorRow, msg string) {
+	switch row.status {
+	case http.StatusServiceUnavailable:
+		ex.Header().Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		ex.Header().Set("WWW-Authenticate", `Bearer realm="octostore"`)
+	}
+	ex.code = row.code
+	writeJSON(ex, row.status, &errorBody{Error: msg, Code: row.code, RequestID: ex.requestID})
+}
+
+// limitMsg is the sentence of a lock_limit_exceeded answer.
+func limitMsg(max int) string {
+	return fmt.Sprintf("the account already holds %d unexpired locks, its maximum; release one first", max)
+}

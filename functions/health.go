@@ -1,0 +1,43 @@
+package functions
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+)
+
+// healthRoutes is the unauthenticated liveness check.
+func (s *server) healthRoutes() []route {
+	return []route{
+		{"GET /health", false, s.health},
+	}
+}
+
+// healthBody is the answer of GET /health.
+type healthBody struct {
+	Status  string `json:"status"`
+	Store   string `json:"store"`
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// health serves GET /health: 200 when the store answers a ping within
+// healthTimeout, else 503 with Retry-After and a short safe sentence (the
+// store's own error goes to the log only).
+func (s *server) health(ex *exchange, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check: store ping failed",
+			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+		ex.Header().Set("Retry-After", "1")
+		writeJSON(ex, http.StatusServiceUnavailable, &healthBody{
+			Status: "unavailable",
+			Store:  s.storeName,
+			Error:  "the lock store did not answer",
+		})
+		return nil
+	}
+	writeJSON(ex, http.StatusOK, &healthBody{Status: "ok", Store: s.storeName, Version: s.version})
+	return nil
+}

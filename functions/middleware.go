@@ -1,0 +1,202 @@
+package functions
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// exchange is one request in flight: the ResponseWriter every layer below
+// the request-id middleware writes to. It records what the access log needs
+// (status, bytes, error code, account) and carries the request id and the
+// authenticated account to the handlers.
+type exchange struct {
+	http.ResponseWriter
+	requestID   string
+	status      int
+	bytes       int64
+	wroteHeader bool
+	code        string // error code of an error answer, for the log
+
+	authed    bool
+	account   lockcore.Account
+	tokenHash lockcore.TokenHash
+}
+
+// WriteHeader records the status and passes it on once.
+func (ex *exchange) WriteHeader(code int) {
+	if ex.wroteHeader {
+		return
+	}
+	ex.wroteHeader = true
+	ex.status = code
+	ex.ResponseWriter.WriteHeader(code)
+}
+
+// Write records the byte count, sending a 200 header first if none was.
+func (ex *exchange) Write(b []byte) (int, error) {
+	if !ex.wroteHeader {
+		ex.WriteHeader(http.StatusOK)
+	}
+	n, err := ex.ResponseWriter.Write(b)
+	ex.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
+
+// exchangeOf returns the exchange behind w. Every handler of this package
+// runs below withRequestID, so w is one; the fallback keeps a handler usable
+// on its own.
+func exchangeOf(w http.ResponseWriter, r *http.Request) *exchange {
+	if ex, ok := w.(*exchange); ok {
+		return ex
+	}
+	return newExchange(w, r)
+}
+
+func newExchange(w http.ResponseWriter, r *http.Request) *exchange {
+	ex := &exchange{ResponseWriter: w, requestID: requestIDOf(r)}
+	h := w.Header()
+	h.Set("X-Request-Id", ex.requestID)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return ex
+}
+
+// requestIDOf returns the incoming X-Request-Id if it matches
+// ^[A-Za-z0-9._:-]{1,128}$, else 16 fresh random bytes in hex.
+func requestIDOf(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+		return id
+	}
+	var b [16]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails.
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// withRequestID wraps the ResponseWriter in an exchange carrying the request
+// id and sets the headers every answer has.
+func (s *server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(newExchange(w, r), r)
+	})
+}
+
+// withRecover turns a panic into a 500 internal answer (when nothing was
+// written yet) and logs it with its stack and the request id; the client
+// learns nothing of it. http.ErrAbortHandler is passed on.
+func (s *server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := exchangeOf(w, r)
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.LogAttrs(context.Background(), slog.LevelError, "panic",
+				slog.String("request_id", ex.requestID),
+				slog.String("panic", fmt.Sprint(v)),
+				slog.String("stack", string(debug.Stack())))
+			if !ex.wroteHeader {
+				s.respondError(ex, internalRow, internalRow.msg)
+			}
+		}()
+		next.ServeHTTP(ex, r)
+	})
+}
+
+// withAccessLog logs one line per request: request id, method, path (never
+// the query string), status, bytes, duration, error code and account id when
+// known. It never logs headers, bodies or tokens. A handler that panicked
+// has written nothing yet: its line says 500, the answer withRecover gives.
+func (s *server) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := exchangeOf(w, r)
+		start := time.Now()
+		defer func() {
+			if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+				return
+			}
+			status := ex.status
+			if !ex.wroteHeader {
+				status = http.StatusInternalServerError
+			}
+			attrs := make([]slog.Attr, 0, 9)
+			attrs = append(attrs,
+				slog.String("request_id", ex.requestID),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Int64("bytes", ex.bytes),
+				slog.Duration("duration", time.Since(start)),
+			)
+			if ex.code != "" {
+				attrs = append(attrs, slog.String("code", ex.code))
+			}
+			if ex.authed {
+				attrs = append(attrs, slog.String("account_id", ex.account.ID))
+			}
+			s.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		}()
+		next.ServeHTTP(ex, r)
+	})
+}
+
+// authenticate checks the bearer token of r and records its account in ex.
+// Missing, malformed, unknown and revoked tokens are errUnauthorized; a
+// store failure maps through errorTable (503 when it is unavailable).
+func (s *server) authenticate(ex *exchange, r *http.Request) error {
+	vals := r.Header.Values("Authorization")
+	switch {
+	case len(vals) == 0:
+		return newError(errUnauthorized, `missing bearer token: send "Authorization: Bearer <token>"`)
+	case len(vals) > 1:
+		return newError(errUnauthorized, "more than one Authorization header")
+	}
+	scheme, tok, ok := strings.Cut(strings.Trim(vals[0], " "), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return newError(errUnauthorized, `malformed Authorization header: want "Bearer <token>"`)
+	}
+	hash, err := lockcore.ParseToken(strings.TrimLeft(tok, " "))
+	if err != nil {
+		return newError(errUnauthorized, "malformed bearer token: "+err.Error())
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	defer cancel()
+	acct, err := s.store.AccountByToken(ctx, hash)
+	if err != nil {
+		if errors.Is(err, lockcore.ErrNotFound) {
+			return newError(errUnauthorized, "unknown or revoked bearer token")
+		}
+		return err
+	}
+	ex.authed, ex.account, ex.tokenHash = true, acct, hash
+	return nil
+}

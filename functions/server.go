@@ -1,0 +1,203 @@
+package functions
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// Deps are what the handlers need; New fills zero values with defaults.
+type Deps struct {
+	// Store keeps accounts, tokens and locks. Required.
+	Store lockcore.Store
+	// StoreName is "sqlite" or "redis", shown by /health.
+	StoreName string
+	// Limits bound the inputs; the zero value means lockcore.DefaultLimits.
+	Limits lockcore.Limits
+	// Logger receives the access log and error details; nil discards them.
+	Logger *slog.Logger
+	// Version is shown by /health; "" means "dev".
+	Version string
+	// OpTimeout bounds each store operation, derived from the request's
+	// context; zero means 3 s.
+	OpTimeout time.Duration
+}
+
+// DefaultOpTimeout is the store-operation timeout used when Deps.OpTimeout
+// is zero.
+const DefaultOpTimeout = 3 * time.Second
+
+// healthTimeout bounds the store ping of GET /health.
+const healthTimeout = time.Second
+
+// server is the handler New returns. It is immutable after New, so safe for
+// concurrent use.
+type server struct {
+	store     lockcore.Store
+	storeName string
+	limits    lockcore.Limits
+	log       *slog.Logger
+	version   string
+	opTimeout time.Duration
+
+	mux     *http.ServeMux
+	handler http.Handler
+}
+
+// New returns the HTTP handler of the whole API. It panics if d.Store is nil
+// or if d.Limits is non-zero and fails Limits.Validate: both are programming
+// errors of the caller. The handler is safe for concurrent use.
+func New(d Deps) http.Handler {
+	if d.Store == nil {
+		panic("functions.New: Deps.Store is nil")
+	}
+	s := &server{
+		store:     d.Store,
+		storeName: d.StoreName,
+		limits:    d.Limits,
+		log:       d.Logger,
+		version:   d.Version,
+		opTimeout: d.OpTimeout,
+		mux:       http.NewServeMux(),
+	}
+	if s.limits == (lockcore.Limits{}) {
+		s.limits = lockcore.DefaultLimits
+	}
+	if err := s.limits.Validate(); err != nil {
+		panic("functions.New: " + err.Error())
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	if s.storeName == "" {
+		s.storeName = "unknown"
+	}
+	if s.opTimeout <= 0 {
+		s.opTimeout = DefaultOpTimeout
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, s.endpoint(rt))
+	}
+	// Outermost first: request id, recover, access log, then routing (and
+	// per-route authentication inside endpoint).
+	s.handler = s.withRequestID(s.withRecover(s.withAccessLog(http.HandlerFunc(s.dispatch))))
+	return s
+}
+
+// ServeHTTP serves one request.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// handlerFunc is the shape of every endpoint: it writes its answer, or
+// returns an error for writeError to map through errorTable. ex.account is
+// set when the route requires authentication.
+type handlerFunc func(ex *exchange, r *http.Request) error
+
+// route is one endpoint: a ServeMux pattern, whether it needs a bearer
+// token, and its handler.
+type route struct {
+	pattern string
+	auth    bool
+	handle  handlerFunc
+}
+
+// routes lists every endpoint. A feature in its own file adds its routes
+// here with one line.
+func (s *server) routes() []route {
+	return concat(
+		s.lockRoutes(),
+		s.tokenRoutes(),
+		s.healthRoutes(),
+	)
+}
+
+func concat(lists ...[]route) []route {
+	var all []route
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	return all
+}
+
+// endpoint adapts a route to http.Handler: authentication first (before any
+// body is read), then the handler, then error mapping.
+func (s *server) endpoint(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := exchangeOf(w, r)
+		if rt.auth {
+			if err := s.authenticate(ex, r); err != nil {
+				s.writeError(ex, r, err)
+				return
+			}
+		}
+		if err := rt.handle(ex, r); err != nil {
+			s.writeError(ex, r, err)
+		}
+	})
+}
+
+// dispatch routes r through the mux, answering unknown routes with 404
+// not_found and known paths with the wrong method with 405
+// method_not_allowed and an Allow header, both as JSON. Unclean paths
+// ("/locks/a/../b", "//locks") are not redirected: they are 404.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	ex := exchangeOf(w, r)
+	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || !isCleanPath(p) {
+		s.writeError(ex, r, newError(errNotFound, "no such route: "+r.Method+" "+safePath(r)))
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		probe := probeWriter{header: http.Header{}}
+		h.ServeHTTP(&probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			ex.Header().Set("Allow", probe.header.Get("Allow"))
+			s.writeError(ex, r, newError(errMethodNotAllowed, "method "+r.Method+" is not allowed on "+safePath(r)+"; allowed: "+probe.header.Get("Allow")))
+			return
+		}
+		s.writeError(ex, r, newError(errNotFound, "no such route: "+r.Method+" "+safePath(r)))
+		return
+	}
+	s.mux.ServeHTTP(ex, r)
+}
+
+// isCleanPath reports whether p has no empty, "." or ".." segments (a
+// trailing slash is allowed), i.e. whether ServeMux would route it without
+// a redirect.
+func isCleanPath(p string) bool {
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.Contains(p, "//")
+}
+
+// safePath returns the request path for an error sentence, cut short so a
+// huge path is not echoed whole.
+func safePath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if len(p) > 200 {
+		p = p[:200] + "..."
+	}
+	return p
+}
+
+// probeWriter captures what ServeMux's own 404/405 handlers would write.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
