@@ -238,7 +238,13 @@ func (v *Validator) checkUnrouted(vr *http.Request, routeErr error, status int, 
 		v.record("(unknown route)", status)
 		return v.checkComponent(vr, "NotFound", http.StatusNotFound, status, header, resBody)
 	}
-	v.record(vr.Method+" "+pathTemplate(v, vr), status)
+	// The document lists 405 on each operation of the path.
+	tmpl := pathTemplate(v, vr)
+	for _, m := range allowed {
+		if m != http.MethodHead {
+			v.record(m+" "+tmpl, status)
+		}
+	}
 	if err := v.checkComponent(vr, "MethodNotAllowed", http.StatusMethodNotAllowed, status, header, resBody); err != nil {
 		return err
 	}
@@ -365,7 +371,8 @@ func (v *Validator) Covered() []string {
 }
 
 // Uncovered returns the documented "METHOD /path STATUS" triples no
-// exchange has shown yet, sorted. HEAD exchanges count for GET.
+// exchange has shown yet, sorted. HEAD exchanges count for GET; a 405 on
+// a path counts for every operation of the path.
 func (v *Validator) Uncovered() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -375,7 +382,7 @@ func (v *Validator) Uncovered() []string {
 		for method, op := range item.Operations() {
 			for status := range op.Responses.Map() {
 				key := method + " " + path + " " + status
-				if v.seen[key] == 0 && v.seen[strings.Replace(key, "GET ", "HEAD ", 1)] == 0 {
+				if v.seen[key] == 0 {
 					out = append(out, key)
 				}
 			}
