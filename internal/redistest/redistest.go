@@ -1,0 +1,315 @@
+// Package redistest starts real redis-server processes for tests: a single
+// server (Start) or a three-master Redis Cluster (StartCluster), each on free
+// loopback ports in the test's temporary directory, stopped when the test
+// ends.
+//
+// When redis-server is not installed, tests that need it are skipped with a
+// message, except when the environment variable OCTOSTORE_REQUIRE_REDIS=1
+// (as in CI), where they fail.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireEnv is the environment variable that turns a missing redis-server
+// from a skip into a failure when set to "1".
+const RequireEnv = "OCTOSTORE_REQUIRE_REDIS"
+
+// startTimeout bounds how long a server may take to answer PING.
+const startTimeout = 10 * time.Second
+
+// Require returns the path of redis-server. If it is not installed, it
+// skips t, or fails it when OCTOSTORE_REQUIRE_REDIS=1.
+func Require(t testing.TB) string {
+	t.Helper()
+	return requireBinary(t, "redis-server")
+}
+
+func requireBinary(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("redistest: %s not found in PATH and %s=1: install Redis (e.g. apt-get install redis-server)", name, RequireEnv)
+	}
+	t.Skipf("redistest: %s not found in PATH; skipping (set %s=1 to make this a failure)", name, RequireEnv)
+	return ""
+}
+
+// Server is one redis-server process started by Start. Its methods are
+// safe for concurrent use.
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has been waited for
+}
+
+// Start runs redis-server on a free 127.0.0.1 port with its working
+// directory in t.TempDir(), waits until it answers PING and stops it when
+// the test ends. The defaults (--save "" --appendonly no) come first and
+// args are appended, so args override them (e.g. "--appendonly", "yes").
+func Start(t testing.TB, args ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Require(t), dir: t.TempDir(), args: args}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		s.port, err = freePort()
+		if err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("redistest: start redis-server: %v", err)
+	return nil
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// URL returns redis://host:port for the server.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Dir returns the server's working directory (where an AOF lives).
+func (s *Server) Dir() string { return s.dir }
+
+// start launches the process and waits for PING; on failure the process is
+// gone again.
+func (s *Server) start() error {
+	argv := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	argv = append(argv, s.args...)
+	cmd := exec.Command(s.bin, argv...)
+	logf, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	if err := waitPing(s.Addr(), done); err != nil {
+		cmd.Process.Kill()
+		<-done
+		log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+		return fmt.Errorf("%w; log:\n%s", err, log)
+	}
+	return nil
+}
+
+// Kill stops the server with SIGKILL (no shutdown, no final fsync) and
+// waits for it to exit.
+func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+
+// Stop stops the server with SIGTERM and waits for it to exit (SIGKILL
+// after a few seconds). Stopping a stopped server does nothing.
+func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart stops the server if it runs and starts it again on the same port
+// and directory (so an append-only file is replayed), waiting for PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("redistest: restart redis-server on port %d: %v", s.port, err)
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitPing waits until addr answers PING with PONG, the process exits, or
+// startTimeout passes.
+func waitPing(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("redis-server exited during start")
+		default:
+		}
+		reply, err := command(addr, "PING")
+		if err == nil && reply == "+PONG" {
+			return nil
+		}
+		last = fmt.Errorf("PING: %q %v", reply, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("redis-server at %s did not answer PING within %v: %v", addr, startTimeout, last)
+}
+
+// command sends one inline command and returns the first line of the
+// reply, or for a bulk string its content.
+func command(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if !strings.HasPrefix(line, "$") {
+		return line, nil
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil || n < 0 {
+		return line, err
+	}
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", err
+	}
+	return string(body[:n]), nil
+}
+
+// Cluster is a three-master Redis Cluster started by StartCluster.
+type Cluster struct {
+	nodes []*Server
+}
+
+// StartCluster starts three redis-server processes in cluster mode (each in
+// its own directory), joins them with redis-cli --cluster create (no
+// replicas), waits until every node reports cluster_state:ok and stops them
+// when the test ends. It skips or fails like Require when redis-server or
+// redis-cli is missing.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	Require(t)
+	cli := requireBinary(t, "redis-cli")
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		// The bus port defaults to port+10000, which may be taken or out of
+		// range; pick a free one too.
+		bus, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest: free port for the cluster bus: %v", err)
+		}
+		c.nodes = append(c.nodes, Start(t, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"))
+	}
+	args := []string{"--cluster", "create"}
+	args = append(args, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range c.nodes {
+		for {
+			info, err := command(n.Addr(), "CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: cluster node %s not ok after 30s: %q %v", n.Addr(), info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Addrs returns the host:port of each master.
+func (c *Cluster) Addrs() []string {
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.Addr()
+	}
+	return addrs
+}
+
+// URL returns the cluster in go-redis' cluster URL form
+// redis://h1:p1?addr=h2:p2&addr=h3:p3.
+func (c *Cluster) URL() string {
+	addrs := c.Addrs()
+	u := "redis://" + addrs[0]
+	for i, a := range addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}

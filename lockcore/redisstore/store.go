@@ -1,0 +1,746 @@
+// Package redisstore is the lockcore.Store on Redis, through go-redis v9's
+// UniversalClient: a standalone server, Sentinel, Redis Cluster, or
+// miniredis in tests and local development.
+//
+// Every lock operation is one Lua script from package scripts (run with
+// EVALSHA, falling back to EVAL when the server does not know it yet) that
+// touches the keys of one account only, all in one hash slot thanks to the
+// hash tag {a:<account-id>}. Time comes from the Redis server (TIME), so many
+// stateless instances agree on expiries. Account and token operations are
+// single commands or short sequences designed to stay correct across Cluster
+// slots (see the method docs).
+//
+// Fencing tokens come from one INCR counter per account that never expires
+// and is never deleted. They survive a Redis crash only as far as Redis
+// persists writes: run Redis with appendonly yes and appendfsync always (or
+// a replicated, persistent managed Redis) when fencing tokens must never go
+// backwards.
+//
+// Failures to reach Redis, timeouts, cancelled contexts and transient server
+// states (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, BUSY, READONLY) are
+// returned wrapping lockcore.ErrUnavailable. The Store holds no connection
+// state of its own: when Redis comes back, the next calls succeed.
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/scripts"
+)
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "os:"
+
+// DefaultOpTimeout is the per-operation timeout used when
+// Options.OpTimeout is zero.
+const DefaultOpTimeout = 2 * time.Second
+
+// Options tune a Store.
+type Options struct {
+	// Prefix starts every key the store writes; default DefaultPrefix.
+	// Stores with different prefixes on one Redis do not see each other.
+	Prefix string
+	// OpTimeout bounds each operation when the caller's context has no
+	// earlier deadline; default DefaultOpTimeout.
+	OpTimeout time.Duration
+}
+
+// Config is what the command line or the environment give to Open.
+type Config struct {
+	// URL is a redis:// or rediss:// (TLS) URL as go-redis parses it. With
+	// Cluster it is go-redis' cluster form
+	// redis://h1:p1?addr=h2:p2&addr=h3:p3.
+	URL string
+	// Cluster selects a Redis Cluster client.
+	Cluster bool
+	// Prefix is Options.Prefix.
+	Prefix string
+	// OpTimeout is Options.OpTimeout; Open also uses it for the client's
+	// dial, read, write and pool timeouts.
+	OpTimeout time.Duration
+}
+
+// Store is a lockcore.Store on Redis. It is safe for concurrent use; many
+// Stores in many processes may share one Redis.
+type Store struct {
+	client    redis.UniversalClient
+	prefix    string
+	opTimeout time.Duration
+	closed    atomic.Bool
+}
+
+var (
+	acquireScript = redis.NewScript(scripts.Acquire)
+	renewScript   = redis.NewScript(scripts.Renew)
+	releaseScript = redis.NewScript(scripts.Release)
+	getScript     = redis.NewScript(scripts.Get)
+	listScript    = redis.NewScript(scripts.List)
+	accountScript = redis.NewScript(scripts.Account)
+)
+
+// New returns a Store over client. The Store owns the client from then on:
+// Close closes it. The client's own timeouts still apply; for a client that
+// does not set ContextTimeoutEnabled, a read can outlast OpTimeout up to the
+// client's ReadTimeout. Open configures all of this; prefer it.
+func New(client redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	return &Store{client: client, prefix: opts.Prefix, opTimeout: opts.OpTimeout}
+}
+
+// Open parses cfg.URL, builds a client whose dial, read, write and pool
+// timeouts are cfg.OpTimeout and which honours context deadlines, and pings
+// Redis once. A malformed URL is a plain error. A failing ping returns an
+// error wrapping lockcore.ErrUnavailable and no Store; a Store that opened
+// recovers by itself from later outages.
+//
+// Commands are not retried by the standalone client (MaxRetries -1), because
+// a retried release, revoke or token rotation that had already taken effect
+// would be misreported. The Cluster client keeps go-redis' redirect and
+// failover handling (MaxRedirects), which can retry a command after a
+// network error.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	timeout := cfg.OpTimeout
+	if timeout <= 0 {
+		timeout = DefaultOpTimeout
+	}
+	var client redis.UniversalClient
+	if cfg.Cluster {
+		o, err := redis.ParseClusterURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: cluster URL: %w", err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = -1
+		client = redis.NewClusterClient(o)
+	} else {
+		o, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: URL: %w", err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = -1
+		client = redis.NewClient(o)
+	}
+	s := New(client, Options{Prefix: cfg.Prefix, OpTimeout: timeout})
+	if err := s.Ping(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Client returns the underlying client, for tests and diagnostics.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// Ping checks that Redis answers, within OpTimeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// Close closes the client. Calls after Close fail with an error wrapping
+// lockcore.ErrUnavailable; a second Close returns nil.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.client.Close()
+}
+
+// op derives the context of one operation.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if s.closed.Load() {
+		return nil, nil, fmt.Errorf("redisstore: %w: store is closed", lockcore.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	return ctx, cancel, nil
+}
+
+// transientPrefixes are server error replies that mean "not now" rather
+// than "wrong request".
+var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK"}
+
+// fail translates a go-redis error: server replies that are not transient
+// are plain errors (a bug or a misconfiguration); everything else (network,
+// timeout, context, pool, closed client, transient replies) wraps
+// lockcore.ErrUnavailable.
+func (s *Store) fail(op string, err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+		transient := false
+		for _, p := range transientPrefixes {
+			if strings.HasPrefix(msg, p) {
+				transient = true
+				break
+			}
+		}
+		if !transient {
+			return fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+	}
+	return fmt.Errorf("redisstore: %s: %w: %w", op, lockcore.ErrUnavailable, err)
+}
+
+// Key layout. Every key of an account carries the hash tag {a:ID}.
+
+func (s *Store) tag(accountID string) string     { return s.prefix + "{a:" + accountID + "}" }
+func (s *Store) lockKey(tag, name string) string { return tag + ":lock:" + name }
+func (s *Store) accountKey(id string) string     { return s.tag(id) + ":account" }
+func (s *Store) tokenKey(h lockcore.TokenHash) string {
+	return s.prefix + "token:" + hex.EncodeToString(h[:])
+}
+func (s *Store) githubKey(id int64) string    { return s.prefix + "gh:" + strconv.FormatInt(id, 10) }
+func (s *Store) loginKey(login string) string { return s.prefix + "login:" + login }
+func (s *Store) accountsKey() string          { return s.prefix + "accounts" }
+
+// checkAccountID refuses ids that would break the hash tag.
+func checkAccountID(id string) error {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
+		return fmt.Errorf("redisstore: account id %q is not usable (empty, over 128 bytes, or containing braces)", id)
+	}
+	return nil
+}
+
+// Acquire implements lockcore.Locks.Acquire with one run of acquire.lua.
+func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	if err := lockcore.ValidateName(name); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	if err := lockcore.ValidateLeaseID(opts.LeaseID); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	ttl := opts.TTL.Milliseconds()
+	if ttl < 1 {
+		return lockcore.AcquireResult{}, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be at least 1ms (got %v)", opts.TTL)}
+	}
+	if opts.MaxHeld < 1 {
+		return lockcore.AcquireResult{}, fmt.Errorf("redisstore: acquire: MaxHeld must be at least 1 (got %d)", opts.MaxHeld)
+	}
+	if err := checkAccountID(accountID); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	hasMeta, meta := "0", ""
+	if opts.Metadata != nil {
+		hasMeta, meta = "1", *opts.Metadata
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	defer cancel()
+	tag := s.tag(accountID)
+	keys := []string{s.lockKey(tag, name), tag + ":fence", tag + ":held"}
+	res, err := acquireScript.Run(ctx, s.client, keys, name, opts.LeaseID, ttl, opts.MaxHeld, hasMeta, meta).Slice()
+	if err != nil {
+		return lockcore.AcquireResult{}, s.fail("acquire", err)
+	}
+	r := reply{v: res}
+	switch status := r.int(0); status {
+	case 2:
+		if r.err != nil {
+			return lockcore.AcquireResult{}, r.fail("acquire")
+		}
+		return lockcore.AcquireResult{}, fmt.Errorf("redisstore: acquire %q: %w", name, lockcore.ErrLockLimitExceeded)
+	case 0, 1:
+		lease := r.lease(name, 1)
+		now := r.time(7)
+		if r.err != nil {
+			return lockcore.AcquireResult{}, r.fail("acquire")
+		}
+		return lockcore.AcquireResult{Acquired: status == 1, Lease: lease, Now: now}, nil
+	default:
+		r.setErr(fmt.Errorf("unknown status %d", status))
+		return lockcore.AcquireResult{}, r.fail("acquire")
+	}
+}
+
+// Renew implements lockcore.Locks.Renew with one run of renew.lua.
+func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	if err := lockcore.ValidateName(name); err != nil {
+		return lockcore.Lease{}, err
+	}
+	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
+		return lockcore.Lease{}, err
+	}
+	ms := ttl.Milliseconds()
+	if ms < 1 {
+		return lockcore.Lease{}, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be at least 1ms (got %v)", ttl)}
+	}
+	if err := checkAccountID(accountID); err != nil {
+		return lockcore.Lease{}, err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Lease{}, err
+	}
+	defer cancel()
+	tag := s.tag(accountID)
+	res, err := renewScript.Run(ctx, s.client, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID, ms).Slice()
+	if err != nil {
+		return lockcore.Lease{}, s.fail("renew", err)
+	}
+	r := reply{v: res}
+	if r.int(0) != 1 {
+		if r.err != nil {
+			return lockcore.Lease{}, r.fail("renew")
+		}
+		return lockcore.Lease{}, fmt.Errorf("redisstore: renew %q: %w", name, lockcore.ErrLeaseNotCurrent)
+	}
+	lease := lockcore.Lease{
+		Name:         name,
+		LeaseID:      leaseID,
+		FencingToken: r.int(1),
+		ExpiresAt:    r.time(2),
+		TTL:          time.Duration(r.int(3)) * time.Millisecond,
+		Metadata:     r.str(5),
+	}
+	if r.err != nil {
+		return lockcore.Lease{}, r.fail("renew")
+	}
+	return lease, nil
+}
+
+// Release implements lockcore.Locks.Release with one run of release.lua.
+func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) error {
+	if err := lockcore.ValidateName(name); err != nil {
+		return err
+	}
+	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
+		return err
+	}
+	if err := checkAccountID(accountID); err != nil {
+		return err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	tag := s.tag(accountID)
+	n, err := releaseScript.Run(ctx, s.client, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID).Int64()
+	if err != nil {
+		return s.fail("release", err)
+	}
+	if n != 1 {
+		return fmt.Errorf("redisstore: release %q: %w", name, lockcore.ErrLeaseNotCurrent)
+	}
+	return nil
+}
+
+// Get implements lockcore.Locks.Get with one run of get.lua.
+func (s *Store) Get(ctx context.Context, accountID, name string) (lockcore.LockState, error) {
+	if err := lockcore.ValidateName(name); err != nil {
+		return lockcore.LockState{}, err
+	}
+	if err := checkAccountID(accountID); err != nil {
+		return lockcore.LockState{}, err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.LockState{}, err
+	}
+	defer cancel()
+	res, err := getScript.Run(ctx, s.client, []string{s.lockKey(s.tag(accountID), name)}).Slice()
+	if err != nil {
+		return lockcore.LockState{}, s.fail("get", err)
+	}
+	r := reply{v: res}
+	st := lockcore.LockState{Name: name}
+	if r.int(0) == 1 {
+		st.Held = true
+		st.Lease = r.lease(name, 1)
+	}
+	if r.err != nil {
+		return lockcore.LockState{}, r.fail("get")
+	}
+	return st, nil
+}
+
+// listAttempts bounds how often List re-asks with a corrected name set
+// while other clients keep acquiring new names.
+const listAttempts = 8
+
+// List implements lockcore.Locks.List with list.lua: the script sees the
+// held set and all the lock hashes at one moment. It is usually one round
+// trip (none held) or two.
+func (s *Store) List(ctx context.Context, accountID string) ([]lockcore.Lease, error) {
+	if err := checkAccountID(accountID); err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	tag := s.tag(accountID)
+	var names []string
+	for range listAttempts {
+		keys := make([]string, 0, len(names)+1)
+		keys = append(keys, tag+":held")
+		args := make([]any, 0, len(names))
+		for _, n := range names {
+			keys = append(keys, s.lockKey(tag, n))
+			args = append(args, n)
+		}
+		res, err := listScript.Run(ctx, s.client, keys, args...).Slice()
+		if err != nil {
+			return nil, s.fail("list", err)
+		}
+		r := reply{v: res}
+		if r.int(0) == 0 {
+			names = names[:0]
+			for i := 1; i < len(res); i++ {
+				names = append(names, r.str(i))
+			}
+			if r.err != nil {
+				return nil, r.fail("list")
+			}
+			continue
+		}
+		leases := make([]lockcore.Lease, 0, (len(res)-2)/7)
+		for i := 2; i+7 <= len(res); i += 7 {
+			leases = append(leases, r.lease(r.str(i), i+1))
+		}
+		if r.err != nil {
+			return nil, r.fail("list")
+		}
+		sort.Slice(leases, func(i, j int) bool { return leases[i].Name < leases[j].Name })
+		return leases, nil
+	}
+	return nil, fmt.Errorf("redisstore: list: %w: the held set kept changing over %d attempts", lockcore.ErrUnavailable, listAttempts)
+}
+
+// EnsureAccount implements lockcore.Accounts.EnsureAccount. The login index
+// key <prefix>login:<login> is claimed with SET NX (so one id wins), then
+// account.lua creates the record if absent; created reports whether this
+// call made the record.
+func (s *Store) EnsureAccount(ctx context.Context, login string) (lockcore.Account, bool, error) {
+	if err := lockcore.ValidateLogin(login); err != nil {
+		return lockcore.Account{}, false, err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Account{}, false, err
+	}
+	defer cancel()
+	id, err := s.claim(ctx, s.loginKey(login))
+	if err != nil {
+		return lockcore.Account{}, false, err
+	}
+	return s.writeAccount(ctx, id, login, 0, false)
+}
+
+// UpsertGitHubAccount implements lockcore.Accounts.UpsertGitHubAccount: the
+// index key <prefix>gh:<github id> is claimed with SET NX, then account.lua
+// creates the record or updates its login.
+func (s *Store) UpsertGitHubAccount(ctx context.Context, githubID int64, login string) (lockcore.Account, error) {
+	if githubID <= 0 {
+		return lockcore.Account{}, fmt.Errorf("redisstore: GitHub id must be positive (got %d)", githubID)
+	}
+	if err := lockcore.ValidateLogin(login); err != nil {
+		return lockcore.Account{}, err
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	defer cancel()
+	id, err := s.claim(ctx, s.githubKey(githubID))
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	acct, _, err := s.writeAccount(ctx, id, login, githubID, true)
+	return acct, err
+}
+
+// claim returns the account id stored under an index key, storing a new
+// one with SET NX if there is none. Index keys are never deleted, so the
+// first id set wins forever.
+func (s *Store) claim(ctx context.Context, key string) (string, error) {
+	id, err := s.client.Get(ctx, key).Result()
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return "", s.fail("account index", err)
+	}
+	fresh := lockcore.NewAccountID()
+	ok, err := s.client.SetNX(ctx, key, fresh, 0).Result()
+	if err != nil {
+		return "", s.fail("account index", err)
+	}
+	if ok {
+		return fresh, nil
+	}
+	id, err = s.client.Get(ctx, key).Result()
+	if err != nil {
+		return "", s.fail("account index", err)
+	}
+	return id, nil
+}
+
+// writeAccount runs account.lua for id and records id in the accounts set
+// (idempotent, so a creator that died half-way is repaired by the next
+// caller).
+func (s *Store) writeAccount(ctx context.Context, id, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
+	if err := checkAccountID(id); err != nil {
+		return lockcore.Account{}, false, err
+	}
+	set := "0"
+	if setLogin {
+		set = "1"
+	}
+	res, err := accountScript.Run(ctx, s.client, []string{s.accountKey(id)}, login, githubID, set).Slice()
+	if err != nil {
+		return lockcore.Account{}, false, s.fail("account", err)
+	}
+	if err := s.client.SAdd(ctx, s.accountsKey(), id).Err(); err != nil {
+		return lockcore.Account{}, false, s.fail("account", err)
+	}
+	r := reply{v: res}
+	created := r.int(0) == 1
+	gh, perr := strconv.ParseInt(r.str(2), 10, 64)
+	if perr != nil {
+		r.setErr(perr)
+	}
+	acct := lockcore.Account{ID: id, Login: r.str(1), GitHubID: gh, CreatedAt: r.time(3)}
+	if r.err != nil {
+		return lockcore.Account{}, false, r.fail("account")
+	}
+	return acct, created, nil
+}
+
+// AccountByID implements lockcore.Accounts.AccountByID with one HMGET.
+func (s *Store) AccountByID(ctx context.Context, id string) (lockcore.Account, error) {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	defer cancel()
+	return s.accountByID(ctx, id)
+}
+
+func (s *Store) accountByID(ctx context.Context, id string) (lockcore.Account, error) {
+	if checkAccountID(id) != nil {
+		return lockcore.Account{}, fmt.Errorf("redisstore: account %q: %w", id, lockcore.ErrNotFound)
+	}
+	vals, err := s.client.HMGet(ctx, s.accountKey(id), "login", "github_id", "created").Result()
+	if err != nil {
+		return lockcore.Account{}, s.fail("account", err)
+	}
+	login, ok := vals[0].(string)
+	if !ok {
+		return lockcore.Account{}, fmt.Errorf("redisstore: account %q: %w", id, lockcore.ErrNotFound)
+	}
+	ghs, _ := vals[1].(string)
+	cs, _ := vals[2].(string)
+	gh, err1 := strconv.ParseInt(ghs, 10, 64)
+	created, err2 := strconv.ParseInt(cs, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return lockcore.Account{}, fmt.Errorf("redisstore: account %q: malformed record: %w", id, err)
+	}
+	return lockcore.Account{ID: id, Login: login, GitHubID: gh, CreatedAt: time.UnixMilli(created).UTC()}, nil
+}
+
+// CountAccounts implements lockcore.Accounts.CountAccounts with SCARD of
+// the accounts set.
+func (s *Store) CountAccounts(ctx context.Context) (int64, error) {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	n, err := s.client.SCard(ctx, s.accountsKey()).Result()
+	if err != nil {
+		return 0, s.fail("count accounts", err)
+	}
+	return n, nil
+}
+
+// AddToken implements lockcore.Accounts.AddToken: it checks that the
+// account exists, then sets <prefix>token:<hash hex> to the account id.
+func (s *Store) AddToken(ctx context.Context, accountID string, hash lockcore.TokenHash) error {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if checkAccountID(accountID) != nil {
+		return fmt.Errorf("redisstore: add token: account %q: %w", accountID, lockcore.ErrNotFound)
+	}
+	n, err := s.client.Exists(ctx, s.accountKey(accountID)).Result()
+	if err != nil {
+		return s.fail("add token", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("redisstore: add token: account %q: %w", accountID, lockcore.ErrNotFound)
+	}
+	if err := s.client.Set(ctx, s.tokenKey(hash), accountID, 0).Err(); err != nil {
+		return s.fail("add token", err)
+	}
+	return nil
+}
+
+// AccountByToken implements lockcore.Accounts.AccountByToken: one GET of
+// the token key and one HMGET of the account.
+func (s *Store) AccountByToken(ctx context.Context, hash lockcore.TokenHash) (lockcore.Account, error) {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	defer cancel()
+	id, err := s.client.Get(ctx, s.tokenKey(hash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return lockcore.Account{}, fmt.Errorf("redisstore: token: %w", lockcore.ErrNotFound)
+	}
+	if err != nil {
+		return lockcore.Account{}, s.fail("token", err)
+	}
+	return s.accountByID(ctx, id)
+}
+
+// RotateToken implements lockcore.Accounts.RotateToken. The two token keys
+// may sit in different Cluster slots, so it is three steps: read the
+// account of old, SET new, then GETDEL old. Only the caller whose GETDEL
+// took old succeeds; a caller that finds old already gone deletes its new
+// key again and returns ErrNotFound, so of concurrent rotations exactly one
+// wins and no losing token stays valid.
+func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
+	if old == new {
+		return lockcore.Account{}, errors.New("redisstore: rotate token: the new token hash equals the old one")
+	}
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	defer cancel()
+	oldKey, newKey := s.tokenKey(old), s.tokenKey(new)
+	id, err := s.client.Get(ctx, oldKey).Result()
+	if errors.Is(err, redis.Nil) {
+		return lockcore.Account{}, fmt.Errorf("redisstore: rotate token: %w", lockcore.ErrNotFound)
+	}
+	if err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	acct, err := s.accountByID(ctx, id)
+	if err != nil {
+		return lockcore.Account{}, err
+	}
+	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	took, err := s.client.GetDel(ctx, oldKey).Result()
+	if errors.Is(err, redis.Nil) || (err == nil && took != id) {
+		if err := s.client.Del(ctx, newKey).Err(); err != nil {
+			return lockcore.Account{}, s.fail("rotate token", err)
+		}
+		return lockcore.Account{}, fmt.Errorf("redisstore: rotate token: %w (rotated or revoked concurrently)", lockcore.ErrNotFound)
+	}
+	if err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	return acct, nil
+}
+
+// RevokeToken implements lockcore.Accounts.RevokeToken with one DEL.
+func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	n, err := s.client.Del(ctx, s.tokenKey(hash)).Result()
+	if err != nil {
+		return s.fail("revoke token", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("redisstore: revoke token: %w", lockcore.ErrNotFound)
+	}
+	return nil
+}
+
+// reply decodes a script's array reply, remembering the first malformed
+// element instead of failing at each read.
+type reply struct {
+	v   []any
+	err error
+}
+
+func (r *reply) setErr(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reply) fail(op string) error {
+	return fmt.Errorf("redisstore: %s: malformed script reply %v: %w", op, r.v, r.err)
+}
+
+func (r *reply) int(i int) int64 {
+	if i >= len(r.v) {
+		r.setErr(fmt.Errorf("element %d missing", i))
+		return 0
+	}
+	n, ok := r.v[i].(int64)
+	if !ok {
+		r.setErr(fmt.Errorf("element %d is %T, not an integer", i, r.v[i]))
+	}
+	return n
+}
+
+func (r *reply) str(i int) string {
+	if i >= len(r.v) {
+		r.setErr(fmt.Errorf("element %d missing", i))
+		return ""
+	}
+	s, ok := r.v[i].(string)
+	if !ok {
+		r.setErr(fmt.Errorf("element %d is %T, not a string", i, r.v[i]))
+	}
+	return s
+}
+
+func (r *reply) time(i int) time.Time { return time.UnixMilli(r.int(i)).UTC() }
+
+// lease decodes lease, fence, expires, ttl, hasmeta, metadata from index i.
+func (r *reply) lease(name string, i int) lockcore.Lease {
+	l := lockcore.Lease{
+		Name:         name,
+		LeaseID:      r.str(i),
+		FencingToken: r.int(i + 1),
+		ExpiresAt:    r.time(i + 2),
+		TTL:          time.Duration(r.int(i+3)) * time.Millisecond,
+	}
+	if r.int(i+4) == 1 {
+		l.Metadata = r.str(i + 5)
+	}
+	return l
+}
+
+var _ lockcore.Store = (*Store)(nil)

@@ -1,0 +1,52 @@
+// Package scripts holds the Lua scripts that make each Redis operation of
+// OctoStore atomic: one file per operation, each headed by a comment naming
+// its KEYS and ARGV and describing its reply.
+//
+// The scripts follow the key layout of DESIGN.md: every key of one account
+// carries the hash tag {a:<account-id>}, every key a script touches is passed
+// in KEYS, and each script touches keys of one hash slot only, so they run
+// unchanged on a standalone Redis, Redis Cluster and miniredis. Time comes
+// from redis.call('TIME') (milliseconds), never from the caller; a lease is
+// held while now < expires.
+//
+// This package only embeds text; it does not depend on any Redis client.
+package scripts
+
+import _ "embed"
+
+// Acquire is acquire.lua: take a lock for a lease (new lease, idempotent
+// retry of the current lease, refusal because another lease holds it, or
+// refusal because of the account's quota), and issue the fencing token from
+// the account's counter.
+//
+//go:embed acquire.lua
+var Acquire string
+
+// Renew is renew.lua: move the expiry of the current lease if the lease id
+// holds the lock now.
+//
+//go:embed renew.lua
+var Renew string
+
+// Release is release.lua: free a lock if the lease id holds it now; the
+// fencing counter is never touched.
+//
+//go:embed release.lua
+var Release string
+
+// Get is get.lua: read one lock against the server clock.
+//
+//go:embed get.lua
+var Get string
+
+// List is list.lua: an atomic snapshot of an account's unexpired leases,
+// with lazy cleanup of expired entries of the held set.
+//
+//go:embed list.lua
+var List string
+
+// Account is account.lua: create an account record if it is absent, or
+// update the login of an existing one.
+//
+//go:embed account.lua
+var Account string
