@@ -1,0 +1,143 @@
+package lincheck
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func ms(n int64) time.Time { return origin.Add(time.Duration(n) * time.Millisecond) }
+
+// tl builds timeline records; times in ms.
+type tl struct{ recs []Record }
+
+func (b *tl) add(kind OpKind, lease string, call, ret int64, out Output) *tl {
+	in := Input{Kind: kind, Lock: "x", LeaseID: lease}
+	if kind == OpAcquire || kind == OpRenew {
+		in.TTL = time.Second
+	}
+	b.recs = append(b.recs, Record{Input: in, Output: out, Call: ms(call), Return: ms(ret)})
+	return b
+}
+
+// ok adds an acknowledged acquire or renew taking effect at `at` with the
+// given ttl.
+func (b *tl) ok(kind OpKind, lease string, tok, at, ttl int64) *tl {
+	o := Output{Outcome: Acquired, LeaseID: lease, Token: tok, ExpiresAt: ms(at + ttl), TTL: time.Duration(ttl) * time.Millisecond}
+	if kind == OpRenew {
+		o.Outcome = Renewed
+	}
+	b.add(kind, lease, at-2, at+2, o)
+	b.recs[len(b.recs)-1].Input.TTL = o.TTL
+	return b
+}
+
+func (b *tl) get(call int64, out Output) *tl { return b.add(OpGet, "", call, call+2, out) }
+
+func (b *tl) history() History { return History{Records: b.recs, End: ms(1e6)} }
+
+func TestCheckTimeline(t *testing.T) {
+	held := func(lease string, tok, exp int64) Output {
+		o := getHeld(lease, tok)
+		o.ExpiresAt = ms(exp)
+		return o
+	}
+	cases := []struct {
+		name string
+		b    *tl
+		want string // "" for no violation, else the Kind expected
+	}{
+		{"expiry then a new holder", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			get(500, held("a", 1, 1000)).
+			ok(OpAcquire, "b", 2, 1200, 1000).
+			get(1500, held("b", 2, 2200)), ""},
+		{"new holder before expiry", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			ok(OpAcquire, "b", 2, 500, 1000), "two holders"},
+		{"new holder after release", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 300, 310, released).
+			ok(OpAcquire, "b", 2, 400, 1000).
+			get(600, held("b", 2, 1400)), ""},
+		{"new holder after a lost release", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 300, 310, unknown).
+			ok(OpAcquire, "b", 2, 400, 1000), ""},
+		{"new holder before the release was sent", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 600, 610, released).
+			ok(OpAcquire, "b", 2, 400, 1000), "two holders"},
+		{"token going down", new(tl).
+			ok(OpAcquire, "a", 2, 0, 1000).
+			ok(OpAcquire, "b", 1, 1200, 1000), "token order"},
+		{"token naming two leases", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			ok(OpAcquire, "b", 1, 1200, 1000), "token reused"},
+		{"renewal after expiry", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			ok(OpRenew, "a", 1, 1500, 1000), "revived"},
+		{"renewal after a lost renewal may be fine", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRenew, "a", 900, 905, unknown).
+			ok(OpRenew, "a", 1, 1500, 1000), ""},
+		{"renewal after acknowledged release", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 300, 310, released).
+			ok(OpRenew, "a", 1, 400, 1000), "release lost"},
+		{"read after release shows the lease", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 300, 310, released).
+			get(400, held("a", 1, 1000)), "release lost"},
+		{"acknowledged lease read as free", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			get(500, free), "lease lost"},
+		{"lease read as free after a lost release", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			add(OpRelease, "a", 400, 405, unknown).
+			get(500, free), ""},
+		{"lease read as free after it expired", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			get(1100, free), ""},
+		{"renewal lost", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			ok(OpRenew, "a", 1, 500, 1000).
+			get(700, held("a", 1, 1000)), "stale renewal"},
+		{"shorter renewal is not stale", new(tl).
+			ok(OpAcquire, "a", 1, 0, 1000).
+			ok(OpRenew, "a", 1, 500, 100).
+			get(550, held("a", 1, 600)), ""},
+		{"lease from nowhere", new(tl).
+			get(500, held("z", 9, 1000)), "phantom lease"},
+		{"lease from a lost acquire", new(tl).
+			add(OpAcquire, "z", 100, 105, unknown).
+			get(500, held("z", 9, 1000)), ""},
+		{"expired lease read as held", new(tl).
+			add(OpAcquire, "z", 100, 105, unknown).
+			get(1500, held("z", 9, 1000)), "revived"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vs, stats := CheckTimeline(c.b.history(), 5*time.Millisecond)
+			if c.want == "" {
+				if len(vs) != 0 {
+					t.Fatalf("unexpected violations: %v", vs)
+				}
+				if stats.Acks == 0 && stats.Reads == 0 {
+					t.Fatal("nothing was checked")
+				}
+				return
+			}
+			found := false
+			for _, v := range vs {
+				found = found || v.Kind == c.want
+			}
+			if !found {
+				t.Fatalf("violations %v, want one of kind %q", vs, c.want)
+			}
+			if !strings.Contains(vs[0].String(), "x: ") {
+				t.Errorf("violation does not name its lock: %s", vs[0])
+			}
+		})
+	}
+}
