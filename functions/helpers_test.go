@@ -1,0 +1,293 @@
+package functions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+)
+
+// backend is one real store the HTTP tests run over. open returns a fresh,
+// empty store (closed by t.Cleanup) and a function that moves the store's
+// clock forward. Every test that ranges over backends gives the same
+// answers on each, modulo what normalize replaces.
+type backend struct {
+	name string
+	open func(t testing.TB) (lockcore.Store, func(time.Duration))
+}
+
+// backends lists the stores under test. A new backend is one more entry.
+var backends = []backend{
+	{"sqlite", openSQLite},
+}
+
+// testEpoch is where the injected clocks start.
+var testEpoch = time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func openSQLite(t testing.TB) (lockcore.Store, func(time.Duration)) {
+	t.Helper()
+	clock := &fakeClock{t: testEpoch}
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "octostore.db"), sqlitestore.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatalf("open sqlite store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, clock.Advance
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one handler over one fresh store with two accounts, alice and bob.
+type env struct {
+	store   lockcore.Store
+	advance func(time.Duration)
+	h       http.Handler
+	logs    *syncBuffer
+	tokens  map[string]string // login → bearer token
+	ids     map[string]string // login → account id
+}
+
+// envOption changes the Deps (or the store) of an env before New.
+type envOption func(*functions.Deps)
+
+func newEnv(t testing.TB, b backend, opts ...envOption) *env {
+	t.Helper()
+	st, advance := b.open(t)
+	e := &env{store: st, advance: advance, logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	ctx := context.Background()
+	for _, login := range []string{"alice", "bob"} {
+		acct, _, err := st.EnsureAccount(ctx, login)
+		if err != nil {
+			t.Fatalf("EnsureAccount(%s): %v", login, err)
+		}
+		tok, hash := lockcore.NewToken()
+		if err := st.AddToken(ctx, acct.ID, hash); err != nil {
+			t.Fatalf("AddToken(%s): %v", login, err)
+		}
+		e.tokens[login], e.ids[login] = tok, acct.ID
+	}
+	d := functions.Deps{
+		Store:     st,
+		StoreName: b.name,
+		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Version:   "test",
+	}
+	for _, o := range opts {
+		o(&d)
+	}
+	e.h = functions.New(d)
+	return e
+}
+
+// req is one request of a test: auth is a login ("alice", "bob"), "-" for
+// no Authorization header, or "raw:" and the header's exact value; the
+// default is alice.
+type req struct {
+	method, path string
+	auth         string
+	body         string
+	header       map[string]string
+	ctx          context.Context
+	want500      bool // the one test that provokes a 500 on purpose
+}
+
+func (e *env) do(t testing.TB, q req) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, e.request(t, q))
+	checkCommon(t, q, w)
+	return w
+}
+
+// request builds q's *http.Request. In a "raw:" auth value, TOKEN stands
+// for alice's token.
+func (e *env) request(t testing.TB, q req) *http.Request {
+	t.Helper()
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	r := httptest.NewRequest(q.method, "http://octostore.test"+q.path, body)
+	if q.ctx != nil {
+		r = r.WithContext(q.ctx)
+	}
+	switch {
+	case q.auth == "" || q.auth == "alice" || q.auth == "bob":
+		who := q.auth
+		if who == "" {
+			who = "alice"
+		}
+		r.Header.Set("Authorization", "Bearer "+e.tokens[who])
+	case q.auth == "-":
+	case strings.HasPrefix(q.auth, "raw:"):
+		r.Header.Set("Authorization", strings.ReplaceAll(strings.TrimPrefix(q.auth, "raw:"), "TOKEN", e.tokens["alice"]))
+	default:
+		t.Fatalf("bad auth %q in test", q.auth)
+	}
+	for k, v := range q.header {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// checkCommon asserts what every response must have.
+func checkCommon(t testing.TB, q req, w *httptest.ResponseRecorder) {
+	t.Helper()
+	where := q.method + " " + q.path
+	h := w.Result().Header
+	rid := h.Get("X-Request-Id")
+	if !requestIDRE.MatchString(rid) {
+		t.Errorf("%s: X-Request-Id %q is not well formed", where, rid)
+	}
+	if got := h.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("%s: Cache-Control = %q, want no-store", where, got)
+	}
+	if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", where, got)
+	}
+	if got := h.Get("Content-Type"); got != "application/json; charset=utf-8" {
+		t.Errorf("%s: Content-Type = %q", where, got)
+	}
+	if w.Code >= 500 && w.Code != http.StatusServiceUnavailable && !q.want500 {
+		t.Errorf("%s: status %d", where, w.Code)
+	}
+	switch w.Code {
+	case http.StatusUnauthorized:
+		if got := h.Get("WWW-Authenticate"); got != `Bearer realm="octostore"` {
+			t.Errorf("%s: 401 with WWW-Authenticate %q", where, got)
+		}
+	case http.StatusServiceUnavailable:
+		if got := h.Get("Retry-After"); got != "1" {
+			t.Errorf("%s: 503 with Retry-After %q", where, got)
+		}
+	case http.StatusMethodNotAllowed:
+		if h.Get("Allow") == "" {
+			t.Errorf("%s: 405 without Allow", where)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("%s: body is not a JSON object: %v: %q", where, err, w.Body.String())
+	}
+	if w.Code >= 400 && !(w.Code == http.StatusConflict && m["status"] == "held") && !strings.HasPrefix(q.path, "/health") {
+		if m["request_id"] != rid {
+			t.Errorf("%s: error body request_id %v, header %q", where, m["request_id"], rid)
+		}
+		if s, _ := m["error"].(string); s == "" {
+			t.Errorf("%s: error body without a sentence: %s", where, w.Body.String())
+		}
+		if s, _ := m["code"].(string); s == "" {
+			t.Errorf("%s: error body without a code: %s", where, w.Body.String())
+		}
+		if len(m) != 3 {
+			t.Errorf("%s: error body has extra fields: %s", where, w.Body.String())
+		}
+	}
+}
+
+// normalizer replaces what differs between runs and backends (generated
+// lease ids, holder ids, tokens, account ids, times, generated request ids,
+// retry_after_ms) with placeholders. Numbered placeholders keep equality
+// visible: the same lease id is <LEASE1> wherever it appears.
+type normalizer struct {
+	seen map[string]string
+	next map[string]int
+}
+
+func newNormalizer() *normalizer {
+	return &normalizer{seen: map[string]string{}, next: map[string]int{}}
+}
+
+var normRules = []struct {
+	re   *regexp.Regexp
+	kind string // numbered placeholder kind, or "" for a fixed replacement
+	repl string
+}{
+	{regexp.MustCompile(`os_[A-Za-z0-9_-]{43}`), "TOKEN", ""},
+	{regexp.MustCompile(`acct_[0-9a-f]{20}`), "ACCOUNT", ""},
+	{regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}`), "LEASE", ""},
+	{regexp.MustCompile(`h_[0-9a-f]{24}`), "HOLDER", ""},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`), "", "<TIME>"},
+	{regexp.MustCompile(`"request_id":"[0-9a-f]{32}"`), "", `"request_id":"<REQUEST_ID>"`},
+	{regexp.MustCompile(`X-Request-Id: [0-9a-f]{32}\n`), "", "X-Request-Id: <REQUEST_ID>\n"},
+	{regexp.MustCompile(`"retry_after_ms":\d+`), "", `"retry_after_ms":<MS>`},
+}
+
+func (n *normalizer) normalize(s string) string {
+	for _, rule := range normRules {
+		if rule.kind == "" {
+			s = rule.re.ReplaceAllString(s, rule.repl)
+			continue
+		}
+		s = rule.re.ReplaceAllStringFunc(s, func(m string) string {
+			if p, ok := n.seen[m]; ok {
+				return p
+			}
+			n.next[rule.kind]++
+			p := fmt.Sprintf("<%s%d>", rule.kind, n.next[rule.kind])
+			n.seen[m] = p
+			return p
+		})
+	}
+	return s
+}
+
+// decode returns the JSON object of a response body.
+func decode(t testing.TB, w *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("body %q: %v", w.Body.String(), err)
+	}
+	return m
+}
