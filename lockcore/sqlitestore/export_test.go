@@ -1,0 +1,26 @@
+package sqlitestore
+
+import "database/sql"
+
+// Commits returns how many batch transactions have committed.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// Batches returns how many batches the writer has run.
+func (s *Store) Batches() int64 { return s.batches.Load() }
+
+// QueueLen returns how many write ops wait for the writer.
+func (s *Store) QueueLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// SetBeforeBatch installs a hook the writer calls with each batch's size
+// before applying it. Call it before any write is queued.
+func (s *Store) SetBeforeBatch(f func(n int)) { s.beforeBatch = f }
+
+// ReadDB returns the read pool.
+func (s *Store) ReadDB() *sql.DB { return s.rdb }
+
+// WriteConn returns the writer's connection (use only while no write runs).
+func (s *Store) WriteConn() *sql.Conn { return s.wconn }

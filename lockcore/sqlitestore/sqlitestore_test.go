@@ -1,0 +1,629 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+	"github.com/octostore/octostore/lockcore/storetest"
+)
+
+// TestMain fails the run if goroutines started by the tests outlive them.
+func TestMain(m *testing.M) {
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines at start, %d at end\n%s\n", before, n, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// fakeClock is a mutex-protected clock the tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// gate stalls the writer before one batch, so that tests can queue ops
+// behind it and control what the next batch contains.
+type gate struct {
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gate) hook(int) {
+	g.mu.Lock()
+	if !g.armed {
+		g.mu.Unlock()
+		return
+	}
+	g.armed = false
+	entered, open := g.entered, g.open
+	g.mu.Unlock()
+	close(entered)
+	<-open
+}
+
+// arm makes the writer stop before its next batch; wait blocks until it
+// has, and release lets it go on.
+func (g *gate) arm() (wait, release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed = true
+	g.entered, g.open = make(chan struct{}), make(chan struct{})
+	entered, open := g.entered, g.open
+	var once sync.Once
+	return func() { <-entered }, func() { once.Do(func() { close(open) }) }
+}
+
+type testStore struct {
+	*sqlitestore.Store
+	clock *fakeClock
+	gate  *gate
+	path  string
+}
+
+func openAt(t testing.TB, path string, clock *fakeClock, opts sqlitestore.Options) *testStore {
+	t.Helper()
+	opts.Now = clock.Now
+	s, err := sqlitestore.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	g := &gate{}
+	s.SetBeforeBatch(g.hook)
+	ts := &testStore{Store: s, clock: clock, gate: g, path: path}
+	t.Cleanup(func() { _ = s.Close() })
+	return ts
+}
+
+func openTest(t testing.TB, opts sqlitestore.Options) *testStore {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "octostore.db"), newFakeClock(), opts)
+}
+
+// stall stops the writer with a write of its own in flight and returns a
+// function that lets it continue. The blocking write is an EnsureAccount
+// of login "stall-N", which the caller may ignore.
+func (s *testStore) stall(t *testing.T) (release func()) {
+	t.Helper()
+	wait, open := s.gate.arm()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.EnsureAccount(context.Background(), fmt.Sprintf("stall-%d", time.Now().UnixNano()))
+		done <- err
+	}()
+	wait()
+	t.Cleanup(open)
+	return func() {
+		open()
+		if err := <-done; err != nil {
+			t.Errorf("stalling write: %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n writes are queued behind a stalled writer.
+func (s *testStore) waitQueued(n int) {
+	for s.QueueLen() < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{Open: func(t *testing.T) *storetest.Instance {
+		clock := newFakeClock()
+		path := filepath.Join(t.TempDir(), "octostore.db")
+		cur := openAt(t, path, clock, sqlitestore.Options{})
+		inst := &storetest.Instance{Store: cur.Store, Advance: clock.Advance}
+		inst.Reopen = func() lockcore.Store {
+			if err := cur.Close(); err != nil {
+				t.Fatalf("Close before reopen: %v", err)
+			}
+			cur = openAt(t, path, clock, sqlitestore.Options{})
+			return cur.Store
+		}
+		return inst
+	}})
+}
+
+func mustAccount(t *testing.T, s lockcore.Store, login string) lockcore.Account {
+	t.Helper()
+	a, _, err := s.EnsureAccount(context.Background(), login)
+	if err != nil {
+		t.Fatalf("EnsureAccount(%q): %v", login, err)
+	}
+	return a
+}
+
+func opts(lease string) lockcore.AcquireOptions {
+	return lockcore.AcquireOptions{LeaseID: lease, TTL: 10 * time.Second, MaxHeld: 100}
+}
+
+// TestPragmas checks that the DSN pragmas are in effect on the write
+// connection and on several pooled read connections at once.
+func TestPragmas(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{BusyTimeout: 1234 * time.Millisecond})
+	ctx := context.Background()
+	check := func(who string, q func(string) (string, error)) {
+		want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "1234"}
+		for p, w := range want {
+			got, err := q("PRAGMA " + p)
+			if err != nil {
+				t.Fatalf("%s: PRAGMA %s: %v", who, p, err)
+			}
+			if !strings.EqualFold(got, w) {
+				t.Errorf("%s: PRAGMA %s = %q, want %q", who, p, got, w)
+			}
+		}
+	}
+	check("write conn", func(q string) (v string, err error) {
+		err = s.WriteConn().QueryRowContext(ctx, q).Scan(&v)
+		return v, err
+	})
+	// Hold three read connections at once so they are distinct.
+	for i := 0; i < 3; i++ {
+		c, err := s.ReadDB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		check(fmt.Sprintf("read conn %d", i), func(q string) (v string, err error) {
+			err = c.QueryRowContext(ctx, q).Scan(&v)
+			return v, err
+		})
+		var qo string
+		if err := c.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
+			t.Errorf("read conn %d: query_only = %q, %v; want 1", i, qo, err)
+		}
+	}
+}
+
+// TestGroupCommit checks that writes queued while the writer is busy are
+// applied in one transaction with one commit, and that MaxBatch bounds it.
+func TestGroupCommit(t *testing.T) {
+	for _, tc := range []struct {
+		maxBatch, ops int
+		wantBatches   int64
+	}{
+		{maxBatch: 0, ops: 50, wantBatches: 1},
+		{maxBatch: 4, ops: 10, wantBatches: 3},
+	} {
+		t.Run(fmt.Sprintf("max=%d,ops=%d", tc.maxBatch, tc.ops), func(t *testing.T) {
+			s := openTest(t, sqlitestore.Options{MaxBatch: tc.maxBatch})
+			acct := mustAccount(t, s, "alice")
+			release := s.stall(t)
+			commits0, batches0 := s.Commits(), s.Batches()
+
+			var wg sync.WaitGroup
+			results := make([]lockcore.AcquireResult, tc.ops)
+			errs := make([]error, tc.ops)
+			for i := 0; i < tc.ops; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i], errs[i] = s.Acquire(context.Background(), acct.ID, fmt.Sprintf("lock-%d", i), opts(lockcore.NewLeaseID()))
+				}()
+			}
+			s.waitQueued(tc.ops)
+			release()
+			wg.Wait()
+
+			seen := map[int64]bool{}
+			for i := range errs {
+				if errs[i] != nil || !results[i].Acquired {
+					t.Fatalf("op %d: Acquired=%v err=%v", i, results[i].Acquired, errs[i])
+				}
+				if seen[results[i].Lease.FencingToken] {
+					t.Fatalf("fencing token %d issued twice", results[i].Lease.FencingToken)
+				}
+				seen[results[i].Lease.FencingToken] = true
+			}
+			// The stalled write is one batch and one commit of its own.
+			if got := s.Batches() - batches0; got != tc.wantBatches+1 {
+				t.Errorf("batches = %d, want %d", got, tc.wantBatches+1)
+			}
+			if got := s.Commits() - commits0; got != tc.wantBatches+1 {
+				t.Errorf("commits = %d, want %d", got, tc.wantBatches+1)
+			}
+			held, err := s.List(context.Background(), acct.ID)
+			if err != nil || len(held) != tc.ops {
+				t.Fatalf("List: %d leases, %v; want %d", len(held), err, tc.ops)
+			}
+		})
+	}
+}
+
+// TestBatchOpsSeeEachOther checks that ops of one batch run in queue order,
+// each seeing the effects of earlier ones, and that one op's failure (even
+// after a partial write) undoes only that op.
+func TestBatchOpsSeeEachOther(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	alice, bob := mustAccount(t, s, "alice"), mustAccount(t, s, "bob")
+	aliceTok, bobTok := lockcore.HashToken("a"), lockcore.HashToken("b")
+	if err := s.AddToken(ctx, alice.ID, aliceTok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddToken(ctx, bob.ID, bobTok); err != nil {
+		t.Fatal(err)
+	}
+
+	release := s.stall(t)
+	var wg sync.WaitGroup
+	run := func(n int, f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+		s.waitQueued(n)
+	}
+	var (
+		first, second lockcore.AcquireResult
+		err1, err2    error
+		rotErr        error
+		relErr        error
+	)
+	run(1, func() { first, err1 = s.Acquire(ctx, alice.ID, "x", opts("lease-1")) })
+	run(2, func() { second, err2 = s.Acquire(ctx, alice.ID, "x", opts("lease-2")) })
+	// Deletes aliceTok, then fails inserting bob's hash: must be undone.
+	run(3, func() { _, rotErr = s.RotateToken(ctx, aliceTok, bobTok) })
+	run(4, func() { relErr = s.Release(ctx, alice.ID, "x", "lease-1") })
+	release()
+	wg.Wait()
+
+	if err1 != nil || !first.Acquired {
+		t.Fatalf("first acquire: %+v, %v", first, err1)
+	}
+	if err2 != nil || second.Acquired || second.Lease.LeaseID != "lease-1" {
+		t.Fatalf("second acquire in the same batch: want held by lease-1, got %+v, %v", second, err2)
+	}
+	if rotErr == nil {
+		t.Fatal("rotating onto another account's token hash: want an error")
+	}
+	if relErr != nil {
+		t.Fatalf("release after the failed op in the same batch: %v", relErr)
+	}
+	if a, err := s.AccountByToken(ctx, aliceTok); err != nil || a.ID != alice.ID {
+		t.Fatalf("alice's token after the failed rotation: %+v, %v (the failed op's delete leaked)", a, err)
+	}
+	if st, err := s.Get(ctx, alice.ID, "x"); err != nil || st.Held {
+		t.Fatalf("Get after release: %+v, %v", st, err)
+	}
+}
+
+// TestCancelledWriteNotApplied checks that a write whose context ends while
+// it waits in the queue returns ErrUnavailable and is never applied.
+func TestCancelledWriteNotApplied(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	acct := mustAccount(t, s, "alice")
+	release := s.stall(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+		done <- err
+	}()
+	s.waitQueued(1)
+	cancel()
+	if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("cancelled acquire: want ErrUnavailable, got %v", err)
+	}
+	release()
+
+	bg := context.Background()
+	st, err := s.Get(bg, acct.ID, "x")
+	if err != nil || st.Held {
+		t.Fatalf("Get after the cancelled acquire: %+v, %v; want free", st, err)
+	}
+	res, err := s.Acquire(bg, acct.ID, "x", opts("lease-2"))
+	if err != nil || !res.Acquired || res.Lease.FencingToken != 1 {
+		t.Fatalf("next acquire: %+v, %v; want acquired with fencing token 1 (no token spent)", res, err)
+	}
+
+	// A context that has already ended never reaches the queue.
+	dead, cancel2 := context.WithCancel(bg)
+	cancel2()
+	if _, err := s.Acquire(dead, acct.ID, "y", opts("lease-3")); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("acquire with a dead context: want ErrUnavailable, got %v", err)
+	}
+	if st, _ := s.Get(bg, acct.ID, "y"); st.Held {
+		t.Fatal("acquire with a dead context was applied")
+	}
+}
+
+// copyFile copies src to dst if src exists.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashSnapshot checks that acknowledged writes are in the files on
+// disk while the store is still open: a copy of the database and its WAL
+// taken without closing (as a crash would leave them) holds them.
+func TestCrashSnapshot(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	tok := lockcore.HashToken("tok")
+	if err := s.AddToken(ctx, acct.ID, tok); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+	if err != nil || !res.Acquired {
+		t.Fatalf("Acquire: %+v, %v", res, err)
+	}
+
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	copyFile(t, s.Path(), snap)
+	copyFile(t, s.Path()+"-wal", snap+"-wal")
+	c := openAt(t, snap, s.clock, sqlitestore.Options{})
+	if a, err := c.AccountByToken(ctx, tok); err != nil || a.ID != acct.ID {
+		t.Fatalf("token in the snapshot: %+v, %v", a, err)
+	}
+	st, err := c.Get(ctx, acct.ID, "x")
+	if err != nil || !st.Held || st.Lease.LeaseID != "lease-1" || st.Lease.FencingToken != res.Lease.FencingToken {
+		t.Fatalf("lock in the snapshot: %+v, %v", st, err)
+	}
+}
+
+// TestReopenKeepsFencing checks that fencing tokens keep increasing across a
+// close and reopen, and that expired leases are not revived.
+func TestReopenKeepsFencing(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	r1, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("second Close: want ErrUnavailable, got %v", err)
+	}
+	if _, err := s.Acquire(ctx, acct.ID, "y", opts("lease-9")); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("Acquire after Close: want ErrUnavailable, got %v", err)
+	}
+	if _, err := s.Get(ctx, acct.ID, "x"); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("Get after Close: want ErrUnavailable, got %v", err)
+	}
+
+	s2 := openAt(t, s.path, s.clock, sqlitestore.Options{})
+	if n, err := s2.CountAccounts(ctx); err != nil || n != 1 {
+		t.Fatalf("CountAccounts after reopen: %d, %v", n, err)
+	}
+	s2.clock.Advance(10 * time.Second) // exactly the TTL: expired
+	if _, err := s2.Renew(ctx, acct.ID, "x", "lease-1", time.Minute); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Fatalf("Renew of an expired lease: want ErrLeaseNotCurrent, got %v", err)
+	}
+	r2, err := s2.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+	if err != nil || !r2.Acquired || r2.Lease.FencingToken <= r1.Lease.FencingToken {
+		t.Fatalf("re-acquire after expiry: %+v, %v; want a new lease with a token above %d", r2, err, r1.Lease.FencingToken)
+	}
+}
+
+// TestLockSemantics is a compact check of the Locks contract.
+func TestLockSemantics(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	a, b := mustAccount(t, s, "alice"), mustAccount(t, s, "bob")
+	meta := "host-7"
+	o := opts("lease-1")
+	o.Metadata = &meta
+	r, err := s.Acquire(ctx, a.ID, "x", o)
+	if err != nil || !r.Acquired || r.Lease.Metadata != meta || !r.Now.Equal(s.clock.Now()) ||
+		!r.Lease.ExpiresAt.Equal(s.clock.Now().Add(10*time.Second)) || r.Lease.TTL != 10*time.Second {
+		t.Fatalf("Acquire: %+v, %v", r, err)
+	}
+	// Same name in another account is another lock.
+	if rb, err := s.Acquire(ctx, b.ID, "x", opts("lease-b")); err != nil || !rb.Acquired {
+		t.Fatalf("Acquire in another account: %+v, %v", rb, err)
+	}
+	// Held by another lease.
+	if r2, err := s.Acquire(ctx, a.ID, "x", opts("lease-2")); err != nil || r2.Acquired || r2.Lease.LeaseID != "lease-1" {
+		t.Fatalf("Acquire of a held lock: %+v, %v", r2, err)
+	}
+	// Idempotent retry keeps the token, moves the expiry, keeps metadata.
+	s.clock.Advance(time.Second)
+	r3, err := s.Acquire(ctx, a.ID, "x", opts("lease-1"))
+	if err != nil || !r3.Acquired || r3.Lease.FencingToken != r.Lease.FencingToken || r3.Lease.Metadata != meta ||
+		!r3.Lease.ExpiresAt.Equal(s.clock.Now().Add(10*time.Second)) {
+		t.Fatalf("idempotent retry: %+v, %v", r3, err)
+	}
+	// Renew by another lease fails; by the holder succeeds.
+	if _, err := s.Renew(ctx, a.ID, "x", "lease-2", time.Minute); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Fatalf("Renew by a non-holder: %v", err)
+	}
+	l, err := s.Renew(ctx, a.ID, "x", "lease-1", time.Minute)
+	if err != nil || l.FencingToken != r.Lease.FencingToken || l.TTL != time.Minute || l.Metadata != meta {
+		t.Fatalf("Renew: %+v, %v", l, err)
+	}
+	// Bob cannot release alice's lock.
+	if err := s.Release(ctx, b.ID, "x", "lease-1"); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Fatalf("Release from another account: %v", err)
+	}
+	// Quota.
+	q := opts("lease-q")
+	q.MaxHeld = 1
+	if _, err := s.Acquire(ctx, a.ID, "y", q); !errors.Is(err, lockcore.ErrLockLimitExceeded) {
+		t.Fatalf("Acquire over quota: %v", err)
+	}
+	list, err := s.List(ctx, a.ID)
+	if err != nil || len(list) != 1 || list[0].Name != "x" {
+		t.Fatalf("List: %+v, %v", list, err)
+	}
+	if err := s.Release(ctx, a.ID, "x", "lease-1"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := s.Release(ctx, a.ID, "x", "lease-1"); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Fatalf("second Release: %v", err)
+	}
+	r4, err := s.Acquire(ctx, a.ID, "x", opts("lease-3"))
+	if err != nil || !r4.Acquired || r4.Lease.FencingToken <= r.Lease.FencingToken {
+		t.Fatalf("Acquire after release: %+v, %v", r4, err)
+	}
+	if _, err := s.Acquire(ctx, a.ID, "bad/name", opts("l")); !errors.Is(err, lockcore.ErrInvalidName) {
+		t.Fatalf("invalid name: %v", err)
+	}
+	if _, err := s.Acquire(ctx, a.ID, "x", opts("bad lease")); !errors.Is(err, lockcore.ErrInvalidLeaseID) {
+		t.Fatalf("invalid lease id: %v", err)
+	}
+	if list, err := s.List(ctx, "acct_nobody"); err != nil || list == nil || len(list) != 0 {
+		t.Fatalf("List of an empty account: %#v, %v", list, err)
+	}
+}
+
+// TestMutualExclusion has many goroutines race for one lock: exactly one
+// wins, and of many concurrent rotations of one token exactly one wins.
+func TestMutualExclusion(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	tok := lockcore.HashToken("t0")
+	if err := s.AddToken(ctx, acct.ID, tok); err != nil {
+		t.Fatal(err)
+	}
+	const n = 32
+	var wg sync.WaitGroup
+	wins := make([]bool, n)
+	rotated := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.Acquire(ctx, acct.ID, "leader", opts(fmt.Sprintf("lease-%d", i)))
+			if err != nil {
+				t.Errorf("Acquire: %v", err)
+			}
+			wins[i] = r.Acquired
+			_, rotated[i] = s.RotateToken(ctx, tok, lockcore.HashToken(fmt.Sprintf("t%d", i+1)))
+		}()
+	}
+	wg.Wait()
+	var won, rot int
+	for i := range wins {
+		if wins[i] {
+			won++
+		}
+		if rotated[i] == nil {
+			rot++
+		} else if !errors.Is(rotated[i], lockcore.ErrNotFound) {
+			t.Errorf("losing rotation: want ErrNotFound, got %v", rotated[i])
+		}
+	}
+	if won != 1 || rot != 1 {
+		t.Fatalf("winners: %d acquires, %d rotations; want 1 and 1", won, rot)
+	}
+	if _, err := s.AccountByToken(ctx, tok); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("rotated-away token: want ErrNotFound, got %v", err)
+	}
+}
+
+// TestAccounts is a compact check of the Accounts contract.
+func TestAccounts(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	a, created, err := s.EnsureAccount(ctx, "ops")
+	if err != nil || !created || !strings.HasPrefix(a.ID, "acct_") || a.GitHubID != 0 {
+		t.Fatalf("EnsureAccount: %+v, %v, %v", a, created, err)
+	}
+	if a2, created, err := s.EnsureAccount(ctx, "ops"); err != nil || created || a2 != a {
+		t.Fatalf("EnsureAccount again: %+v, %v, %v", a2, created, err)
+	}
+	if _, _, err := s.EnsureAccount(ctx, "bad login"); !errors.Is(err, lockcore.ErrInvalidLogin) {
+		t.Fatalf("EnsureAccount with a bad login: %v", err)
+	}
+	g, err := s.UpsertGitHubAccount(ctx, 42, "ops") // same login as the operator account
+	if err != nil || g.ID == a.ID || g.GitHubID != 42 {
+		t.Fatalf("UpsertGitHubAccount: %+v, %v", g, err)
+	}
+	g2, err := s.UpsertGitHubAccount(ctx, 42, "renamed")
+	if err != nil || g2.ID != g.ID || g2.Login != "renamed" || !g2.CreatedAt.Equal(g.CreatedAt) {
+		t.Fatalf("UpsertGitHubAccount after a rename: %+v, %v", g2, err)
+	}
+	if got, err := s.AccountByID(ctx, g.ID); err != nil || got != g2 {
+		t.Fatalf("AccountByID: %+v, %v; want %+v", got, err, g2)
+	}
+	if _, err := s.AccountByID(ctx, "acct_nobody"); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("AccountByID of an unknown id: %v", err)
+	}
+	if n, err := s.CountAccounts(ctx); err != nil || n != 2 {
+		t.Fatalf("CountAccounts: %d, %v", n, err)
+	}
+	h := lockcore.HashToken("x")
+	if err := s.AddToken(ctx, "acct_nobody", h); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("AddToken for an unknown account: %v", err)
+	}
+	if err := s.AddToken(ctx, a.ID, h); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AccountByToken(ctx, h); err != nil || got != a {
+		t.Fatalf("AccountByToken: %+v, %v", got, err)
+	}
+	if err := s.RevokeToken(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, h); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("second RevokeToken: %v", err)
+	}
+	if _, err := s.RotateToken(ctx, h, lockcore.HashToken("y")); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("RotateToken of an unknown token: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

@@ -1,0 +1,291 @@
+// Package sqlitestore is a durable lockcore.Store in one SQLite file, on the
+// pure-Go driver modernc.org/sqlite (so CGO_ENABLED=0 builds work).
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, and every
+// write method (Acquire, Renew, Release and the account and token writes)
+// returns success only after its transaction has been committed and fsync'd.
+//
+// Group commit: all writes go through one writer goroutine that owns the
+// only write connection. It takes every write that is waiting (up to
+// Options.MaxBatch), applies them one after another inside ONE transaction,
+// each in its own SAVEPOINT so that one operation's failure does not undo the
+// others, commits once (one fsync for the whole batch) and then answers every
+// caller. Later operations of a batch see the effects of earlier ones, so the
+// batch is equivalent to running its operations one by one in queue order.
+// While a batch commits, new writes queue up and form the next batch, so the
+// busier the store, the more writes share each fsync.
+//
+// Cancellation: a write whose context ends before the writer applies it is
+// never applied; its caller gets an error wrapping lockcore.ErrUnavailable.
+// If the context ends after the writer has applied it but before the commit
+// has been acknowledged, the caller also returns at once with ErrUnavailable
+// and the outcome is unknown (as ErrUnavailable documents).
+//
+// Reads (Get, List, AccountByID, AccountByToken, CountAccounts, Ping) run on
+// a separate pool of read-only connections concurrently with the writer;
+// under WAL they see every write that was acknowledged before they began.
+//
+// All methods are safe for concurrent use. The file may also be opened by
+// several processes at once (SQLite's own locking and the busy timeout
+// serialise them), but group commit only batches within one process.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Now is the store's clock; nil means time.Now. Times are kept at
+	// millisecond precision. Tests inject a fake clock here.
+	Now func() time.Time
+
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// connection or process before failing; 0 means 5s.
+	BusyTimeout time.Duration
+
+	// MaxBatch bounds how many write operations share one transaction (and
+	// one fsync); 0 means 256.
+	MaxBatch int
+
+	// MaxReadConns bounds the read connection pool; 0 means 8.
+	MaxReadConns int
+}
+
+// Store is a lockcore.Store in a SQLite file. Create it with Open and release
+// it with Close.
+type Store struct {
+	path     string
+	now      func() time.Time
+	maxBatch int
+
+	wdb   *sql.DB // holds the single write connection
+	wconn *sql.Conn
+	w     *writeStmts
+	rdb   *sql.DB // read-only pool
+	r     *readStmts
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	queue  []*op
+	closed bool
+
+	shut atomic.Bool // set by Close; read without the lock by readers
+
+	writerDone chan struct{}
+
+	commits atomic.Int64 // successful COMMITs, for tests
+	batches atomic.Int64 // batches run, for tests
+
+	// beforeBatch, when set (tests only), is called by the writer with the
+	// size of each batch it has taken, before it applies it.
+	beforeBatch func(n int)
+}
+
+// errClosed is returned by every method called after Close.
+var errClosed = fmt.Errorf("sqlitestore: store is closed: %w", lockcore.ErrUnavailable)
+
+// dsn returns the driver DSN for path with the pragmas every connection
+// needs; extra is appended as more query parameters.
+func dsn(path string, busy time.Duration, extra string) string {
+	p := (&url.URL{Path: path}).EscapedPath()
+	q := "_pragma=busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(ON)"
+	if extra != "" {
+		q += "&" + extra
+	}
+	return "file:" + p + "?" + q
+}
+
+// Open opens (creating it if needed) the SQLite database at path, brings its
+// schema up to date with the embedded migrations and starts the writer. The
+// error wraps lockcore.ErrUnavailable when the file cannot be opened or is
+// locked for longer than the busy timeout.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.MaxReadConns <= 0 {
+		opts.MaxReadConns = 8
+	}
+	s := &Store{
+		path:       path,
+		now:        opts.Now,
+		maxBatch:   opts.MaxBatch,
+		writerDone: make(chan struct{}),
+	}
+	s.cond.L = &s.mu
+
+	var err error
+	s.wdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	fail := func(what string, err error) (*Store, error) {
+		s.closeDB()
+		return nil, translate(what+" "+path, err)
+	}
+	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
+		return fail("open", err)
+	}
+	if err = migrate(ctx, s.wconn); err != nil {
+		return fail("migrate", err)
+	}
+	if s.w, err = prepareWrite(ctx, s.wconn); err != nil {
+		return fail("prepare", err)
+	}
+
+	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_pragma=query_only(1)"))
+	if err != nil {
+		return fail("open", err)
+	}
+	s.rdb.SetMaxOpenConns(opts.MaxReadConns)
+	s.rdb.SetMaxIdleConns(opts.MaxReadConns)
+	s.rdb.SetConnMaxLifetime(0)
+	s.rdb.SetConnMaxIdleTime(0)
+	if s.r, err = prepareRead(ctx, s.rdb); err != nil {
+		return fail("prepare", err)
+	}
+
+	go s.writeLoop()
+	return s, nil
+}
+
+// Path returns the database file path given to Open.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the database answers a query on a read connection and
+// that the store is open; otherwise the error wraps lockcore.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return errClosed
+	}
+	var one int
+	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
+		return translate("ping", err)
+	}
+	return nil
+}
+
+// Close lets the writer finish the writes already queued, stops it and
+// closes the database. Calls after Close (including a second Close) fail
+// with an error wrapping lockcore.ErrUnavailable.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
+	}
+	s.closed = true
+	s.shut.Store(true)
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	<-s.writerDone
+	return s.closeDB()
+}
+
+func (s *Store) isClosed() bool { return s.shut.Load() }
+
+// closeDB closes statements, the write connection and both pools.
+func (s *Store) closeDB() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err)
+	}
+	return nil
+}
+
+// nowMs returns the store clock in Unix milliseconds.
+func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
+
+// msTime turns Unix milliseconds into a UTC time.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// translate maps a database or context error onto lockcore's sentinels:
+// context ends, busy/locked databases, I/O errors and a closed pool wrap
+// lockcore.ErrUnavailable (keeping the detail in the message); anything else
+// is returned with context but no sentinel (an internal error).
+func translate(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, lockcore.ErrUnavailable) {
+		return err
+	}
+	if unavailable(err) {
+		return fmt.Errorf("sqlitestore: %s: %w: %w", what, lockcore.ErrUnavailable, err)
+	}
+	return fmt.Errorf("sqlitestore: %s: %w", what, err)
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	if err.Error() == "sql: database is closed" {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR,
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY:
+			return true
+		}
+	}
+	return false
+}
+
+// ctxErr is the error of a caller whose context ended; applied says whether
+// the outcome is unknown (true) or the operation was certainly not applied.
+func ctxErr(ctx context.Context, unknown bool) error {
+	if unknown {
+		return fmt.Errorf("sqlitestore: %w: %w (the write may or may not have been committed)", lockcore.ErrUnavailable, context.Cause(ctx))
+	}
+	return fmt.Errorf("sqlitestore: %w: %w (the write was not applied)", lockcore.ErrUnavailable, context.Cause(ctx))
+}
+
+var _ lockcore.Store = (*Store)(nil)

@@ -1,0 +1,162 @@
+package sqlitestore
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Op states: a queued op is pending until either the writer claims it (just
+// before applying it) or its caller abandons it (its context ended first).
+// Exactly one of the two wins, so an abandoned op is never applied.
+const (
+	opPending uint32 = iota
+	opClaimed
+	opAbandoned
+)
+
+// op is one queued write. apply runs on the writer goroutine inside the
+// batch transaction; it stores its results in variables of the caller's
+// closure, which the caller reads only after receiving from done.
+type op struct {
+	ctx   context.Context
+	apply func(now int64) error
+	state atomic.Uint32
+	done  chan error // buffered (1): the writer never blocks on an answer
+}
+
+// write queues apply for the writer and waits for the outcome: nil once the
+// batch that applied it has committed, apply's own error, or an error
+// wrapping lockcore.ErrUnavailable (closed store, failed commit, context
+// ended). The caller returns as soon as ctx ends.
+func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
+	if ctx.Err() != nil {
+		return ctxErr(ctx, false)
+	}
+	o := &op{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
+	}
+	s.queue = append(s.queue, o)
+	s.cond.Signal()
+	s.mu.Unlock()
+
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opPending, opAbandoned) {
+			return ctxErr(ctx, false)
+		}
+		return ctxErr(ctx, true)
+	}
+}
+
+// writeLoop is the writer goroutine: it takes all queued ops (up to
+// maxBatch) and runs them as one batch, until the store is closed and the
+// queue is empty.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	batch := make([]*op, 0, s.maxBatch)
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.cond.Wait()
+		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		n := min(len(s.queue), s.maxBatch)
+		batch = append(batch[:0], s.queue[:n]...)
+		rest := copy(s.queue, s.queue[n:])
+		clear(s.queue[rest:])
+		s.queue = s.queue[:rest]
+		s.mu.Unlock()
+
+		if s.beforeBatch != nil {
+			s.beforeBatch(len(batch))
+		}
+		s.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch applies the ops of one batch in one transaction, commits once
+// and answers every op whose caller is still waiting.
+func (s *Store) runBatch(batch []*op) {
+	s.batches.Add(1)
+	bg := context.Background() // ops' own contexts must not interrupt the batch
+	errs := make([]error, len(batch))
+	skip := make([]bool, len(batch)) // abandoned by the caller: never applied, never answered
+
+	// fatal ends the batch after a failure of the transaction itself at op
+	// k (-1: before any op): everything is rolled back, every op up to k
+	// that is still wanted and every later op that can still be claimed
+	// gets an error wrapping ErrUnavailable.
+	fatal := func(k int, what string, err error) {
+		_, _ = s.w.rollback.ExecContext(bg)
+		e := translate(what, err)
+		for i, o := range batch {
+			if i <= k && !skip[i] || i > k && o.state.CompareAndSwap(opPending, opClaimed) {
+				o.done <- e
+			}
+		}
+	}
+
+	if _, err := s.w.begin.ExecContext(bg); err != nil {
+		fatal(-1, "begin", err)
+		return
+	}
+	multi := len(batch) > 1
+	applied := 0
+	for i, o := range batch {
+		if !o.state.CompareAndSwap(opPending, opClaimed) {
+			skip[i] = true
+			continue
+		}
+		if o.ctx.Err() != nil {
+			errs[i] = ctxErr(o.ctx, false)
+			continue
+		}
+		if !multi {
+			if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
+				_, _ = s.w.rollback.ExecContext(bg)
+				o.done <- errs[i]
+				return
+			}
+			applied++
+			break
+		}
+		if _, err := s.w.savepoint.ExecContext(bg); err != nil {
+			fatal(i, "savepoint", err)
+			return
+		}
+		if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
+			if _, err := s.w.rollbackToSP.ExecContext(bg); err != nil {
+				fatal(i, "rollback to savepoint", err)
+				return
+			}
+		} else {
+			applied++
+		}
+		if _, err := s.w.releaseSP.ExecContext(bg); err != nil {
+			fatal(i, "release savepoint", err)
+			return
+		}
+	}
+	if applied == 0 {
+		_, _ = s.w.rollback.ExecContext(bg)
+	} else if _, err := s.w.commit.ExecContext(bg); err != nil {
+		fatal(len(batch)-1, "commit", err)
+		return
+	} else {
+		s.commits.Add(1)
+	}
+	for i, o := range batch {
+		if !skip[i] {
+			o.done <- errs[i]
+		}
+	}
+}
