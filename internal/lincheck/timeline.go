@@ -27,6 +27,10 @@ type TimelineStats struct {
 	Acks int
 	// Reads is how many get answers were compared with the timeline.
 	Reads int
+	// Expired is how many leases were followed by another lease of the
+	// same lock after they expired, with no release attempted: evidence
+	// that the history exercised expiry.
+	Expired int
 }
 
 // ack is an acknowledged acquired or renewed answer: the lease held from
@@ -104,6 +108,7 @@ func CheckTimeline(h History, slack time.Duration) ([]Violation, TimelineStats) 
 		stats.Leases += s.Leases
 		stats.Acks += s.Acks
 		stats.Reads += s.Reads
+		stats.Expired += s.Expired
 	}
 	return vs, stats
 }
@@ -185,6 +190,9 @@ func checkLock(name string, recs []*Record, slack time.Duration) ([]Violation, T
 	for i, l := range order {
 		if i > 0 {
 			p := order[i-1]
+			if p.cut.IsZero() && !l.start.Before(p.end) {
+				stats.Expired++
+			}
 			if l.token <= p.token {
 				bad("token order", "lease %s got token %d at %s after lease %s got token %d at %s",
 					l.id, l.token, stamp(l.start), p.id, p.token, stamp(p.start))
