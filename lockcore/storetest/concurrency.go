@@ -149,6 +149,7 @@ func testMutualExclusion(t *testing.T, inst *Instance) {
 	close(start)
 	wg.Wait()
 
+	t.Logf("%d workers, %d attempts: %d acquisitions", workers, attempts, len(tokens))
 	if len(tokens) < 3 {
 		t.Errorf("%d workers, %d attempts: want at least 3 acquisitions, got %d", workers, attempts, len(tokens))
 	}

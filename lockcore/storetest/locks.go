@@ -183,7 +183,15 @@ func testExpiry(t *testing.T, inst *Instance) {
 		t.Errorf("Acquire with the expired lease's id: want a fencing token > %d (a new lease), got %d", short.Lease.FencingToken, again.Lease.FencingToken)
 	}
 	wantHeld(t, s, acct, again.Lease)
-	wantList(t, s, acct, "after-expiry", "keep", "short")
+
+	// Another lease takes the other expired lock, with a greater token.
+	o = opts(lockcore.NewLeaseID(), longTTL)
+	o.MaxHeld = 4
+	taken := mustAcquire(t, s, acct, "short.release", o)
+	if taken.Lease.FencingToken <= releasable.Lease.FencingToken {
+		t.Errorf("Acquire by a new lease of an expired lock: want a fencing token > %d, got %d", releasable.Lease.FencingToken, taken.Lease.FencingToken)
+	}
+	wantList(t, s, acct, "after-expiry", "keep", "short", "short.release")
 }
 
 func testLeaseChecks(t *testing.T, inst *Instance) {
