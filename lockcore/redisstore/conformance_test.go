@@ -16,6 +16,11 @@ import (
 	"github.com/octostore/octostore/lockcore/storetest"
 )
 
+// slowOpTimeout is the operation timeout of the conformance harnesses: the
+// suite runs up to 200 concurrent operations and miniredis interprets Lua
+// slowly under -race, so the default 2s could time out while queued.
+const slowOpTimeout = 30 * time.Second
+
 // TestConformanceMiniredis runs the suite on miniredis; Advance moves the
 // clock seen by TIME (SetTime) and the key TTLs (FastForward) together.
 func TestConformanceMiniredis(t *testing.T) {
@@ -24,7 +29,7 @@ func TestConformanceMiniredis(t *testing.T) {
 		now := time.Now()
 		m.SetTime(now)
 		open := func() lockcore.Store {
-			return redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true}), redisstore.Options{})
+			return redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true}), redisstore.Options{OpTimeout: slowOpTimeout})
 		}
 		inst := &storetest.Instance{Store: open()}
 		t.Cleanup(func() { inst.Store.Close() })
@@ -54,6 +59,7 @@ func realHarness(cfg redisstore.Config) storetest.Harness {
 	return storetest.Harness{Open: func(t *testing.T) *storetest.Instance {
 		c := cfg
 		c.Prefix = nextPrefix()
+		c.OpTimeout = slowOpTimeout
 		open := func() lockcore.Store {
 			s, err := redisstore.Open(context.Background(), c)
 			if err != nil {
