@@ -386,8 +386,12 @@ func testReopen(t *testing.T, inst *Instance) {
 		t.Fatalf("Release: want nil error, got %v", err)
 	}
 
+	closed := s
 	s = inst.Reopen()
 	inst.Store = s
+	if err := closed.Ping(ctx); err == nil {
+		t.Errorf("Ping on the store Reopen closed: want an error (calls after Close fail), got nil")
+	}
 
 	wantHeld(t, s, acct.ID, held)
 	wantFree(t, s, acct.ID, "gone")

@@ -63,10 +63,11 @@ const (
 	faultSeconds       = "seconds"        // expiry is truncated to whole seconds.
 	faultNoValidate    = "novalidate"     // names and lease ids are not checked.
 	faultCountExpired  = "countexpired"   // expired locks count against the quota.
+	faultNoClose       = "noclose"        // a closed store still answers.
 )
 
 func (s *memStore) begin(ctx context.Context) error {
-	if s.closed.Load() {
+	if s.closed.Load() && s.fault != faultNoClose {
 		return fmt.Errorf("memstore closed: %w", lockcore.ErrUnavailable)
 	}
 	if s.fault != faultIgnoreCtx {

@@ -66,6 +66,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{faultUnsorted, []string{"AcquireHappyPath"}},
 		{faultSeconds, []string{"AcquireHappyPath", "IdempotentReacquire"}},
 		{faultNoValidate, []string{"InvalidInput"}},
+		{faultNoClose, []string{"Reopen"}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Parallel()
