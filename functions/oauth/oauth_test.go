@@ -332,7 +332,7 @@ func TestStateRejected(t *testing.T) {
 			b := newBrowser(t)
 			cb := e.toCallback(t, b)
 			parts := strings.Split(cookieOf(t, b).Value, ".")
-			parts[0] = "X" + parts[0][1:]
+			parts[0] = flipFirst(parts[0])
 			setCookie(b, strings.Join(parts, "."))
 			return b, withState(cb, parts[0])
 		}},
@@ -410,6 +410,14 @@ func TestStateRejected(t *testing.T) {
 		}
 	})
 	checkSecretsStay(t, e, nil)
+}
+
+// flipFirst changes the first character of s to another base64url one.
+func flipFirst(s string) string {
+	if s[0] == 'A' {
+		return "B" + s[1:]
+	}
+	return "A" + s[1:]
 }
 
 func TestAcceptNegotiation(t *testing.T) {
