@@ -23,7 +23,11 @@ import (
 // testApp is the whole API as deployed: functions.New over a real SQLite
 // store, with the docs routes.
 type testApp struct {
+	// handler is the whole API: api, with the docs routes mounted beside
+	// it while api does not serve them itself.
 	handler http.Handler
+	// api is functions.New as it is.
+	api     http.Handler
 	store   *faultyStore
 	account lockcore.Account
 	token   string
@@ -52,7 +56,7 @@ func newApp(t testing.TB) *testApp {
 	}
 	fs := &faultyStore{Store: st}
 	h := functions.New(functions.Deps{Store: fs, StoreName: "sqlite", Version: testVersion})
-	app := &testApp{handler: h, store: fs, account: acct, token: token}
+	app := &testApp{handler: h, api: h, store: fs, account: acct, token: token}
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))

@@ -145,9 +145,20 @@ func TestContractSession(t *testing.T) {
 			step{name: "docs, wrong method", method: "DELETE", path: "/docs", want: 405},
 			step{name: "asset, wrong method", method: "POST", path: "/docs/swagger-ui.css", want: 405},
 			step{name: "unknown asset", method: "GET", path: "/docs/nope.js", want: 404, wantCode: "not_found"},
-			step{name: "GitHub sign-in not configured", method: "GET", path: "/auth/github", want: 404, wantCode: "oauth_disabled"},
-			step{name: "GitHub callback not configured", method: "GET", path: "/auth/github/callback?code=c&state=s", want: 404, wantCode: "oauth_disabled"},
 		)
+	}
+	if rec := httptest.NewRecorder(); true {
+		app.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/auth/github", nil))
+		oauthWired := !strings.Contains(rec.Body.String(), `"not_found"`)
+		if oauthWired {
+			steps = append(steps,
+				step{name: "GitHub sign-in not configured", method: "GET", path: "/auth/github", want: 404, wantCode: "oauth_disabled"},
+				step{name: "GitHub callback not configured", method: "GET", path: "/auth/github/callback?code=c&state=s", want: 404, wantCode: "oauth_disabled"},
+				step{name: "GitHub sign-in, wrong method", method: "POST", path: "/auth/github", want: 405},
+			)
+		} else {
+			t.Logf("NOTE: functions does not register /auth/github yet; not exercised")
+		}
 	}
 	for _, s := range steps {
 		do(s)
@@ -176,6 +187,6 @@ func TestContractSession(t *testing.T) {
 	}
 	t.Logf("exchanges seen (%d kinds):\n  %s", len(v.Covered()), strings.Join(v.Covered(), "\n  "))
 	if !app.wired {
-		t.Logf("NOTE: functions does not register the docs routes yet; their 405/404 answers and /auth/github* were not exercised")
+		t.Logf("NOTE: functions does not register the docs routes yet; their 405 and 404 answers were not exercised")
 	}
 }
