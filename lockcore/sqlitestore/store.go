@@ -64,6 +64,13 @@ type Options struct {
 
 	// MaxReadConns bounds the read connection pool; 0 means 8.
 	MaxReadConns int
+
+	// MaxLinger bounds how long the writer, after a batch of several
+	// writes, waits for as many writes to queue up again before it starts
+	// the next batch (the callers it just answered usually come straight
+	// back). It never waits longer than half the last batch took, so a fast
+	// disk lingers less. 0 means 500µs; negative means never linger.
+	MaxLinger time.Duration
 }
 
 // Store is a lockcore.Store in a SQLite file. Create it with Open and release
@@ -79,10 +86,12 @@ type Store struct {
 	rdb   *sql.DB // read-only pool
 	r     *readStmts
 
+	maxLinger time.Duration
+
 	mu     sync.Mutex
-	cond   sync.Cond
 	queue  []*op
 	closed bool
+	wake   chan struct{} // capacity 1: "the queue or closed changed"
 
 	shut atomic.Bool // set by Close; read without the lock by readers
 
@@ -130,13 +139,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.MaxReadConns <= 0 {
 		opts.MaxReadConns = 8
 	}
+	if opts.MaxLinger == 0 {
+		opts.MaxLinger = 500 * time.Microsecond
+	}
 	s := &Store{
 		path:       path,
 		now:        opts.Now,
 		maxBatch:   opts.MaxBatch,
+		maxLinger:  opts.MaxLinger,
+		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
-	s.cond.L = &s.mu
 
 	var err error
 	s.wdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_txlock=immediate"))
@@ -204,7 +217,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.shut.Store(true)
-	s.cond.Broadcast()
+	s.signal()
 	s.mu.Unlock()
 	<-s.writerDone
 	return s.closeDB()

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // Op states: a queued op is pending until either the writer claims it (just
@@ -39,8 +40,8 @@ func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
 		return errClosed
 	}
 	s.queue = append(s.queue, o)
-	s.cond.Signal()
 	s.mu.Unlock()
+	s.signal()
 
 	select {
 	case err := <-o.done:
@@ -53,22 +54,74 @@ func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
 	}
 }
 
-// writeLoop is the writer goroutine: it takes all queued ops (up to
+// signal wakes the writer if it is waiting.
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queued returns the queue length and whether the store is closing.
+func (s *Store) queued() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), s.closed
+}
+
+// writeLoop is the writer goroutine: it takes the queued ops (up to
 // maxBatch) and runs them as one batch, until the store is closed and the
 // queue is empty.
+//
+// After a batch of n > 1 ops it lingers (at most maxLinger, and at most half
+// the last commit time) until n ops are queued again: the n callers it just
+// answered are typically about to send their next write, and letting them
+// join the next batch instead of the one after it halves the fsyncs per
+// write under load. A lone writer never lingers.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, s.maxBatch)
+	var (
+		last       int           // size of the previous batch
+		lastCommit time.Duration // how long the previous batch took
+		timer      *time.Timer
+	)
 	for {
-		s.mu.Lock()
-		for len(s.queue) == 0 && !s.closed {
-			s.cond.Wait()
-		}
-		if len(s.queue) == 0 {
-			s.mu.Unlock()
+		n, closed := s.queued()
+		if n == 0 && closed {
 			return
 		}
-		n := min(len(s.queue), s.maxBatch)
+		if n == 0 && last <= 1 {
+			<-s.wake
+			continue
+		}
+		if linger := min(s.maxLinger, lastCommit/2); n < min(last, s.maxBatch) && !closed && linger > 0 {
+			deadline := time.Now().Add(linger)
+			for n < min(last, s.maxBatch) && !closed {
+				d := time.Until(deadline)
+				if d <= 0 {
+					break
+				}
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-s.wake:
+				case <-timer.C:
+				}
+				timer.Stop()
+				n, closed = s.queued()
+			}
+		}
+		if n == 0 {
+			last = 0
+			continue
+		}
+
+		s.mu.Lock()
+		n = min(len(s.queue), s.maxBatch)
 		batch = append(batch[:0], s.queue[:n]...)
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
@@ -78,7 +131,9 @@ func (s *Store) writeLoop() {
 		if s.beforeBatch != nil {
 			s.beforeBatch(len(batch))
 		}
+		start := time.Now()
 		s.runBatch(batch)
+		last, lastCommit = len(batch), time.Since(start)
 		clear(batch)
 	}
 }
