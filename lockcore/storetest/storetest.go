@@ -10,7 +10,7 @@
 //		storetest.Run(t, storetest.Harness{Open: openTestStore})
 //	}
 //
-// Run checks, through the lockcore.Store interface only, everything the
+// Run checks, through the lockcore.Store interface only, the promises the
 // interface documents: accounts and tokens (including concurrent token
 // rotation), acquire/renew/release/get/list, metadata, expiry, lease checks,
 // idempotent re-acquire, strictly increasing fencing tokens (also across a
@@ -21,7 +21,9 @@
 //
 // Subtests run one after another (never in parallel), each on its own
 // Instance, because a harness over a real Redis advances its clock by
-// sleeping. The whole suite advances the clock by a few seconds in total.
+// sleeping. The whole suite advances the clock once, by 1.1 s. Instances
+// must provide Advance and Reopen; the subtests that need them fail if they
+// are nil.
 package storetest
 
 import (
