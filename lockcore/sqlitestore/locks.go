@@ -81,7 +81,11 @@ func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockco
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return translate("acquire", err)
 		}
-		// Free: check the quota, then take a fresh fencing token.
+		// Free: drop the account's expired rows (this one included), check
+		// the quota, then take a fresh fencing token.
+		if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
+			return translate("acquire", err)
+		}
 		var held int64
 		if err := w.countHeld.QueryRowContext(bg, accountID, now, opts.MaxHeld).Scan(&held); err != nil {
 			return translate("acquire", err)

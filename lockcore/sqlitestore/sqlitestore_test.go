@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -625,5 +626,77 @@ func TestAccounts(t *testing.T) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// TestExpiredRowsPurged checks that a new acquire forgets the account's
+// expired rows, so a namespace's table rows stay bounded.
+func TestExpiredRowsPurged(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	for i := 0; i < 3; i++ {
+		if _, err := s.Acquire(ctx, acct.ID, fmt.Sprintf("old-%d", i), opts(fmt.Sprintf("l%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.clock.Advance(11 * time.Second)
+	if _, err := s.Acquire(ctx, acct.ID, "new", opts("l9")); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := s.ReadDB().QueryRowContext(ctx, "SELECT count(*) FROM locks WHERE account_id = ?", acct.ID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Fatalf("lock rows after expiry and a new acquire: %d, want 1", rows)
+	}
+}
+
+// TestBusyIsUnavailable checks that a database locked by another connection
+// for longer than the busy timeout gives ErrUnavailable, and that the store
+// works again once the lock is gone.
+func TestBusyIsUnavailable(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{BusyTimeout: 20 * time.Millisecond})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+
+	other, err := sql.Open("sqlite", "file:"+s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(ctx, acct.ID, "x", opts("l1")); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("Acquire while another connection holds the write lock: want ErrUnavailable, got %v", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Acquire(ctx, acct.ID, "x", opts("l1")); err != nil || !r.Acquired {
+		t.Fatalf("Acquire after the lock is gone: %+v, %v", r, err)
+	}
+}
+
+// TestNewerSchemaRefused checks that Open refuses a database migrated by a
+// newer program instead of using it.
+func TestNewerSchemaRefused(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	if _, err := s.WriteConn().ExecContext(context.Background(), "PRAGMA user_version = 999"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := sqlitestore.Open(context.Background(), s.Path(), sqlitestore.Options{}); err == nil {
+		s2.Close()
+		t.Fatal("Open of a database with a newer schema: want an error")
 	}
 }

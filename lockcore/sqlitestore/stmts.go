@@ -13,6 +13,7 @@ type writeStmts struct {
 	savepoint, releaseSP, rollbackToSP *sql.Stmt
 
 	lockSelect  *sql.Stmt
+	lockPurge   *sql.Stmt
 	countHeld   *sql.Stmt
 	nextFence   *sql.Stmt
 	lockInsert  *sql.Stmt
@@ -89,6 +90,9 @@ func (w *writeStmts) defs() []stmtDef {
 
 		// (account, name)
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},
+		// (account, now): forget the account's expired leases, so that the
+		// rows an account keeps stay bounded by what it holds.
+		{&w.lockPurge, `DELETE FROM locks WHERE account_id = ?1 AND expires_at_ms <= ?2`},
 		// (account, now, limit): unexpired locks, counted up to limit.
 		{&w.countHeld, `SELECT count(*) FROM
 		 (SELECT 1 FROM locks WHERE account_id = ?1 AND expires_at_ms > ?2 LIMIT ?3)`},
