@@ -136,6 +136,22 @@ func (s *Server) start() error {
 // waits for it to exit.
 func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
 
+// Pause freezes the server with SIGSTOP: it keeps its port and accepts
+// connections but answers nothing, like a hung or partitioned Redis. Resume,
+// Stop, Kill and Restart undo it.
+func (s *Server) Pause() { s.send(syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() { s.send(syscall.SIGCONT) }
+
+func (s *Server) send(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
 // Stop stops the server with SIGTERM and waits for it to exit (SIGKILL
 // after a few seconds). Stopping a stopped server does nothing.
 func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
@@ -149,6 +165,7 @@ func (s *Server) signal(sig syscall.Signal) {
 		return
 	}
 	cmd.Process.Signal(sig)
+	cmd.Process.Signal(syscall.SIGCONT) // a paused server must run to handle SIGTERM
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

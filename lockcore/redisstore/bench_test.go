@@ -1,0 +1,68 @@
+package redisstore_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
+)
+
+// BenchmarkAcquireRelease measures acquire+release cycles against a real
+// redis-server (default persistence of redistest.Start: none), with 1 or 32
+// goroutines each cycling its own lock name in one shared account. One
+// cycle is two script round trips.
+func BenchmarkAcquireRelease(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := redisstore.Open(b.Context(), redisstore.Config{URL: srv.URL(), Prefix: "bench:"})
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	acct, _, err := s.EnsureAccount(b.Context(), "bench")
+	if err != nil {
+		b.Fatalf("EnsureAccount: %v", err)
+	}
+	for _, g := range []int{1, 32} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			ctx := b.Context()
+			var next atomic.Int64
+			var failed atomic.Value
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for w := range g {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					name := fmt.Sprintf("bench-%d", w)
+					for next.Add(1) <= int64(b.N) {
+						o := lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 100}
+						res, err := s.Acquire(ctx, acct.ID, name, o)
+						if err == nil && !res.Acquired {
+							err = fmt.Errorf("acquire %s: not acquired, held by %+v", name, res.Lease)
+						}
+						if err == nil {
+							err = s.Release(ctx, acct.ID, name, o.LeaseID)
+						}
+						if err != nil {
+							failed.CompareAndSwap(nil, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+		})
+	}
+}

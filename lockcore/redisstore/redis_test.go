@@ -1,0 +1,393 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
+)
+
+// open opens a Store on srv with a short op timeout and closes it at the
+// end of the test.
+func open(t *testing.T, url, prefix string, timeout time.Duration) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.Open(t.Context(), redisstore.Config{URL: url, Prefix: prefix, OpTimeout: timeout})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", url, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func account(t *testing.T, s lockcore.Store, login string) string {
+	t.Helper()
+	a, _, err := s.EnsureAccount(t.Context(), login)
+	if err != nil {
+		t.Fatalf("EnsureAccount(%s): %v", login, err)
+	}
+	return a.ID
+}
+
+func acquireOpts(ttl time.Duration) lockcore.AcquireOptions {
+	return lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: ttl, MaxHeld: 100}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "http://nope"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Open(http URL): want a configuration error not wrapping ErrUnavailable, got %v", err)
+	}
+	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Cluster: true, OpTimeout: 200 * time.Millisecond}); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Open(cluster at a closed port): want an error wrapping ErrUnavailable, got %v", err)
+	}
+	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", OpTimeout: 200 * time.Millisecond}); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Open(closed port): want an error wrapping ErrUnavailable, got %v", err)
+	}
+}
+
+func TestClosedStoreFails(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), "closed:", time.Second)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Ping(t.Context()); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Ping after Close: want an error wrapping ErrUnavailable, got %v", err)
+	}
+	if _, err := s.Get(t.Context(), "acct_1", "x"); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Get after Close: want an error wrapping ErrUnavailable, got %v", err)
+	}
+}
+
+// ops are the store calls the outage test checks, each on fixed inputs.
+func outageOps(acct, held string, lease string, tok lockcore.TokenHash) map[string]func(ctx context.Context, s lockcore.Store) error {
+	return map[string]func(ctx context.Context, s lockcore.Store) error{
+		"Ping": func(ctx context.Context, s lockcore.Store) error { return s.Ping(ctx) },
+		"Acquire": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.Acquire(ctx, acct, "other", acquireOpts(time.Minute))
+			return err
+		},
+		"Renew": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.Renew(ctx, acct, held, lease, time.Minute)
+			return err
+		},
+		"Get": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.Get(ctx, acct, held)
+			return err
+		},
+		"List": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.List(ctx, acct)
+			return err
+		},
+		"AccountByToken": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.AccountByToken(ctx, tok)
+			return err
+		},
+		"CountAccounts": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.CountAccounts(ctx)
+			return err
+		},
+	}
+}
+
+// TestOutage kills, pauses and restarts Redis under one Store: calls fail
+// with ErrUnavailable within a bound of the op timeout and work again once
+// Redis is back, without a new Store.
+func TestOutage(t *testing.T) {
+	const opTimeout = 500 * time.Millisecond
+	const bound = 3 * opTimeout
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := open(t, srv.URL(), "outage:", opTimeout)
+	ctx := t.Context()
+	acct := account(t, s, "outage")
+	_, tok := lockcore.NewToken()
+	if err := s.AddToken(ctx, acct, tok); err != nil {
+		t.Fatalf("AddToken: %v", err)
+	}
+	o := acquireOpts(time.Hour)
+	if res, err := s.Acquire(ctx, acct, "held", o); err != nil || !res.Acquired {
+		t.Fatalf("Acquire(held): %+v, %v", res, err)
+	}
+	ops := outageOps(acct, "held", o.LeaseID, tok)
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range ops {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+
+	wantUp := func(phase string) {
+		t.Helper()
+		for _, n := range names {
+			if err := ops[n](ctx, s); err != nil {
+				t.Errorf("%s: %s: want nil error, got %v", phase, n, err)
+			}
+		}
+	}
+	wantDown := func(phase string) {
+		t.Helper()
+		for _, n := range names {
+			start := time.Now()
+			err := ops[n](ctx, s)
+			took := time.Since(start)
+			if !errors.Is(err, lockcore.ErrUnavailable) {
+				t.Errorf("%s: %s: want an error wrapping ErrUnavailable, got %v", phase, n, err)
+			}
+			if took > bound {
+				t.Errorf("%s: %s took %v, want at most 3×OpTimeout = %v", phase, n, took, bound)
+			}
+		}
+	}
+
+	// waitBack gives the client up to 10s (go-redis probes a dead server
+	// about once a second) to answer a Ping again.
+	waitBack := func(phase string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Ping(ctx) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the store did not recover within 10s: %v", phase, s.Ping(ctx))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	wantUp("before the outage")
+	srv.Kill()
+	wantDown("after SIGKILL")
+	srv.Restart()
+	waitBack("after restart")
+	wantUp("after restart")
+
+	srv.Pause()
+	wantDown("while paused (hung server)")
+	srv.Resume()
+	waitBack("after resume")
+	wantUp("after resume")
+
+	// The lock taken before the crash survived it (appendfsync always).
+	st, err := s.Get(ctx, acct, "held")
+	if err != nil || !st.Held || st.Lease.LeaseID != o.LeaseID {
+		t.Errorf("Get(held) after the outages: want held by %s, got %+v, %v", o.LeaseID, st, err)
+	}
+}
+
+// TestCrashDurability hammers acquire+release while Redis (appendfsync
+// always) is SIGKILLed and restarted: no fencing token is ever issued twice
+// and every token acknowledged after the restart is above every token
+// acknowledged before the crash.
+func TestCrashDurability(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := open(t, srv.URL(), "crash:", 500*time.Millisecond)
+	acct := account(t, s, "crash")
+	ctx := t.Context()
+
+	// phase: 0 running before the crash, 1 crashed/restarting, 2 restarted.
+	var phase atomic.Int32
+	var stop atomic.Bool
+	type ack struct {
+		token         int64
+		startPhase    int32
+		endPhase      int32
+		acquiredAfter bool
+	}
+	var mu sync.Mutex
+	var acks []ack
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("n%d", w%3)
+			for !stop.Load() {
+				p0 := phase.Load()
+				o := acquireOpts(300 * time.Millisecond)
+				res, err := s.Acquire(ctx, acct, name, o)
+				p1 := phase.Load()
+				if err != nil {
+					if !errors.Is(err, lockcore.ErrUnavailable) {
+						t.Errorf("Acquire(%s): want nil or ErrUnavailable, got %v", name, err)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				if !res.Acquired {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				acks = append(acks, ack{token: res.Lease.FencingToken, startPhase: p0, endPhase: p1})
+				mu.Unlock()
+				if err := s.Release(ctx, acct, name, o.LeaseID); err != nil &&
+					!errors.Is(err, lockcore.ErrUnavailable) && !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+					t.Errorf("Release(%s): %v", name, err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	phase.Store(1)
+	srv.Kill()
+	time.Sleep(100 * time.Millisecond)
+	srv.Restart()
+	// go-redis probes a dead server about once a second; wait until the
+	// store answers again before timing the second phase.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Ping(ctx) != nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	phase.Store(2)
+	time.Sleep(700 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+
+	seen := map[int64]bool{}
+	var maxBefore, minAfter int64 = 0, -1
+	var nBefore, nAfter int
+	for _, a := range acks {
+		if seen[a.token] {
+			t.Errorf("fencing token %d was issued twice", a.token)
+		}
+		seen[a.token] = true
+		if a.endPhase == 0 {
+			nBefore++
+			maxBefore = max(maxBefore, a.token)
+		}
+		if a.startPhase == 2 {
+			nAfter++
+			if minAfter < 0 || a.token < minAfter {
+				minAfter = a.token
+			}
+		}
+	}
+	if nBefore == 0 || nAfter == 0 {
+		t.Fatalf("want acknowledged acquires before the crash and after the restart, got %d and %d", nBefore, nAfter)
+	}
+	if minAfter <= maxBefore {
+		t.Errorf("fencing went backwards over the crash: lowest token after restart %d <= highest acknowledged before %d", minAfter, maxBefore)
+	}
+	t.Logf("%d acquires before the crash (max token %d), %d after the restart (min token %d)", nBefore, maxBefore, nAfter, minAfter)
+}
+
+// TestKeyLayout checks on a real server that all keys of an account share
+// one hash slot, that no unexpected keys are written, that lock keys carry a
+// TTL and that the fence counter never does.
+func TestKeyLayout(t *testing.T) {
+	srv := redistest.Start(t)
+	const prefix = "kl:"
+	s := open(t, srv.URL(), prefix, time.Second)
+	ctx := t.Context()
+	acct := account(t, s, "layout")
+	if _, err := s.UpsertGitHubAccount(ctx, 7, "gh-user"); err != nil {
+		t.Fatalf("UpsertGitHubAccount: %v", err)
+	}
+	_, tok := lockcore.NewToken()
+	if err := s.AddToken(ctx, acct, tok); err != nil {
+		t.Fatalf("AddToken: %v", err)
+	}
+	_, tok2 := lockcore.NewToken()
+	if _, err := s.RotateToken(ctx, tok, tok2); err != nil {
+		t.Fatalf("RotateToken: %v", err)
+	}
+	keep := acquireOpts(time.Minute)
+	if _, err := s.Acquire(ctx, acct, "keep", keep); err != nil {
+		t.Fatalf("Acquire(keep): %v", err)
+	}
+	gone := acquireOpts(time.Minute)
+	if _, err := s.Acquire(ctx, acct, "gone", gone); err != nil {
+		t.Fatalf("Acquire(gone): %v", err)
+	}
+	if _, err := s.Renew(ctx, acct, "keep", keep.LeaseID, 2*time.Minute); err != nil {
+		t.Fatalf("Renew(keep): %v", err)
+	}
+	if err := s.Release(ctx, acct, "gone", gone.LeaseID); err != nil {
+		t.Fatalf("Release(gone): %v", err)
+	}
+	if _, err := s.List(ctx, acct); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	slices.Sort(keys)
+	tag := prefix + "{a:" + acct + "}"
+	wantAcct := []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:keep"}
+	var acctKeys []string
+	for _, k := range keys {
+		if strings.HasPrefix(k, tag) {
+			acctKeys = append(acctKeys, k)
+		}
+	}
+	if !slices.Equal(acctKeys, wantAcct) {
+		t.Errorf("keys of account %s: want %q, got %q", acct, wantAcct, acctKeys)
+	}
+	// Every key is either an account key (hash tag) or one of the global
+	// index keys; there are 2 accounts, 1 token, 1 login, 1 GitHub id.
+	var other []string
+	for _, k := range keys {
+		if !strings.Contains(k, "{a:") {
+			other = append(other, k)
+		}
+	}
+	wantOther := []string{prefix + "accounts", prefix + "gh:7", prefix + "login:layout", prefix + "token:" + tok2.String()}
+	if !slices.Equal(other, wantOther) {
+		t.Errorf("global keys: want %q, got %q", wantOther, other)
+	}
+	if got := keySlot("123456789"); got != 0x31C3%16384 {
+		t.Fatalf("keySlot self-check: want %d, got %d", 0x31C3%16384, got)
+	}
+	want := keySlot(wantAcct[0])
+	for _, k := range acctKeys {
+		if got := keySlot(k); got != want {
+			t.Errorf("key %s is in slot %d, want the account's slot %d", k, got, want)
+		}
+	}
+	if pttl, err := rdb.PTTL(ctx, tag+":fence").Result(); err != nil || pttl != -1 {
+		t.Errorf("PTTL of the fence key after a release: want -1 (no expiry), got %v, %v", pttl, err)
+	}
+	if pttl, err := rdb.PTTL(ctx, tag+":lock:keep").Result(); err != nil || pttl <= time.Minute || pttl > 2*time.Minute {
+		t.Errorf("PTTL of a lock renewed for 2m: want in (1m, 2m], got %v, %v", pttl, err)
+	}
+	if n, err := rdb.Get(ctx, tag+":fence").Int64(); err != nil || n != 2 {
+		t.Errorf("fence counter after two new leases: want 2, got %d, %v", n, err)
+	}
+}
+
+// keySlot is Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, if
+// the key has a non-empty one, else of the whole key, modulo 16384.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
