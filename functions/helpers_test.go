@@ -91,7 +91,7 @@ type env struct {
 	advance func(time.Duration)
 	h       http.Handler
 	logs    *syncBuffer
-	tokens  map[string]string // login → bearer token
+	tokens  map[string]string // login (or other name a test gives) → bearer token
 	ids     map[string]string // login → account id
 }
 
@@ -127,9 +127,9 @@ func newEnv(t testing.TB, b backend, opts ...envOption) *env {
 	return e
 }
 
-// req is one request of a test: auth is a login ("alice", "bob"), "-" for
-// no Authorization header, or "raw:" and the header's exact value; the
-// default is alice.
+// req is one request of a test: auth is a key of env.tokens (a login such
+// as "alice" or "bob"), "-" for no Authorization header, or "raw:" and the
+// header's exact value; the default is alice.
 type req struct {
 	method, path string
 	auth         string
@@ -159,13 +159,11 @@ func (e *env) request(t testing.TB, q req) *http.Request {
 	if q.ctx != nil {
 		r = r.WithContext(q.ctx)
 	}
-	switch {
-	case q.auth == "" || q.auth == "alice" || q.auth == "bob":
-		who := q.auth
-		if who == "" {
-			who = "alice"
-		}
-		r.Header.Set("Authorization", "Bearer "+e.tokens[who])
+	switch tok, known := e.tokens[q.auth]; {
+	case q.auth == "":
+		r.Header.Set("Authorization", "Bearer "+e.tokens["alice"])
+	case known:
+		r.Header.Set("Authorization", "Bearer "+tok)
 	case q.auth == "-":
 	case strings.HasPrefix(q.auth, "raw:"):
 		r.Header.Set("Authorization", strings.ReplaceAll(strings.TrimPrefix(q.auth, "raw:"), "TOKEN", e.tokens["alice"]))

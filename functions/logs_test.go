@@ -1,0 +1,78 @@
+package functions_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// TestLogsNeverHoldTokens plays the whole session (which rotates a token
+// and sends malformed and unknown ones) plus a panic and a store failure,
+// then checks that no token, token hash or Authorization value is in the
+// log, and that every access line has its fields.
+func TestLogsNeverHoldTokens(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := &faultyStore{}
+			e := newEnv(t, b, wrapStore(f))
+			secrets := []string{"Bearer", validToken}
+			for _, tok := range e.tokens {
+				secrets = append(secrets, tok, lockcore.HashToken(tok).String())
+			}
+			for _, s := range session {
+				if s.advance != 0 {
+					e.advance(s.advance)
+					continue
+				}
+				w := e.do(t, s.q)
+				if s.q.path == "/auth/token/rotate" && w.Code == 200 {
+					tok, _ := decode(t, w)["token"].(string)
+					secrets = append(secrets, tok, lockcore.HashToken(tok).String())
+					e.tokens["alice-old"], e.tokens["alice"] = e.tokens["alice"], tok
+				}
+			}
+			e.do(t, req{method: "GET", path: "/locks?token=" + e.tokens["alice"] + "&x=1"})
+			f.failLocks.Store(true)
+			e.do(t, get("/locks"))
+			f.failLocks.Store(false)
+			f.panics.Store(true)
+			q := get("/locks")
+			q.want500 = true
+			e.do(t, q)
+
+			logs := e.logs.String()
+			for _, s := range secrets {
+				if strings.Contains(logs, s) {
+					t.Errorf("log contains secret %q", s)
+				}
+			}
+			var access int
+			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if m["msg"] != "request" {
+					continue
+				}
+				access++
+				for _, k := range []string{"request_id", "method", "path", "status", "bytes", "duration"} {
+					if _, ok := m[k]; !ok {
+						t.Errorf("access line without %s: %s", k, line)
+					}
+				}
+				if p, _ := m["path"].(string); strings.Contains(p, "?") || strings.Contains(p, "x=1") {
+					t.Errorf("access line path %q has the query", p)
+				}
+				if status, _ := m["status"].(float64); status < 400 && m["account_id"] != e.ids["alice"] && m["account_id"] != e.ids["bob"] && m["path"] != "/health" {
+					t.Errorf("successful access line without the account id: %s", line)
+				}
+			}
+			if want := len(session) + 2; access < want {
+				t.Errorf("%d access lines, want at least %d", access, want)
+			}
+		})
+	}
+}
