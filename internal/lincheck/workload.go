@@ -104,14 +104,8 @@ func runClient(ctx context.Context, c *Client, w Workload, id int, rec *Recorder
 		fresh(l)
 	}
 	for n := 0; n < w.OpsPerClient && ctx.Err() == nil; n++ {
-		if w.Think > 0 {
-			t := time.NewTimer(time.Duration(rng.Int63n(int64(w.Think))))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return st
-			case <-t.C:
-			}
+		if w.Think > 0 && !sleep(ctx, time.Duration(rng.Int63n(int64(w.Think)))) {
+			return st
 		}
 		lock := w.Locks[rng.Intn(len(w.Locks))]
 		in := Input{Lock: lock, LeaseID: lease[lock]}
@@ -130,7 +124,12 @@ func runClient(ctx context.Context, c *Client, w Workload, id int, rec *Recorder
 		out, err := c.Do(ctx, in)
 		ret := time.Now()
 		if errors.Is(err, ErrNotSent) {
+			// The server is down (a crash run): wait a little rather
+			// than spin.
 			st.NotSent++
+			if !sleep(ctx, 20*time.Millisecond) {
+				return st
+			}
 			continue
 		}
 		if err != nil {
@@ -140,7 +139,12 @@ func runClient(ctx context.Context, c *Client, w Workload, id int, rec *Recorder
 		st.Ops++
 		switch out.Outcome {
 		case Unknown:
+			// The store or server is failing: back off a little, as a
+			// real client would, rather than pile up lost answers.
 			st.Unknown++
+			if !sleep(ctx, 20*time.Millisecond) {
+				return st
+			}
 		case Held:
 			if in.Kind == OpAcquire {
 				fresh(lock)
@@ -154,4 +158,16 @@ func runClient(ctx context.Context, c *Client, w Workload, id int, rec *Recorder
 		}
 	}
 	return st
+}
+
+// sleep waits d or until ctx ends, reporting whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
