@@ -188,7 +188,7 @@ const pageStyle = `<style>
 body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f8fa;color:#1f2328}
 main{max-width:46rem;margin:3rem auto;padding:2rem;background:#fff;border:1px solid #d0d7de;border-radius:8px}
 h1{font-size:1.4rem;margin-top:0}
-pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.75rem;white-space:pre-wrap;word-break:break-all;user-select:all}
+pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.75rem;white-space:pre-wrap;overflow-wrap:anywhere;user-select:all}
 .warn{color:#9a6700}
 .small{color:#59636e;font-size:.875rem}
 a{color:#0969da}
