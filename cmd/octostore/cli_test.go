@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunCommands(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "cli.db")
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		stdin   string
+		wantErr string
+		wantOut string
+	}{
+		{name: "version", args: []string{"version"}, wantOut: "octostore "},
+		{name: "unknown command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`},
+		{name: "token without subcommand", args: []string{"token"}, wantErr: "want a subcommand"},
+		{name: "token unknown subcommand", args: []string{"token", "eat"}, wantErr: `unknown subcommand "eat"`},
+		{name: "create without login", args: []string{"token", "create", "--db", db}, wantErr: "--login is required"},
+		{name: "create bad login", args: []string{"token", "create", "--db", db, "--login", "a b"}, wantErr: "login must be"},
+		{name: "revoke garbage", args: []string{"token", "revoke", "--db", db, "nope"}, wantErr: "token must be"},
+		{name: "revoke empty stdin", args: []string{"token", "revoke", "--db", db}, stdin: "", wantErr: "token must be"},
+		{name: "bad env int", args: []string{"token", "create", "--db", db, "--login", "x"}, env: map[string]string{"OCTOSTORE_MAX_LOCKS": "1o0"}, wantErr: "OCTOSTORE_MAX_LOCKS"},
+		{name: "cluster without url", args: []string{"token", "create", "--db", db, "--login", "x", "--redis-cluster"}, wantErr: "--redis-cluster needs --redis-url"},
+		{name: "serve bad limits", args: []string{"serve", "--db", db, "--max-locks", "0"}, wantErr: "max held locks"},
+		{name: "serve bad log format", args: []string{"serve", "--db", db, "--log-format", "xml"}, wantErr: "--log-format"},
+		{name: "serve stray argument", args: []string{"serve", "--db", db, "extra"}, wantErr: "unexpected arguments"},
+		{name: "create prints one token", args: []string{"token", "create", "--db", db, "--login", "cli"}, wantOut: "os_"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, strings.NewReader(tt.stdin), &out, &errOut)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v (stderr %s)", err, errOut.String())
+			}
+			if !strings.HasPrefix(out.String(), tt.wantOut) {
+				t.Fatalf("stdout = %q, want prefix %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+)
+
+// storeFlags choose and configure the store; serve and token share them.
+type storeFlags struct {
+	db           string
+	redisURL     string
+	redisCluster bool
+	redisPrefix  string
+	opTimeout    time.Duration
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.db, "db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file (env OCTOSTORE_DB)")
+	fs.StringVar(&s.redisURL, "redis-url", envString("REDIS_URL", ""), "use Redis at this redis:// or rediss:// URL instead of SQLite (env REDIS_URL)")
+	fs.BoolVar(&s.redisCluster, "redis-cluster", envBool("REDIS_CLUSTER"), "the Redis URL is a cluster URL redis://h1:p1?addr=h2:p2 (env REDIS_CLUSTER=true)")
+	fs.StringVar(&s.redisPrefix, "redis-prefix", envString("OCTOSTORE_REDIS_PREFIX", ""), "key prefix in Redis (env OCTOSTORE_REDIS_PREFIX; default os:)")
+	fs.DurationVar(&s.opTimeout, "op-timeout", envDuration("OCTOSTORE_OP_TIMEOUT", 3*time.Second), "timeout of one store operation (env OCTOSTORE_OP_TIMEOUT)")
+}
+
+// open opens the configured store and returns it with its name for /health.
+func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
+	if s.opTimeout <= 0 {
+		return nil, "", fmt.Errorf("--op-timeout must be positive (got %v)", s.opTimeout)
+	}
+	if s.redisURL != "" {
+		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout})
+		if err != nil {
+			return nil, "", fmt.Errorf("open redis store: %w", err)
+		}
+		return st, "redis", nil
+	}
+	if s.redisCluster {
+		return nil, "", fmt.Errorf("--redis-cluster needs --redis-url")
+	}
+	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{})
+	if err != nil {
+		return nil, "", fmt.Errorf("open sqlite store %s: %w", s.db, err)
+	}
+	return st, "sqlite", nil
+}
+
+// limitFlags are the configurable limits of the service.
+type limitFlags struct {
+	maxTTL, defaultTTL, maxMetadata, maxLocks int
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet) {
+	d := lockcore.DefaultLimits
+	fs.IntVar(&l.maxTTL, "max-ttl", envInt("OCTOSTORE_MAX_TTL_SECONDS", int(d.MaxTTL/time.Second)), "longest ttl_seconds allowed (env OCTOSTORE_MAX_TTL_SECONDS)")
+	fs.IntVar(&l.defaultTTL, "default-ttl", envInt("OCTOSTORE_DEFAULT_TTL_SECONDS", int(d.DefaultTTL/time.Second)), "ttl_seconds when a request gives none (env OCTOSTORE_DEFAULT_TTL_SECONDS)")
+	fs.IntVar(&l.maxMetadata, "max-metadata", envInt("OCTOSTORE_MAX_METADATA_BYTES", d.MaxMetadataBytes), "longest metadata in bytes (env OCTOSTORE_MAX_METADATA_BYTES)")
+	fs.IntVar(&l.maxLocks, "max-locks", envInt("OCTOSTORE_MAX_LOCKS", d.MaxHeldLocks), "held locks allowed per account (env OCTOSTORE_MAX_LOCKS)")
+}
+
+func (l *limitFlags) limits() (lockcore.Limits, error) {
+	lim := lockcore.Limits{
+		MaxTTL:           time.Duration(l.maxTTL) * time.Second,
+		DefaultTTL:       time.Duration(l.defaultTTL) * time.Second,
+		MaxMetadataBytes: l.maxMetadata,
+		MaxHeldLocks:     l.maxLocks,
+	}
+	if err := lim.Validate(); err != nil {
+		return lockcore.Limits{}, fmt.Errorf("limits: %w", err)
+	}
+	return lim, nil
+}
+
+// The env helpers give a flag its default from the environment; checkEnv
+// reports values that are set but do not parse.
+func envString(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(key string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(key))
+	return v
+}
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return v
+	}
+	return def
+}
+
+// checkEnv reports environment variables that are set but do not parse, so
+// a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error, not a silent default.
+func checkEnv() error {
+	for _, key := range []string{"OCTOSTORE_MAX_TTL_SECONDS", "OCTOSTORE_DEFAULT_TTL_SECONDS", "OCTOSTORE_MAX_METADATA_BYTES", "OCTOSTORE_MAX_LOCKS"} {
+		if v, ok := os.LookupEnv(key); ok {
+			if _, err := strconv.Atoi(v); err != nil {
+				return fmt.Errorf("environment %s=%q is not an integer", key, v)
+			}
+		}
+	}
+	if v, ok := os.LookupEnv("REDIS_CLUSTER"); ok && v != "" {
+		if _, err := strconv.ParseBool(v); err != nil {
+			return fmt.Errorf("environment REDIS_CLUSTER=%q is not true or false", v)
+		}
+	}
+	if v, ok := os.LookupEnv("OCTOSTORE_OP_TIMEOUT"); ok {
+		if _, err := time.ParseDuration(v); err != nil {
+			return fmt.Errorf("environment OCTOSTORE_OP_TIMEOUT=%q is not a duration such as 3s", v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the octostore binary built once for the process-level tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "octostore-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "octostore")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build octostore:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var tokenRE = regexp.MustCompile(`os_[A-Za-z0-9_-]{43}`)
+
+// proc is one running octostore server process.
+type proc struct {
+	cmd    *exec.Cmd
+	base   string
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func (p *proc) output() (string, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String(), p.stderr.String()
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServer runs `octostore serve` on a free port over db and waits until
+// /health answers 200.
+func startServer(t *testing.T, db string, env ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	p := &proc{base: "http://" + addr, done: make(chan struct{})}
+	p.cmd = exec.Command(binPath, "serve", "--addr", addr, "--db", db)
+	p.cmd.Env = append(cleanEnv(), env...)
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			out, errOut := p.output()
+			t.Fatalf("server exited early\nstdout:\n%s\nstderr:\n%s", out, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			out, errOut := p.output()
+			t.Fatalf("server did not become healthy\nstdout:\n%s\nstderr:\n%s", out, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// cleanEnv is the test's environment without any OctoStore or GitHub
+// settings, so the developer's shell cannot change what the tests see.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "OCTOSTORE_") || strings.HasPrefix(kv, "GITHUB_") || strings.HasPrefix(kv, "REDIS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+type apiResult struct {
+	status int
+	body   map[string]any
+}
+
+func call(t *testing.T, method, url, token, body string) apiResult {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: body %q is not a JSON object: %v", method, url, raw, err)
+	}
+	return apiResult{resp.StatusCode, m}
+}
+
+func fence(t *testing.T, r apiResult) int64 {
+	t.Helper()
+	f, ok := r.body["fencing_token"].(float64)
+	if !ok {
+		t.Fatalf("no fencing_token in %v", r.body)
+	}
+	return int64(f)
+}
+
+// TestSIGKILLKeepsEverything is the durability promise of the single
+// binary: after kill -9 and a restart, held locks, fencing order and tokens
+// are all still there.
+func TestSIGKILLKeepsEverything(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octo.db")
+	p := startServer(t, db)
+
+	out, _ := p.output()
+	admin := tokenRE.FindString(out)
+	if admin == "" {
+		t.Fatalf("first start printed no token; stdout:\n%s", out)
+	}
+	if !strings.Contains(out, "curl -X POST "+p.base+"/locks/") {
+		t.Errorf("first start printed no ready curl line; stdout:\n%s", out)
+	}
+
+	// A token made by the operator command while the server runs.
+	opsOut, err := exec.Command(binPath, "token", "create", "--login", "ops", "--db", db).Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	ops := strings.TrimSpace(string(opsOut))
+	if !tokenRE.MatchString(ops) || strings.Contains(ops, "\n") {
+		t.Fatalf("token create printed %q, want exactly one token", opsOut)
+	}
+
+	held := call(t, "POST", p.base+"/locks/held-one/acquire", admin, `{"ttl_seconds":3600,"metadata":"m1"}`)
+	if held.status != 200 {
+		t.Fatalf("acquire held-one: %d %v", held.status, held.body)
+	}
+	var maxFence int64 = fence(t, held)
+	for i := 0; i < 5; i++ {
+		r := call(t, "POST", p.base+"/locks/cycled/acquire", admin, `{"ttl_seconds":60}`)
+		if r.status != 200 {
+			t.Fatalf("acquire cycled: %d %v", r.status, r.body)
+		}
+		if f := fence(t, r); f <= maxFence {
+			t.Fatalf("fencing token %d not above %d", f, maxFence)
+		} else {
+			maxFence = f
+		}
+		rel := call(t, "POST", p.base+"/locks/cycled/release", admin, fmt.Sprintf(`{"lease_id":%q}`, r.body["lease_id"]))
+		if rel.status != 200 {
+			t.Fatalf("release cycled: %d %v", rel.status, rel.body)
+		}
+	}
+	opsLock := call(t, "POST", p.base+"/locks/held-one/acquire", ops, `{"ttl_seconds":3600}`)
+	if opsLock.status != 200 {
+		t.Fatalf("ops acquire: %d %v", opsLock.status, opsLock.body)
+	}
+
+	p.kill() // SIGKILL: no shutdown code runs.
+
+	q := startServer(t, db)
+	out2, _ := q.output()
+	if tokenRE.MatchString(out2) {
+		t.Fatalf("restart printed a token again; stdout:\n%s", out2)
+	}
+	st := call(t, "GET", q.base+"/locks/held-one", admin, "")
+	if st.status != 200 || st.body["status"] != "held" {
+		t.Fatalf("after restart held-one: %d %v", st.status, st.body)
+	}
+	if st.body["lease_id"] != held.body["lease_id"] || fence(t, st) != fence(t, held) || st.body["metadata"] != "m1" {
+		t.Fatalf("after restart held-one = %v, want lease %v token %v", st.body, held.body["lease_id"], held.body["fencing_token"])
+	}
+	again := call(t, "POST", q.base+"/locks/cycled/acquire", admin, "")
+	if again.status != 200 {
+		t.Fatalf("acquire after restart: %d %v", again.status, again.body)
+	}
+	if f := fence(t, again); f <= maxFence {
+		t.Fatalf("fencing token after restart %d, want > %d", f, maxFence)
+	}
+	if r := call(t, "GET", q.base+"/locks/held-one", ops, ""); r.status != 200 || r.body["lease_id"] != opsLock.body["lease_id"] {
+		t.Fatalf("ops token after restart: %d %v", r.status, r.body)
+	}
+	if r := call(t, "GET", q.base+"/locks", "os_"+strings.Repeat("A", 43), ""); r.status != 401 {
+		t.Fatalf("unknown token after restart: %d %v", r.status, r.body)
+	}
+}
+
+// TestTokenRevoke revokes a token through the operator command, reading it
+// from stdin, and checks the server refuses it at once.
+func TestTokenRevoke(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octo.db")
+	p := startServer(t, db)
+	tok, err := exec.Command(binPath, "token", "create", "--login", "ci", "--db", db).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+	if r := call(t, "GET", p.base+"/locks", token, ""); r.status != 200 {
+		t.Fatalf("new token: %d %v", r.status, r.body)
+	}
+	rev := exec.Command(binPath, "token", "revoke", "--db", db)
+	rev.Stdin = strings.NewReader(token + "\n")
+	if out, err := rev.CombinedOutput(); err != nil {
+		t.Fatalf("token revoke: %v: %s", err, out)
+	}
+	if r := call(t, "GET", p.base+"/locks", token, ""); r.status != 401 {
+		t.Fatalf("revoked token: %d %v", r.status, r.body)
+	}
+	again := exec.Command(binPath, "token", "revoke", "--db", db, token)
+	out, err := again.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no such token") {
+		t.Fatalf("second revoke: err=%v out=%s", err, out)
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM and expects a clean exit.
+func TestGracefulShutdown(t *testing.T) {
+	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		_, errOut := p.output()
+		t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, errOut)
+	}
+	_, errOut := p.output()
+	sc := bufio.NewScanner(strings.NewReader(errOut))
+	for sc.Scan() {
+		if tokenRE.MatchString(sc.Text()) {
+			t.Fatalf("a token appears in the log: %s", sc.Text())
+		}
+	}
+}

@@ -1,0 +1,80 @@
+// Command octostore is the self-hosted OctoStore server and its operator
+// tools in one binary:
+//
+//	octostore [serve] [--addr ADDR] [--db PATH | --redis-url URL [--redis-cluster]]
+//	octostore token create --login NAME [store flags]
+//	octostore token revoke [TOKEN|-] [store flags]
+//	octostore version
+//
+// Every flag can also come from the environment (see README.md); a flag given
+// on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/octostore/octostore/internal/buildinfo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "octostore:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage:
+  octostore [serve] [flags]          run the server (default)
+  octostore token create --login NAME [store flags]
+                                     create the account if needed and print a new token
+  octostore token revoke [TOKEN|-]   revoke a token (read from stdin when absent or "-")
+  octostore version                  print the version
+
+Run "octostore serve -h" or "octostore token create -h" for the flags.
+`
+
+// run executes one command line; it is main without the process around it,
+// so tests can call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stdout, stderr)
+	case "token":
+		if len(args) == 0 {
+			fmt.Fprint(stderr, usage)
+			return errors.New("token: want a subcommand: create or revoke")
+		}
+		switch args[0] {
+		case "create":
+			return tokenCreate(ctx, args[1:], stdout, stderr)
+		case "revoke":
+			return tokenRevoke(ctx, args[1:], stdin, stdout, stderr)
+		}
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("token: unknown subcommand %q (want create or revoke)", args[0])
+	case "version":
+		fmt.Fprintln(stdout, "octostore", buildinfo.Version())
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/internal/buildinfo"
+	"github.com/octostore/octostore/lockcore"
+)
+
+// Server limits: a slow or abusive client cannot hold a connection or a
+// goroutine for long, and headers are bounded.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 32 << 10
+	shutdownTimeout   = 10 * time.Second
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envString("OCTOSTORE_ADDR", "127.0.0.1:8080"), "listen address (env OCTOSTORE_ADDR)")
+	logFormat := fs.String("log-format", envString("OCTOSTORE_LOG_FORMAT", "text"), "log format: text or json (env OCTOSTORE_LOG_FORMAT)")
+	var sf storeFlags
+	sf.register(fs)
+	var lf limitFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := checkEnv(); err != nil {
+		return err
+	}
+	limits, err := lf.limits()
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
+
+	store, storeName, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if err := bootstrapAdmin(ctx, store, stdout, *addr); err != nil {
+		return err
+	}
+
+	handler := functions.New(functions.Deps{
+		Store:     store,
+		StoreName: storeName,
+		Limits:    limits,
+		Logger:    logger,
+		Version:   buildinfo.Version(),
+		OpTimeout: sf.opTimeout,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json (got %q)", format)
+}
+
+// oauthConfigured reports whether a GitHub app is configured, in which case
+// accounts come from GitHub sign-in and no admin account is made.
+func oauthConfigured() bool {
+	return os.Getenv("GITHUB_CLIENT_ID") != "" && os.Getenv("GITHUB_CLIENT_SECRET") != ""
+}
+
+// bootstrapAdmin makes the first account on an empty store with no GitHub
+// app configured, and prints its token once. Later starts find an account
+// and print nothing.
+func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string) error {
+	if oauthConfigured() {
+		return nil
+	}
+	n, err := store.CountAccounts(ctx)
+	if err != nil {
+		return fmt.Errorf("count accounts: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	acct, _, err := store.EnsureAccount(ctx, "admin")
+	if err != nil {
+		return fmt.Errorf("create admin account: %w", err)
+	}
+	token, hash := lockcore.NewToken()
+	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
+		return fmt.Errorf("create admin token: %w", err)
+	}
+	base := "http://" + addr
+	if strings.HasPrefix(addr, ":") {
+		base = "http://127.0.0.1" + addr
+	}
+	fmt.Fprintf(stdout, `
+First start: created account "admin". Its token is shown this once; keep it:
+
+    %s
+
+Try it:
+
+    curl -X POST %s/locks/my-lock/acquire -H "Authorization: Bearer %s" -d '{"ttl_seconds":30}'
+
+`, token, base, token)
+	return nil
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// tokenCreate creates the account --login if needed and prints one new token
+// on one line, nothing else, so it can be used in scripts.
+func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	login := fs.String("login", "", "account login (created if it does not exist)")
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token create: unexpected arguments %q", fs.Args())
+	}
+	if *login == "" {
+		return errors.New("token create: --login is required")
+	}
+	if err := lockcore.ValidateLogin(*login); err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	if err := checkEnv(); err != nil {
+		return err
+	}
+	store, _, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	acct, _, err := store.EnsureAccount(ctx, *login)
+	if err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	token, hash := lockcore.NewToken()
+	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, token)
+	return err
+}
+
+// tokenRevoke revokes the token given as the argument, or read from stdin
+// when the argument is absent or "-" (so it need not appear in ps output or
+// shell history).
+func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var token string
+	switch {
+	case fs.NArg() > 1:
+		return fmt.Errorf("token revoke: want one token, got %d arguments", fs.NArg())
+	case fs.NArg() == 1 && fs.Arg(0) != "-":
+		token = fs.Arg(0)
+	default:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("token revoke: read token from stdin: %w", err)
+		}
+		token = strings.TrimSpace(line)
+	}
+	hash, err := lockcore.ParseToken(token)
+	if err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	if err := checkEnv(); err != nil {
+		return err
+	}
+	store, _, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.RevokeToken(ctx, hash); err != nil {
+		if errors.Is(err, lockcore.ErrNotFound) {
+			return errors.New("token revoke: no such token")
+		}
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, "revoked")
+	return err
+}

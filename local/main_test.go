@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLocalServes starts the local server, takes the printed token and uses
+// the printed curl line's request: acquire, then a second acquire is held.
+func TestLocalServes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, &stdout, &stderr, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run ended early: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("local server did not start")
+	}
+	out := stdout.String()
+	token := regexp.MustCompile(`os_[A-Za-z0-9_-]{43}`).FindString(out)
+	if token == "" || !strings.Contains(out, "curl -X POST http://"+addr+"/locks/my-lock/acquire") {
+		t.Fatalf("banner lacks a token or curl line:\n%s", out)
+	}
+	acquire := func() (int, map[string]any) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/locks/my-lock/acquire", strings.NewReader(`{"ttl_seconds":30}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("body %q: %v", raw, err)
+		}
+		return resp.StatusCode, m
+	}
+	if code, body := acquire(); code != 200 || body["status"] != "acquired" {
+		t.Fatalf("first acquire: %d %v", code, body)
+	}
+	if code, body := acquire(); code != 409 || body["status"] != "held" {
+		t.Fatalf("second acquire: %d %v", code, body)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Fatal("the token appears in the log")
+	}
+}
