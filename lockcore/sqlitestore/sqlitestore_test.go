@@ -700,3 +700,45 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal("Open of a database with a newer schema: want an error")
 	}
 }
+
+// TestCloseDrainsQueue checks that Close lets writes already queued finish
+// (and commit) before it returns, and refuses new ones.
+func TestCloseDrainsQueue(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	release := s.stall(t)
+
+	acquired := make(chan error, 1)
+	go func() {
+		r, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+		if err == nil && !r.Acquired {
+			err = errors.New("not acquired")
+		}
+		acquired <- err
+	}()
+	s.waitQueued(1)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	for {
+		// Close marks the store closed before it waits for the writer.
+		if _, err := s.Get(ctx, acct.ID, "x"); errors.Is(err, lockcore.ErrUnavailable) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Renew(ctx, acct.ID, "x", "lease-1", time.Minute); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("write during Close: want ErrUnavailable, got %v", err)
+	}
+	release()
+	if err := <-acquired; err != nil {
+		t.Fatalf("write queued before Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s2 := openAt(t, s.path, s.clock, sqlitestore.Options{})
+	if st, err := s2.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "lease-1" {
+		t.Fatalf("lock after Close and reopen: %+v, %v", st, err)
+	}
+}

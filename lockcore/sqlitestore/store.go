@@ -292,8 +292,8 @@ func unavailable(err error) bool {
 	return false
 }
 
-// ctxErr is the error of a caller whose context ended; applied says whether
-// the outcome is unknown (true) or the operation was certainly not applied.
+// ctxErr is the error of a caller whose context ended; unknown says whether
+// the write may have been committed (true) or was certainly not applied.
 func ctxErr(ctx context.Context, unknown bool) error {
 	if unknown {
 		return fmt.Errorf("sqlitestore: %w: %w (the write may or may not have been committed)", lockcore.ErrUnavailable, context.Cause(ctx))
