@@ -14,7 +14,9 @@
 // and is never deleted. They survive a Redis crash only as far as Redis
 // persists writes: run Redis with appendonly yes and appendfsync always (or
 // a replicated, persistent managed Redis) when fencing tokens must never go
-// backwards.
+// backwards. Keep maxmemory-policy at noeviction (or a volatile-* policy):
+// an allkeys-* policy may evict the fence counter, which has no TTL, and so
+// reset fencing tokens.
 //
 // Failures to reach Redis, timeouts, cancelled contexts and transient server
 // states (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, BUSY, READONLY) are
@@ -164,9 +166,6 @@ const (
 	fastDialRetries = 2
 	fastDialBackoff = 50 * time.Millisecond
 )
-
-// Client returns the underlying client, for tests and diagnostics.
-func (s *Store) Client() redis.UniversalClient { return s.client }
 
 // Ping checks that Redis answers, within OpTimeout.
 func (s *Store) Ping(ctx context.Context) error {

@@ -1,0 +1,54 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+// serverErr is an error reply from Redis, as go-redis reports one.
+type serverErr string
+
+func (e serverErr) Error() string { return string(e) }
+func (serverErr) RedisError()     {}
+
+var _ redis.Error = serverErr("")
+
+func TestFailTranslation(t *testing.T) {
+	s := &Store{}
+	cases := []struct {
+		err         error
+		unavailable bool
+	}{
+		{serverErr("LOADING Redis is loading the dataset in memory"), true},
+		{serverErr("CLUSTERDOWN The cluster is down"), true},
+		{serverErr("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{serverErr("MASTERDOWN Link with MASTER is down"), true},
+		{serverErr("BUSY Redis is busy running a script"), true},
+		{serverErr("READONLY You can't write against a read only replica."), true},
+		{serverErr("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{serverErr("ERR Error running script (call to f_x): @user_script:1: boom"), false},
+		{serverErr("NOSCRIPT No matching script. Please use EVAL."), false},
+		{context.DeadlineExceeded, true},
+		{context.Canceled, true},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, true},
+		{redis.ErrClosed, true},
+		{redis.ErrPoolTimeout, true},
+	}
+	for _, c := range cases {
+		got := s.fail("op", c.err)
+		if errors.Is(got, lockcore.ErrUnavailable) != c.unavailable {
+			t.Errorf("fail(%v): want wrapping ErrUnavailable = %v, got %v", c.err, c.unavailable, got)
+		}
+		if !errors.Is(got, c.err) {
+			t.Errorf("fail(%v): want the original error kept in the chain, got %v", c.err, got)
+		}
+	}
+}
