@@ -3,6 +3,7 @@ package functions_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 type faultyStore struct {
 	lockcore.Store
 	failAuth  atomic.Bool // AccountByToken fails with ErrUnavailable
+	oddAuth   atomic.Bool // AccountByToken fails with an error of no known kind
 	failLocks atomic.Bool // lock and token methods fail with ErrUnavailable
 	failPing  atomic.Bool // Ping fails with ErrUnavailable
 	panics    atomic.Bool // lock methods panic
@@ -50,6 +52,9 @@ func (f *faultyStore) fault(ctx context.Context) error {
 func (f *faultyStore) AccountByToken(ctx context.Context, h lockcore.TokenHash) (lockcore.Account, error) {
 	if f.failAuth.Load() {
 		return lockcore.Account{}, errInjected
+	}
+	if f.oddAuth.Load() {
+		return lockcore.Account{}, errors.New("driver said something odd (secret internal detail)")
 	}
 	return f.Store.AccountByToken(ctx, h)
 }
@@ -138,6 +143,11 @@ func TestStoreUnavailable(t *testing.T) {
 				t.Run("auth "+q.method+" "+q.path, func(t *testing.T) { check(t, q) })
 			}
 			f.failAuth.Store(false)
+			f.oddAuth.Store(true)
+			for _, q := range allEndpoints {
+				t.Run("odd auth error "+q.method+" "+q.path, func(t *testing.T) { check(t, q) })
+			}
+			f.oddAuth.Store(false)
 			if strings.Contains(e.logs.String(), "secret internal detail") == false {
 				t.Errorf("the store's error is not in the log:\n%s", e.logs.String())
 			}

@@ -170,8 +170,9 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 }
 
 // authenticate checks the bearer token of r and records its account in ex.
-// Missing, malformed, unknown and revoked tokens are errUnauthorized; a
-// store failure maps through errorTable (503 when it is unavailable).
+// Missing, malformed, unknown and revoked tokens are errUnauthorized; any
+// other store failure is ErrUnavailable (503: the token could not be
+// checked).
 func (s *server) authenticate(ex *exchange, r *http.Request) error {
 	vals := r.Header.Values("Authorization")
 	switch {
@@ -195,7 +196,8 @@ func (s *server) authenticate(ex *exchange, r *http.Request) error {
 		if errors.Is(err, lockcore.ErrNotFound) {
 			return newError(errUnauthorized, "unknown or revoked bearer token")
 		}
-		return err
+		// Whatever else the store says, the token could not be checked.
+		return &handlerError{Kind: lockcore.ErrUnavailable, Detail: err}
 	}
 	ex.authed, ex.account, ex.tokenHash = true, acct, hash
 	return nil

@@ -107,7 +107,10 @@ type route struct {
 }
 
 // routes lists every endpoint. A feature in its own file adds its routes
-// here with one line.
+// here with one line. A handler from another package (an http.Handler) is
+// mounted as a route whose handle calls its ServeHTTP(ex, r) and returns
+// nil: it then runs under the same middleware, and can read the request id
+// from the X-Request-Id header already set on ex.
 func (s *server) routes() []route {
 	return concat(
 		s.lockRoutes(),
