@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfig(t *testing.T) {
+	const secretURL = "redis://default:hunter2-very-secret@10.0.0.7:6379/0"
+	base := func(extra map[string]string) map[string]string {
+		m := map[string]string{envRedisURL: "redis://127.0.0.1:6379"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr []string // substrings of the error; nil means no error
+		check   func(t *testing.T, c config)
+	}{
+		{
+			name: "defaults",
+			env:  base(nil),
+			check: func(t *testing.T, c config) {
+				if c.Limits != lockcore.DefaultLimits {
+					t.Errorf("limits = %+v, want defaults", c.Limits)
+				}
+				if c.Redis.Cluster || c.Redis.Prefix != "" || c.OAuth.Enabled() {
+					t.Errorf("config = %+v, want no cluster, default prefix, no OAuth", c)
+				}
+			},
+		},
+		{
+			name: "everything set",
+			env: base(map[string]string{
+				envRedisURL: secretURL, envRedisCluster: "true", envRedisPrefix: "prod:",
+				envMaxTTL: "600", envDefaultTTL: "30", envMaxMetadata: "0", envMaxLocks: "7",
+				envGitHubClientID: "Iv1.abc", envGitHubSecret: "gh-secret", envStateSecret: strings.Repeat("s", 32),
+				envPublicURL: "https://locks.example.com", envGitHubBaseURL: "https://ghe.example.com", envGitHubAPIURL: "https://ghe.example.com/api/v3",
+			}),
+			check: func(t *testing.T, c config) {
+				want := lockcore.Limits{MaxTTL: 600 * time.Second, DefaultTTL: 30 * time.Second, MaxMetadataBytes: 0, MaxHeldLocks: 7}
+				if c.Limits != want {
+					t.Errorf("limits = %+v, want %+v", c.Limits, want)
+				}
+				if !c.Redis.Cluster || c.Redis.Prefix != "prod:" || c.Redis.URL != secretURL {
+					t.Errorf("redis = %+v", c.Redis)
+				}
+				o := c.OAuth
+				if !o.Enabled() || o.ClientID != "Iv1.abc" || o.ClientSecret != "gh-secret" || string(o.StateSecret) != strings.Repeat("s", 32) ||
+					o.PublicURL != "https://locks.example.com" || o.BaseURL != "https://ghe.example.com" || o.APIURL != "https://ghe.example.com/api/v3" {
+					t.Errorf("oauth = %+v", o)
+				}
+			},
+		},
+		{name: "no redis url", env: map[string]string{}, wantErr: []string{"REDIS_URL is required"}},
+		{name: "redis url wrong scheme", env: base(map[string]string{envRedisURL: "http://x:6379"}), wantErr: []string{"REDIS_URL must start with redis://"}},
+		{name: "redis url unparsable", env: base(map[string]string{envRedisURL: "redis://:pa%zzss@h:1"}), wantErr: []string{"REDIS_URL is not a valid URL"}},
+		{name: "redis url no host", env: base(map[string]string{envRedisURL: "redis://"}), wantErr: []string{"REDIS_URL has no host"}},
+		{name: "cluster not bool", env: base(map[string]string{envRedisCluster: "yes"}), wantErr: []string{"REDIS_CLUSTER must be true or false"}},
+		{name: "prefix with brace", env: base(map[string]string{envRedisPrefix: "a{b"}), wantErr: []string{"OCTOSTORE_REDIS_PREFIX"}},
+		{name: "ttl not a number", env: base(map[string]string{envMaxTTL: "1h"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be a non-negative integer"}},
+		{name: "negative locks", env: base(map[string]string{envMaxLocks: "-1"}), wantErr: []string{"OCTOSTORE_MAX_LOCKS must be a non-negative integer"}},
+		{name: "default above max", env: base(map[string]string{envMaxTTL: "10", envDefaultTTL: "60"}), wantErr: []string{"limits", "default TTL"}},
+		{name: "zero locks", env: base(map[string]string{envMaxLocks: "0"}), wantErr: []string{"max held locks"}},
+		{name: "oauth half configured", env: base(map[string]string{envGitHubClientID: "id", envStateSecret: strings.Repeat("s", 32), envPublicURL: "https://x"}), wantErr: []string{"needs both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET"}},
+		{name: "oauth short secret, no public url", env: base(map[string]string{envGitHubClientID: "id", envGitHubSecret: "sec", envStateSecret: "short"}), wantErr: []string{"OCTOSTORE_STATE_SECRET must be at least 32 bytes", "OCTOSTORE_PUBLIC_URL is required"}},
+		{name: "several problems at once", env: map[string]string{envRedisCluster: "maybe", envMaxMetadata: "x"}, wantErr: []string{"REDIS_URL", "REDIS_CLUSTER", "OCTOSTORE_MAX_METADATA_BYTES"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(envOf(tt.env))
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("loadConfig: %v", err)
+				}
+				tt.check(t, c)
+				return
+			}
+			if err == nil {
+				t.Fatalf("loadConfig succeeded, want an error containing %q", tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if u := tt.env[envRedisURL]; u != "" && strings.Contains(err.Error(), u) {
+				t.Errorf("error %q quotes REDIS_URL", err)
+			}
+		})
+	}
+}
+
+// TestEnvVarsComplete checks that envVars lists exactly the variables
+// loadConfig reads, so the template test over envVars covers them all.
+func TestEnvVarsComplete(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = loadConfig(func(k string) string { read[k] = true; return "" })
+	// With GitHub sign-in configured every OAuth variable is read too.
+	_, _ = loadConfig(func(k string) string {
+		read[k] = true
+		if k == envGitHubClientID {
+			return "x"
+		}
+		return ""
+	})
+	listed := map[string]bool{}
+	for _, v := range envVars {
+		if listed[v] {
+			t.Errorf("envVars lists %s twice", v)
+		}
+		listed[v] = true
+		if !read[v] {
+			t.Errorf("envVars lists %s but loadConfig does not read it", v)
+		}
+	}
+	for v := range read {
+		if !listed[v] {
+			t.Errorf("loadConfig reads %s but envVars does not list it", v)
+		}
+	}
+}
+
+func TestScrubAndRedact(t *testing.T) {
+	const pw = "p@ss/word+with spaces"
+	raw := (&url.URL{Scheme: "redis", User: url.UserPassword("default", pw), Host: "cache.example.com:6379"}).String()
+	escaped := strings.TrimPrefix(url.UserPassword("default", pw).String(), "default:")
+	c, err := loadConfig(envOf(map[string]string{envRedisURL: raw, envGitHubSecret: "gh-client-secret", envGitHubClientID: "id", envStateSecret: "state-secret-state-secret-state-secret", envPublicURL: "https://x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "dial " + raw + " failed; password " + pw + "; " + url.QueryEscape(pw) + "; " + escaped + "; secret gh-client-secret; state state-secret-state-secret-state-secret"
+	got := c.scrub(msg)
+	for _, s := range []string{raw, pw, url.QueryEscape(pw), escaped, "gh-client-secret", "state-secret-state-secret-state-secret"} {
+		if strings.Contains(got, s) {
+			t.Errorf("scrub left %q in %q", s, got)
+		}
+	}
+	if !strings.Contains(got, "[redacted]") {
+		t.Errorf("scrub(%q) = %q, want [redacted] markers", msg, got)
+	}
+	red := redactedRedisURL(raw)
+	if strings.Contains(red, escaped) || strings.Contains(red, pw) || !strings.Contains(red, "cache.example.com:6379") {
+		t.Errorf("redactedRedisURL = %q, want host kept and password hidden", red)
+	}
+}
+
+func TestStripStage(t *testing.T) {
+	tests := []struct{ path, stage, want string }{
+		{"/locks/a", "$default", "/locks/a"},
+		{"/locks/a", "", "/locks/a"},
+		{"/prod/locks/a", "prod", "/locks/a"},
+		{"/prod", "prod", "/"},
+		{"/prod/", "prod", "/"},
+		{"/production/locks", "prod", "/production/locks"},
+		{"/locks/prod", "prod", "/locks/prod"},
+	}
+	for _, tt := range tests {
+		if got := stripStage(tt.path, tt.stage); got != tt.want {
+			t.Errorf("stripStage(%q, %q) = %q, want %q", tt.path, tt.stage, got, tt.want)
+		}
+	}
+}
+
+func TestCleanRawPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/locks/a.b-c/acquire", "/locks/a.b-c/acquire"},
+		{"/locks/%41", "/locks/%41"},
+		{"/locks/%zz", "/locks/%25zz"},
+		{"/locks/%4", "/locks/%254"},
+		{"/locks/a b", "/locks/a%20b"},
+		{"/locks/é", "/locks/%C3%A9"},
+		{"/locks/a?b#c", "/locks/a%3Fb%23c"},
+	}
+	for _, tt := range tests {
+		got := cleanRawPath(tt.in)
+		if got != tt.want {
+			t.Errorf("cleanRawPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if _, err := url.Parse("https://h" + got); err != nil {
+			t.Errorf("cleanRawPath(%q) = %q does not parse: %v", tt.in, got, err)
+		}
+	}
+}
+
+// fakeStore is a lockcore.Store whose every method succeeds trivially; it
+// counts Ping and Close calls.
+type fakeStore struct {
+	lockcore.Store // nil: methods other than the overridden ones are not used
+	pings, closes  atomic.Int32
+}
+
+func (f *fakeStore) Ping(context.Context) error { f.pings.Add(1); return nil }
+func (f *fakeStore) Close() error               { f.closes.Add(1); return nil }
+func (f *fakeStore) CountAccounts(context.Context) (int64, error) {
+	return 42, nil
+}
+
+func TestLazyStore(t *testing.T) {
+	var up atomic.Bool
+	var opens atomic.Int32
+	backend := &fakeStore{}
+	l := newLazyStore(func(ctx context.Context) (lockcore.Store, error) {
+		opens.Add(1)
+		if !up.Load() {
+			return nil, errors.New("dial tcp: connection refused")
+		}
+		return backend, nil
+	})
+	ctx := context.Background()
+
+	for i := 0; i < 2; i++ {
+		if err := l.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Fatalf("Ping while down = %v, want ErrUnavailable", err)
+		}
+		if _, err := l.CountAccounts(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Fatalf("CountAccounts while down = %v, want ErrUnavailable", err)
+		}
+	}
+	if n := opens.Load(); n != 4 {
+		t.Errorf("opens while down = %d, want one per call (4)", n)
+	}
+
+	up.Store(true)
+	if err := l.Ping(ctx); err != nil {
+		t.Fatalf("Ping once up: %v", err)
+	}
+	if n, err := l.CountAccounts(ctx); err != nil || n != 42 {
+		t.Fatalf("CountAccounts once up = %d, %v; want 42 from the backend", n, err)
+	}
+	if n := opens.Load(); n != 5 {
+		t.Errorf("opens after success = %d, want 5 (no reopen once open)", n)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	fresh := newLazyStore(nil)
+	fresh.mu <- struct{}{} // as if another caller's open were under way
+	if err := fresh.Ping(cctx); !errors.Is(err, lockcore.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Ping with cancelled context while another open runs = %v, want ErrUnavailable and context.Canceled", err)
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if backend.closes.Load() != 1 {
+		t.Errorf("backend closed %d times, want 1", backend.closes.Load())
+	}
+	if err := l.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Ping after Close = %v, want ErrUnavailable", err)
+	}
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+)
+
+// proxy turns Lambda events into requests for the API handler and its
+// answers back into Lambda responses. It serves:
+//
+//   - API Gateway HTTP API events of payload format 2.0 and Lambda Function
+//     URL events (the same shape; both say "version": "2.0");
+//   - API Gateway REST API events and HTTP API events of payload format 1.0
+//     (anything else).
+//
+// The Lambda request context (with the invocation deadline) becomes the
+// request's context, so store calls stop when the invocation must end.
+//
+// A proxy is safe for concurrent use.
+type proxy struct {
+	h   http.Handler
+	v1  *httpadapter.HandlerAdapter
+	v2  *httpadapter.HandlerAdapterV2
+	log *slog.Logger
+}
+
+func newProxy(h http.Handler, logger *slog.Logger) *proxy {
+	return &proxy{h: h, v1: httpadapter.New(h), v2: httpadapter.NewV2(h), log: logger}
+}
+
+// handle is the Lambda handler. It returns an error (a function error, which
+// API Gateway shows as a 5xx) only for a payload that is not a JSON object,
+// which API Gateway never sends.
+func (p *proxy) handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var probe struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, errors.New("octostore-lambda: the event is not a JSON object")
+	}
+	if probe.Version == "2.0" {
+		var ev events.APIGatewayV2HTTPRequest
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return badRequestV2(nil), nil
+		}
+		return p.serveV2(ctx, ev), nil
+	}
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return badRequestV1(nil), nil
+	}
+	return p.serveV1(ctx, ev), nil
+}
+
+// serveV2 answers a payload 2.0 event. With a named HTTP API stage the raw
+// path starts with "/<stage>"; that prefix is removed so the routes match.
+// ($default, the template's stage, and Function URLs have no prefix.)
+func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	if ev.RawPath == "" {
+		ev.RawPath = ev.RequestContext.HTTP.Path
+	}
+	ev.RawPath = cleanRawPath(stripStage(ev.RawPath, ev.RequestContext.Stage))
+	resp, err := p.v2.ProxyWithContext(ctx, ev)
+	if err != nil {
+		p.log.Warn("unreadable HTTP API event", slog.String("error", err.Error()))
+		return badRequestV2(ev.Headers)
+	}
+	return resp
+}
+
+// serveV1 answers a REST API (or payload 1.0) event, whose path never
+// carries the stage.
+func (p *proxy) serveV1(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	ev.Path = cleanRawPath(ev.Path)
+	resp, err := p.v1.ProxyWithContext(ctx, ev)
+	if err != nil {
+		p.log.Warn("unreadable REST API event", slog.String("error", err.Error()))
+		return badRequestV1(ev.Headers)
+	}
+	return resp
+}
+
+// stripStage removes a leading "/stage" segment from path when stage is a
+// named stage ("" and "$default" have none).
+func stripStage(path, stage string) string {
+	if stage == "" || stage == "$default" {
+		return path
+	}
+	prefix := "/" + stage
+	switch {
+	case path == prefix:
+		return "/"
+	case strings.HasPrefix(path, prefix+"/"):
+		return path[len(prefix):]
+	}
+	return path
+}
+
+// cleanRawPath makes path a valid escaped URL path without changing what it
+// means: a '%' not starting a %XX escape becomes %25, and bytes that may not
+// appear raw in a path ('?', '#', spaces, controls, non-ASCII) are
+// percent-encoded. So a path such as /locks/%zz reaches the handler (which
+// answers 400 invalid_name) instead of failing the request conversion.
+func cleanRawPath(path string) string {
+	const hexDigits = "0123456789ABCDEF"
+	ok := true
+	for i := 0; i < len(path) && ok; i++ {
+		ok = pathByteOK(path, i)
+	}
+	if ok {
+		return path
+	}
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if pathByteOK(path, i) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// pathByteOK reports whether path[i] may stay as it is in an escaped path.
+func pathByteOK(path string, i int) bool {
+	c := path[i]
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		return true
+	case c == '%':
+		return i+2 < len(path) && isHex(path[i+1]) && isHex(path[i+2])
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// badRequestBody is the answer to an event the adapter cannot turn into a
+// request (say, a body flagged base64 that is not): what a net/http server
+// answers to an unreadable request, in the API's error shape.
+func badRequestBody(headers map[string]string) (string, map[string]string) {
+	id := ""
+	for k, v := range headers {
+		if strings.EqualFold(k, "X-Request-Id") && validRequestID(v) {
+			id = v
+		}
+	}
+	if id == "" {
+		var b [16]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	body, _ := json.Marshal(map[string]string{
+		"error":      "the request could not be read",
+		"code":       "bad_request",
+		"request_id": id,
+	})
+	return string(body) + "\n", map[string]string{
+		"Content-Type":           "application/json; charset=utf-8",
+		"X-Request-Id":           id,
+		"Cache-Control":          "no-store",
+		"X-Content-Type-Options": "nosniff",
+	}
+}
+
+func badRequestV2(headers map[string]string) events.APIGatewayV2HTTPResponse {
+	body, h := badRequestBody(headers)
+	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: h, Body: body}
+}
+
+func badRequestV1(headers map[string]string) events.APIGatewayProxyResponse {
+	body, h := badRequestBody(headers)
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: h, Body: body}
+}
+
+// validRequestID reports whether id matches ^[A-Za-z0-9._:-]{1,128}$, the
+// request ids the API echoes.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
