@@ -267,6 +267,9 @@ type envOptions struct {
 	callbackAccounts lockcore.Accounts
 	callbackSecret   []byte // the second instance's StateSecret; default the same
 	httpClient       *http.Client
+	// deriveSecret leaves Config.StateSecret empty on every instance, so
+	// the key is derived from the client secret.
+	deriveSecret bool
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
@@ -298,11 +301,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		return f
 	}
-	start := mk(o.accounts, testSecret)
+	firstSecret := testSecret
+	if o.deriveSecret {
+		firstSecret = nil
+	}
+	start := mk(o.accounts, firstSecret)
 	callback := start
 	if o.callbackAccounts != nil {
 		secret := o.callbackSecret
-		if secret == nil {
+		if secret == nil && !o.deriveSecret {
 			secret = testSecret
 		}
 		callback = mk(o.callbackAccounts, secret)

@@ -6,7 +6,8 @@
 // short-lived, HMAC-SHA256-signed, HttpOnly, SameSite=Lax cookie; Callback
 // accepts GitHub's redirect only when that cookie is present, untampered,
 // unexpired and carries the same state, whichever instance signed it (all
-// instances share Config.StateSecret). The code is exchanged with
+// instances share Config.StateSecret, or by default a key derived from the
+// GitHub client secret, which they share anyway). The code is exchanged with
 // golang.org/x/oauth2 (with a PKCE S256 challenge whose verifier is derived
 // from the state with the same secret), GitHub's user is fetched from
 // GET /user, upserted by its numeric id, and a new bearer token is issued and
@@ -52,13 +53,16 @@ const (
 // StateTTL is how long a sign-in may take between Start and Callback.
 const StateTTL = 10 * time.Minute
 
-// MinStateSecretLen is the shortest accepted Config.StateSecret, in bytes.
+// MinStateSecretLen is the shortest accepted Config.StateSecret, and the
+// shortest client secret a state key is derived from, in bytes.
 const MinStateSecretLen = 32
 
 // Default endpoints and timeouts.
 const (
+	// DefaultBaseURL is GitHub's web origin.
 	DefaultBaseURL = "https://github.com"
-	DefaultAPIURL  = "https://api.github.com"
+	// DefaultAPIURL is GitHub's REST API origin.
+	DefaultAPIURL = "https://api.github.com"
 	// DefaultGitHubTimeout bounds each call to GitHub (token exchange,
 	// GET /user) when Config.HTTPClient is nil.
 	DefaultGitHubTimeout = 10 * time.Second
@@ -77,7 +81,11 @@ type Config struct {
 	// PublicURL is https.
 	PublicURL string
 	// StateSecret is the HMAC key signing the state cookie, at least
-	// MinStateSecretLen bytes, the same on every instance.
+	// MinStateSecretLen bytes, the same on every instance. When empty, the
+	// key is derived (HMAC-SHA256) from ClientSecret, which every instance
+	// has anyway; that needs a ClientSecret of at least MinStateSecretLen
+	// bytes (GitHub's are 40). Changing the key only fails sign-ins that
+	// are in progress.
 	StateSecret []byte
 	// BaseURL is GitHub's web origin, for /login/oauth/authorize and
 	// /login/oauth/access_token. Default DefaultBaseURL.
@@ -132,8 +140,14 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 	if cfg.ClientSecret == "" {
 		problems = append(problems, errors.New("oauth: GitHub client secret is empty but a client id is set"))
 	}
-	if len(cfg.StateSecret) < MinStateSecretLen {
-		problems = append(problems, fmt.Errorf("oauth: state secret must be at least %d bytes (got %d)", MinStateSecretLen, len(cfg.StateSecret)))
+	secret := cfg.StateSecret
+	switch {
+	case len(secret) == 0 && len(cfg.ClientSecret) >= MinStateSecretLen:
+		secret = deriveStateSecret(cfg.ClientSecret)
+	case len(secret) == 0:
+		problems = append(problems, fmt.Errorf("oauth: a state secret of at least %d bytes is required when the client secret is shorter than that (got %d bytes)", MinStateSecretLen, len(cfg.ClientSecret)))
+	case len(secret) < MinStateSecretLen:
+		problems = append(problems, fmt.Errorf("oauth: state secret must be at least %d bytes (got %d)", MinStateSecretLen, len(secret)))
 	}
 	if accounts == nil {
 		problems = append(problems, errors.New("oauth: no account store"))
@@ -173,7 +187,7 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 		public:     public,
 		secure:     strings.HasPrefix(public, "https://"),
 		cookiePath: publicPath(public) + StartPath,
-		secret:     append([]byte(nil), cfg.StateSecret...),
+		secret:     append([]byte(nil), secret...),
 		client:     cfg.HTTPClient,
 		timeout:    DefaultGitHubTimeout,
 		now:        cfg.Now,

@@ -267,6 +267,11 @@ func TestTwoInstances(t *testing.T) {
 				t.Errorf("instance A sees account %s, want %s", acct.ID, got.AccountID)
 			}
 
+			derived := newEnv(t, envOptions{accounts: a, callbackAccounts: b, deriveSecret: true})
+			if got := derived.signInJSON(t); got.AccountID == "" {
+				t.Errorf("sign-in with a state key derived from the client secret: %+v", got)
+			}
+
 			other := newEnv(t, envOptions{accounts: a, callbackAccounts: b, callbackSecret: []byte("another-secret-another-secret-another")})
 			br := newBrowser(t)
 			resp, body := br.get(t, other.toCallback(t, br), "application/json")
@@ -624,6 +629,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := oauth.New(good, store, nil); err != nil {
 		t.Fatalf("good config refused: %v", err)
 	}
+	derived := good
+	derived.StateSecret, derived.ClientSecret = nil, strings.Repeat("0123456789", 4)
+	if _, err := oauth.New(derived, store, nil); err != nil {
+		t.Fatalf("config deriving the state key from a 40-byte client secret refused: %v", err)
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(*oauth.Config)
@@ -632,6 +642,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"no client secret", func(c *oauth.Config) { c.ClientSecret = "" }, false},
 		{"no client id", func(c *oauth.Config) { c.ClientID = "" }, false},
 		{"short state secret", func(c *oauth.Config) { c.StateSecret = testSecret[:31] }, false},
+		{"no state secret, short client secret", func(c *oauth.Config) { c.StateSecret = nil; c.ClientSecret = strings.Repeat("s", 31) }, false},
 		{"no public URL", func(c *oauth.Config) { c.PublicURL = "" }, false},
 		{"relative public URL", func(c *oauth.Config) { c.PublicURL = "locks.example.com" }, false},
 		{"public URL with a query", func(c *oauth.Config) { c.PublicURL = "https://x.example/?a=b" }, false},

@@ -19,7 +19,16 @@ const StateCookie = "octostore_oauth_state"
 const (
 	macCookie   = "octostore-oauth-state-cookie\x00"
 	macVerifier = "octostore-oauth-pkce-verifier\x00"
+	macDerive   = "octostore-oauth-state-key\x00"
 )
+
+// deriveStateSecret derives the state key from the GitHub client secret,
+// so that it is never used directly for anything but GitHub.
+func deriveStateSecret(clientSecret string) []byte {
+	m := hmac.New(sha256.New, []byte(clientSecret))
+	m.Write([]byte(macDerive))
+	return m.Sum(nil)
+}
 
 // newState returns 32 random bytes in unpadded base64url.
 func newState() string {
