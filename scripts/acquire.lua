@@ -44,19 +44,27 @@ if cur[1] and tonumber(cur[3]) > now then
   return {1, ARGV[2], tonumber(cur[2]), expires, ttl, hasmeta, meta, now}
 end
 
--- The lock is free. Quota: count the account's unexpired locks.
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local held = redis.call('ZCARD', KEYS[3])
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-  held = held - 1
-end
-if held >= tonumber(ARGV[4]) then
-  return {2, now}
+-- The lock is free. Quota: count the account's unexpired locks. The zset
+-- may still hold expired entries, which only inflate ZCARD, so the lazy
+-- cleanup is needed only when ZCARD reaches the quota (this also keeps the
+-- zset near the quota in size).
+local max = tonumber(ARGV[4])
+if redis.call('ZCARD', KEYS[3]) >= max then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  local held = redis.call('ZCARD', KEYS[3])
+  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    held = held - 1
+  end
+  if held >= max then
+    return {2, now}
+  end
 end
 
 local fence = redis.call('INCR', KEYS[2])
 local expires = now + ttl
-redis.call('DEL', KEYS[1])
+if cur[1] then
+  redis.call('DEL', KEYS[1]) -- expired by our clock, not yet by Redis
+end
 if ARGV[5] == '1' then
   redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'fence', fence, 'expires', expires, 'ttl', ttl, 'metadata', ARGV[6])
 else
