@@ -122,7 +122,7 @@ func runDocs(t *testing.T, base, token, lock string) {
 		// The field shows the parameter's example; select it so typing
 		// replaces it.
 		{"select the name", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`(function () { var i = document.querySelector('` + op + ` tr[data-param-name="name"] input'); i.focus(); i.select(); return true; })()`)(ctx, tg)
+			_, err := chromedp.Evaluate[bool](`(function () { var i = document.querySelector('`+op+` tr[data-param-name="name"] input'); i.focus(); i.select(); return true; })()`)(ctx, tg)
 			return err
 		})},
 		{"set the name", chromedp.SendKeys(chromedp.CSS(op+` tr[data-param-name="name"] input`), lock)},
@@ -142,7 +142,7 @@ func runDocs(t *testing.T, base, token, lock string) {
 	var live struct{ Status, Body []string }
 	live, err = chromedp.Run(ctx, chromedp.Evaluate[struct{ Status, Body []string }](`(function () {
   var q = function (c) {
-    return Array.from(document.querySelectorAll('` + op + ` .live-responses-table ' + c)).map(function (e) { return e.textContent.trim(); });
+    return Array.from(document.querySelectorAll('`+op+` .live-responses-table ' + c)).map(function (e) { return e.textContent.trim(); });
   };
   return {Status: q('.response-col_status'), Body: q('.response-col_description')};
 })()`))
