@@ -23,13 +23,14 @@ type tcase struct {
 	wantHeader map[string]string
 }
 
-// runCases runs each case on a fresh env of every backend.
+// runCases runs each case on a fresh env of every backend, in parallel.
 func runCases(t *testing.T, cases []tcase, opts ...envOption) {
 	t.Helper()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel() // each case has its own store; fsync waits overlap
 					e := newEnv(t, b, opts...)
 					runCase(t, e, b, tc)
 				})

@@ -178,7 +178,8 @@ func (e *env) request(t testing.TB, q req) *http.Request {
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// checkCommon asserts what every response must have.
+// checkCommon asserts what every response must have. It does not stop the
+// test, so it may run on any goroutine.
 func checkCommon(t testing.TB, q req, w *httptest.ResponseRecorder) {
 	t.Helper()
 	where := q.method + " " + q.path
@@ -215,7 +216,8 @@ func checkCommon(t testing.TB, q req, w *httptest.ResponseRecorder) {
 	}
 	var m map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
-		t.Fatalf("%s: body is not a JSON object: %v: %q", where, err, w.Body.String())
+		t.Errorf("%s: body is not a JSON object: %v: %q", where, err, w.Body.String())
+		return
 	}
 	if w.Code >= 400 && !(w.Code == http.StatusConflict && m["status"] == "held") && !strings.HasPrefix(q.path, "/health") {
 		if m["request_id"] != rid {
