@@ -142,7 +142,7 @@ func runClient(ctx context.Context, c *Client, w Workload, id int, rec *Recorder
 			// The store or server is failing: back off a little, as a
 			// real client would, rather than pile up lost answers.
 			st.Unknown++
-			if !sleep(ctx, 20*time.Millisecond) {
+			if !sleep(ctx, 100*time.Millisecond) {
 				return st
 			}
 		case Held:
