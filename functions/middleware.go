@@ -152,7 +152,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 			attrs = append(attrs,
 				slog.String("request_id", ex.requestID),
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
+				slog.String("path", r.URL.EscapedPath()),
 				slog.Int("status", status),
 				slog.Int64("bytes", ex.bytes),
 				slog.Duration("duration", time.Since(start)),

@@ -43,6 +43,8 @@ var session = []step{
 	{title: "an expired lease is not renewed", q: post("/locks/exp/renew", `{"lease_id":"short"}`)},
 	{title: "an expired lease is not released", q: post("/locks/exp/release", `{"lease_id":"short"}`)},
 	{title: "an expired lock is acquired anew", q: post("/locks/exp/acquire", `{"lease_id":"long","metadata":"<b>&"}`)},
+	{title: "metadata keeps NUL, escapes and non-ASCII", q: post("/locks/meta/acquire", `{"lease_id":"m","metadata":"a\u0000b\"c\\d\u00e9\n\ud800é"}`)},
+	{title: "and reads back the same", q: get("/locks/meta")},
 	{title: "list after expiry", q: get("/locks")},
 	{title: "bob's list", q: withAuth(get("/locks"), "bob")},
 	{title: "bad name", q: post("/locks/no_underscores/acquire", "")},
