@@ -47,6 +47,9 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "http://nope"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("Open(http URL): want a configuration error not wrapping ErrUnavailable, got %v", err)
 	}
+	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Prefix: "a{b}:"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Open(prefix with braces): want a configuration error not wrapping ErrUnavailable, got %v", err)
+	}
 	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Cluster: true, OpTimeout: 200 * time.Millisecond}); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("Open(cluster at a closed port): want an error wrapping ErrUnavailable, got %v", err)
 	}

@@ -21,7 +21,19 @@
 // Failures to reach Redis, timeouts, cancelled contexts and transient server
 // states (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, BUSY, READONLY) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
-// state of its own: when Redis comes back, the next calls succeed.
+// state of its own: when Redis comes back, calls succeed again (within about
+// a second, once go-redis' dial probe notices).
+//
+// Keys (P is the prefix, ID an account id):
+//
+//	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
+//	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
+//	P{a:ID}:held         zset name -> expires (ms), for quota and List
+//	P{a:ID}:account      hash login, github_id, created (ms)
+//	Ptoken:<sha256 hex>  account id of a token
+//	Plogin:<login>       id of the operator-made account with that login
+//	Pgh:<github id>      id of the account of a GitHub user
+//	Paccounts            set of all account ids (CountAccounts)
 package redisstore
 
 import (
@@ -52,6 +64,8 @@ const DefaultOpTimeout = 2 * time.Second
 type Options struct {
 	// Prefix starts every key the store writes; default DefaultPrefix.
 	// Stores with different prefixes on one Redis do not see each other.
+	// It must not contain '{' or '}', which would change the hash tags
+	// (Open refuses such a prefix).
 	Prefix string
 	// OpTimeout bounds each operation when the caller's context has no
 	// earlier deadline; default DefaultOpTimeout.
@@ -107,7 +121,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 
 // Open parses cfg.URL, builds a client whose dial, read, write and pool
 // timeouts are cfg.OpTimeout and which honours context deadlines, and pings
-// Redis once. A malformed URL is a plain error. A failing ping returns an
+// Redis once. A malformed URL or prefix is a plain error. A failing ping returns an
 // error wrapping lockcore.ErrUnavailable and no Store; a Store that opened
 // recovers by itself from later outages.
 //
@@ -124,6 +138,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	timeout := cfg.OpTimeout
 	if timeout <= 0 {
 		timeout = DefaultOpTimeout
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: key prefix %q must not contain '{' or '}'", cfg.Prefix)
 	}
 	var client redis.UniversalClient
 	if cfg.Cluster {
