@@ -1,0 +1,230 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeTarget is an in-memory lock service: one holder per name, with an
+// optional number of "held" answers injected before each acquire succeeds
+// and a failure of every failEvery-th release.
+type fakeTarget struct {
+	mu         sync.Mutex
+	holders    map[string]string
+	next       int
+	heldFirst  int // answer "held" this many times per cycle before granting
+	failEvery  int // fail every n-th release (0: never)
+	releases   atomic.Int64
+	maxHolders atomic.Int64
+	closed     atomic.Int64
+	newErr     error
+}
+
+func (f *fakeTarget) Name() string { return "fake" }
+func (f *fakeTarget) Close() error { return nil }
+func (f *fakeTarget) NewClient(ctx context.Context, id int) (Client, error) {
+	if f.newErr != nil && id == 1 {
+		return nil, f.newErr
+	}
+	return &fakeClient{f: f}, nil
+}
+
+type fakeClient struct {
+	f        *fakeTarget
+	refusals int
+}
+
+func (c *fakeClient) Acquire(ctx context.Context, name string) (string, bool, error) {
+	f := c.f
+	if c.refusals < f.heldFirst {
+		c.refusals++
+		return "", false, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.holders[name]; ok {
+		return "", false, nil
+	}
+	c.refusals = 0
+	f.next++
+	h := fmt.Sprint("lease-", f.next)
+	f.holders[name] = h
+	if n := int64(len(f.holders)); n > f.maxHolders.Load() {
+		f.maxHolders.Store(n)
+	}
+	return h, true, nil
+}
+
+func (c *fakeClient) Release(ctx context.Context, name, handle string) error {
+	f := c.f
+	n := f.releases.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.holders[name] != handle {
+		return fmt.Errorf("%s is not held by %s", name, handle)
+	}
+	if f.failEvery > 0 && n%int64(f.failEvery) == 0 {
+		return errors.New("injected release failure")
+	}
+	delete(f.holders, name)
+	return nil
+}
+
+func (c *fakeClient) Close() error { c.f.closed.Add(1); return nil }
+
+func newFake() *fakeTarget { return &fakeTarget{holders: map[string]string{}} }
+
+func TestDistinctCycleBudgetIsExact(t *testing.T) {
+	f := newFake()
+	res, err := Run(context.Background(), f, Config{Clients: 8, Cycles: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cycles != 1000 || res.Attempts != 1000 || res.Held != 0 || res.Errors != 0 {
+		t.Fatalf("cycles %d attempts %d held %d errors %d; want 1000 1000 0 0", res.Cycles, res.Attempts, res.Held, res.Errors)
+	}
+	if res.Acquire.Count != 1000 || res.Release.Count != 1000 || res.Wait.Count != 1000 {
+		t.Fatalf("latency counts %d/%d/%d, want 1000 each", res.Acquire.Count, res.Release.Count, res.Wait.Count)
+	}
+	if f.maxHolders.Load() < 1 || f.maxHolders.Load() > 8 || len(f.holders) != 0 {
+		t.Fatalf("holders at once: max %d, left %d", f.maxHolders.Load(), len(f.holders))
+	}
+	if f.closed.Load() != 8 {
+		t.Fatalf("%d clients closed, want 8", f.closed.Load())
+	}
+	if res.Target != "fake" || res.Clients != 8 || res.Contended || res.CyclesPerSec <= 0 || res.AttemptsPerSec != res.CyclesPerSec {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestHeldAnswersAreAttemptsNotCycles(t *testing.T) {
+	f := newFake()
+	f.heldFirst = 2
+	res, err := Run(context.Background(), f, Config{Clients: 4, Cycles: 200, Contended: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cycles != 200 {
+		t.Fatalf("cycles %d, want 200", res.Cycles)
+	}
+	// Every cycle had at least its two injected refusals, plus real
+	// contention on the one name.
+	if res.Held < 400 || res.Attempts != res.Cycles+res.Held || res.Errors != 0 {
+		t.Fatalf("attempts %d = cycles %d + held %d? errors %d", res.Attempts, res.Cycles, res.Held, res.Errors)
+	}
+	if res.Acquire.Count != uint64(res.Attempts) || res.Wait.Count != 200 {
+		t.Fatalf("acquire latencies %d (want %d), waits %d (want 200)", res.Acquire.Count, res.Attempts, res.Wait.Count)
+	}
+	if f.maxHolders.Load() != 1 {
+		t.Fatalf("contended: %d holders at once", f.maxHolders.Load())
+	}
+	if !res.Contended {
+		t.Fatal("result does not say contended")
+	}
+}
+
+func TestErrorsAreCountedAndRunGoesOn(t *testing.T) {
+	f := newFake()
+	f.failEvery = 10
+	res, err := Run(context.Background(), f, Config{Clients: 2, Cycles: 90, ErrorDelay: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each of the 90 claimed cycles ends in a release: every tenth fails
+	// (an error, no cycle), the rest complete.
+	if res.Errors != 9 || res.Cycles != 81 {
+		t.Fatalf("cycles %d errors %d: want errors > 0 and cycles+errors = 90", res.Cycles, res.Errors)
+	}
+	if !strings.Contains(res.FirstError, "injected release failure") {
+		t.Fatalf("first error %q", res.FirstError)
+	}
+	// After a failed release the client moved to a fresh name rather than
+	// meeting its own stale lock, so no acquire ever saw "held".
+	if res.Held != 0 {
+		t.Fatalf("held %d, want 0", res.Held)
+	}
+}
+
+func TestDurationBoundAndProgress(t *testing.T) {
+	f := newFake()
+	var buf bytes.Buffer
+	res, err := Run(context.Background(), f, Config{Clients: 3, Duration: 50 * time.Millisecond, Progress: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cycles == 0 || res.Errors != 0 || res.Seconds < 0.05 {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.HasSuffix(buf.String(), "\n") {
+		t.Fatalf("progress output %q does not end the line", buf.String())
+	}
+	if len(f.holders) != 0 {
+		t.Fatalf("locks left held after the run: %v", f.holders)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestProgressLine(t *testing.T) {
+	var buf lockedBuffer
+	var c, a atomic.Int64
+	c.Store(10)
+	a.Store(15)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { progress(ctx, &buf, "x", time.Now(), &c, &a); close(done) }()
+	// Wait (without a timed assertion) for the first line.
+	for buf.String() == "" {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	out := buf.String()
+	if !strings.HasPrefix(out, "\rx ") || !strings.Contains(out, "cycles 10") || !strings.Contains(out, "attempts 15") || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("progress line %q", out)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []Config{
+		{Clients: 0, Cycles: 1},
+		{Clients: 1},
+		{Clients: 1, Duration: -time.Second},
+		{Clients: 1, Cycles: -1},
+	} {
+		if _, err := Run(context.Background(), newFake(), cfg); err == nil {
+			t.Errorf("config %+v: want an error", cfg)
+		}
+	}
+	f := newFake()
+	f.newErr = errors.New("no lease for you")
+	if _, err := Run(context.Background(), f, Config{Clients: 3, Cycles: 1}); err == nil || !strings.Contains(err.Error(), "no lease for you") {
+		t.Fatalf("client setup failure: got %v", err)
+	}
+	if f.closed.Load() != 2 {
+		t.Fatalf("after a failed setup %d clients were closed, want the 2 that were made", f.closed.Load())
+	}
+}
