@@ -74,7 +74,8 @@ type Options struct {
 }
 
 // Store is a lockcore.Store in a SQLite file. Create it with Open and release
-// it with Close.
+// it with Close. Its methods are safe for concurrent use; writes are
+// group-committed by one writer goroutine (see the package documentation).
 type Store struct {
 	path     string
 	now      func() time.Time
