@@ -4,6 +4,7 @@
 //	octostore [serve] [--addr ADDR] [--db PATH | --redis-url URL [--redis-cluster]]
 //	octostore token create --login NAME [store flags]
 //	octostore token revoke [TOKEN|-] [store flags]
+//	octostore bench [--target octostore|etcd|redis] [--clients N] [--duration D] [--contended] [--json]
 //	octostore version
 //
 // Every flag can also come from the environment (see README.md); a flag given
@@ -40,9 +41,11 @@ const usage = `usage:
   octostore token create --login NAME [store flags]
                                      create the account if needed and print a new token
   octostore token revoke [TOKEN|-]   revoke a token (read from stdin when absent or "-")
+  octostore bench [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
+                                     load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version
 
-Run "octostore serve -h" or "octostore token create -h" for the flags.
+Run "octostore serve -h", "octostore token create -h" or "octostore bench -h" for the flags.
 `
 
 // run executes one command line; it is main without the process around it,
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("token: unknown subcommand %q (want create or revoke)", args[0])
+	case "bench":
+		return bench(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "octostore", buildinfo.Version())
 		return nil

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/octostore/octostore/internal/loadgen"
+)
+
+// benchFlags are the flags of `octostore bench`.
+type benchFlags struct {
+	target       string
+	url, token   string
+	etcdURL      string
+	redisURL     string
+	redisPrefix  string
+	redisAccount string
+	clients      int
+	duration     time.Duration
+	cycles       int64
+	contended    bool
+	jsonOut      bool
+	quiet        bool
+	ttl          time.Duration
+	retryDelay   time.Duration
+	label        string
+	namePrefix   string
+}
+
+func (b *benchFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.target, "target", "octostore", "what to load: octostore (HTTP), etcd (v3 JSON gateway) or redis (the Lua scripts, no HTTP)")
+	fs.StringVar(&b.url, "url", envString("OCTOSTORE_URL", "http://127.0.0.1:8080"), "OctoStore base URL (env OCTOSTORE_URL)")
+	fs.StringVar(&b.token, "token", "", "OctoStore bearer token (default: env OCTOSTORE_TOKEN, which keeps it out of ps)")
+	fs.StringVar(&b.etcdURL, "etcd-url", "http://127.0.0.1:2379", "etcd client URL, for --target etcd")
+	fs.StringVar(&b.redisURL, "redis-url", "", "Redis URL, for --target redis")
+	fs.StringVar(&b.redisPrefix, "redis-prefix", "os:", "key prefix, for --target redis (as the server's --redis-prefix)")
+	fs.StringVar(&b.redisAccount, "redis-account", "bench", "account id whose namespace the locks live in, for --target redis")
+	fs.IntVar(&b.clients, "clients", 32, "concurrent clients")
+	fs.DurationVar(&b.duration, "duration", 10*time.Second, "how long to run (0: until --cycles)")
+	fs.Int64Var(&b.cycles, "cycles", 0, "stop after this many acquire+release cycles (0: no limit)")
+	fs.BoolVar(&b.contended, "contended", false, "all clients compete for one lock name (default: one name per client)")
+	fs.BoolVar(&b.jsonOut, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&b.quiet, "quiet", false, "no progress line on stderr")
+	fs.DurationVar(&b.ttl, "ttl", time.Minute, "lease TTL of each acquire (whole seconds)")
+	fs.DurationVar(&b.retryDelay, "retry-delay", 0, "wait after a \"held\" answer before trying again")
+	fs.StringVar(&b.label, "label", "", "tag copied into the JSON result")
+	fs.StringVar(&b.namePrefix, "name-prefix", "bench-", "start of every lock name")
+}
+
+// validate checks the flags that do not need the network.
+func (b *benchFlags) validate() error {
+	switch {
+	case b.clients < 1 || b.clients > 10000:
+		return fmt.Errorf("bench: --clients must be 1..10000 (got %d)", b.clients)
+	case b.duration < 0:
+		return fmt.Errorf("bench: --duration must not be negative (got %v)", b.duration)
+	case b.cycles < 0:
+		return fmt.Errorf("bench: --cycles must not be negative (got %d)", b.cycles)
+	case b.duration == 0 && b.cycles == 0:
+		return errors.New("bench: give a --duration or a number of --cycles")
+	case b.ttl < time.Second || b.ttl%time.Second != 0:
+		return fmt.Errorf("bench: --ttl must be a whole number of seconds, at least 1s (got %v)", b.ttl)
+	case b.retryDelay < 0:
+		return fmt.Errorf("bench: --retry-delay must not be negative (got %v)", b.retryDelay)
+	}
+	switch b.target {
+	case "octostore":
+		if b.url == "" {
+			return errors.New("bench: --url is required for --target octostore")
+		}
+		if b.token == "" {
+			return errors.New("bench: a token is required for --target octostore: --token or env OCTOSTORE_TOKEN")
+		}
+	case "etcd":
+		if b.etcdURL == "" {
+			return errors.New("bench: --etcd-url is required for --target etcd")
+		}
+	case "redis":
+		if b.redisURL == "" {
+			return errors.New("bench: --redis-url is required for --target redis")
+		}
+	default:
+		return fmt.Errorf("bench: --target must be octostore, etcd or redis (got %q)", b.target)
+	}
+	return nil
+}
+
+// bench runs the load generator against one target and prints the result.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var b benchFlags
+	b.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if b.token == "" {
+		b.token = envString("OCTOSTORE_TOKEN", "")
+	}
+	if err := b.validate(); err != nil {
+		return err
+	}
+
+	var (
+		target loadgen.Target
+		err    error
+	)
+	switch b.target {
+	case "octostore":
+		target, err = loadgen.NewHTTPTarget(b.url, b.token, b.ttl, b.clients)
+	case "etcd":
+		target, err = loadgen.NewEtcdTarget(b.etcdURL, b.duration+b.ttl+time.Minute, b.clients)
+	case "redis":
+		target, err = loadgen.NewRedisTarget(ctx, b.redisURL, loadgen.RedisKeys{Prefix: b.redisPrefix, AccountID: b.redisAccount}, b.ttl, max(100, b.clients), b.clients)
+	}
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer target.Close()
+
+	cfg := loadgen.Config{
+		Clients:    b.clients,
+		Duration:   b.duration,
+		Cycles:     b.cycles,
+		Contended:  b.contended,
+		NamePrefix: b.namePrefix,
+		RetryDelay: b.retryDelay,
+	}
+	if !b.quiet {
+		cfg.Progress = stderr
+	}
+	res, err := loadgen.Run(ctx, target, cfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	res.Label = b.label
+	if b.jsonOut {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(res)
+	}
+	return printResult(stdout, res)
+}
+
+// printResult writes res for a person.
+func printResult(w io.Writer, r loadgen.Result) error {
+	mode := "distinct names"
+	if r.Contended {
+		mode = "one contended name"
+	}
+	fmt.Fprintf(w, "target %s, %d clients, %s, %.1fs\n", r.Target, r.Clients, mode, r.Seconds)
+	fmt.Fprintf(w, "cycles    %10d  %10.1f/s\n", r.Cycles, r.CyclesPerSec)
+	fmt.Fprintf(w, "attempts  %10d  %10.1f/s  (held answers %d)\n", r.Attempts, r.AttemptsPerSec, r.Held)
+	fmt.Fprintf(w, "errors    %10d\n", r.Errors)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
+	}
+	fmt.Fprintf(w, "latency ms      p50      p90      p99      max\n")
+	row := func(name string, l loadgen.Latency) {
+		fmt.Fprintf(w, "%-9s %8.3f %8.3f %8.3f %8.3f\n", name, l.P50MS, l.P90MS, l.P99MS, l.MaxMS)
+	}
+	row("acquire", r.Acquire)
+	row("release", r.Release)
+	_, err := fmt.Fprintf(w, "%-9s %8.3f %8.3f %8.3f %8.3f   (first attempt to acquired)\n", "wait", r.Wait.P50MS, r.Wait.P90MS, r.Wait.P99MS, r.Wait.MaxMS)
+	return err
+}

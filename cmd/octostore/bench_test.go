@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/internal/loadgen"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+)
+
+func TestBenchFlagValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"no token", []string{"--url", "http://127.0.0.1:1"}, nil, "a token is required"},
+		{"zero clients", []string{"--token", "os_x", "--clients", "0"}, nil, "--clients must be 1..10000"},
+		{"too many clients", []string{"--token", "os_x", "--clients", "10001"}, nil, "--clients must be 1..10000"},
+		{"negative duration", []string{"--token", "os_x", "--duration", "-1s"}, nil, "--duration must not be negative"},
+		{"negative cycles", []string{"--token", "os_x", "--cycles", "-3"}, nil, "--cycles must not be negative"},
+		{"no bound", []string{"--token", "os_x", "--duration", "0"}, nil, "give a --duration or a number of --cycles"},
+		{"fractional ttl", []string{"--token", "os_x", "--ttl", "1500ms"}, nil, "--ttl must be a whole number of seconds"},
+		{"short ttl", []string{"--token", "os_x", "--ttl", "0s"}, nil, "--ttl must be"},
+		{"negative retry", []string{"--token", "os_x", "--retry-delay", "-1ms"}, nil, "--retry-delay must not be negative"},
+		{"unknown target", []string{"--target", "zookeeper"}, nil, `--target must be octostore, etcd or redis (got "zookeeper")`},
+		{"redis without url", []string{"--target", "redis"}, nil, "--redis-url is required"},
+		{"etcd without url", []string{"--target", "etcd", "--etcd-url", ""}, nil, "--etcd-url is required"},
+		{"octostore without url", []string{"--token", "os_x", "--url", ""}, nil, "--url is required"},
+		{"bad url", []string{"--token", "os_x", "--url", "ftp://x"}, nil, "want http://host:port"},
+		{"stray argument", []string{"--token", "os_x", "extra"}, nil, "unexpected arguments"},
+		{"unknown flag", []string{"--frobnicate"}, nil, "flag provided but not defined"},
+		{"redis braces account", []string{"--target", "redis", "--redis-url", "redis://127.0.0.1:1", "--redis-account", "{x}"}, nil, "without braces"},
+		{"bad redis url", []string{"--target", "redis", "--redis-url", "http://x"}, nil, "redis URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("OCTOSTORE_TOKEN", "")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"bench"}, tt.args...), strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			if out.Len() != 0 {
+				t.Fatalf("stdout %q on a refused command line", out.String())
+			}
+		})
+	}
+}
+
+// startBenchServer serves the real handler over SQLite and returns its URL
+// and a token.
+func startBenchServer(t *testing.T) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "bench.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	acct, _, err := st.EnsureAccount(ctx, "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, hash := lockcore.NewToken()
+	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "sqlite"}))
+	t.Cleanup(srv.Close)
+	return srv.URL, tok
+}
+
+func TestBenchJSONAgainstServer(t *testing.T) {
+	url, tok := startBenchServer(t)
+	// The token comes from the environment, as the flag help suggests.
+	t.Setenv("OCTOSTORE_TOKEN", tok)
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--url", url, "--clients", "3", "--cycles", "30", "--duration", "0", "--contended", "--json", "--quiet", "--label", "t1"}
+	if err := run(context.Background(), args, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("bench: %v (stderr %s)", err, errOut.String())
+	}
+	var res loadgen.Result
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("JSON output: %v", err)
+	}
+	if res.Label != "t1" || res.Target != "octostore" || res.Clients != 3 || !res.Contended ||
+		res.Cycles != 30 || res.Errors != 0 || res.Attempts != 30+res.Held || res.Acquire.Count != uint64(res.Attempts) {
+		t.Fatalf("result %+v", res)
+	}
+	if errOut.Len() != 0 {
+		t.Fatalf("--quiet still wrote %q to stderr", errOut.String())
+	}
+}
+
+func TestBenchTextAgainstRedis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--target", "redis", "--redis-url", "redis://" + mr.Addr(), "--clients", "2", "--cycles", "20", "--duration", "0"}
+	if err := run(context.Background(), args, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	for _, want := range []string{"target redis-lua, 2 clients, distinct names", "cycles            20", "errors             0", "acquire", "release", "p99"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.HasSuffix(errOut.String(), "\n") {
+		t.Errorf("progress output %q does not end its line", errOut.String())
+	}
+	if keys := mr.Keys(); len(keys) != 1 || keys[0] != "os:{a:bench}:fence" {
+		t.Errorf("keys after the run: %v", keys)
+	}
+}
