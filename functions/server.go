@@ -13,7 +13,7 @@ import (
 type Deps struct {
 	// Store keeps accounts, tokens and locks. Required.
 	Store lockcore.Store
-	// StoreName is "sqlite" or "redis", shown by /health.
+	// StoreName is "sqlite" or "redis", shown by /health; "" means "unknown".
 	StoreName string
 	// Limits bound the inputs; the zero value means lockcore.DefaultLimits.
 	Limits lockcore.Limits
