@@ -94,7 +94,11 @@ var locks = []string{"crash-a", "crash-b", "crash-c"}
 // run drives clients against c while crash kills and restarts the store's
 // process, then checks the history and returns its violations and the
 // answers the contract forbids. crash runs on the test goroutine.
-func run(t *testing.T, c *lincheck.Client, crashes int, until time.Time, crash func()) ([]lincheck.Violation, []error) {
+//
+// With linear, leases last 3600 s and are never abandoned, so that no lease
+// expires during the run, and the history is also checked for
+// linearizability with porcupine (an answer lost in a crash is unknown).
+func run(t *testing.T, c *lincheck.Client, crashes int, until time.Time, linear bool, crash func()) ([]lincheck.Violation, []error) {
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
@@ -104,6 +108,9 @@ func run(t *testing.T, c *lincheck.Client, crashes int, until time.Time, crash f
 		TTLs:    []time.Duration{time.Second, 2 * time.Second, 3 * time.Second},
 		Abandon: 0.05, Think: 20 * time.Millisecond, Seed: seed,
 		LeasePrefix: fmt.Sprintf("r%x", seed&0xffffff),
+	}
+	if linear {
+		w.TTLs, w.Abandon = []time.Duration{3600 * time.Second}, 0
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -148,6 +155,10 @@ func run(t *testing.T, c *lincheck.Client, crashes int, until time.Time, crash f
 	if ts.Acks == 0 || ts.Reads == 0 {
 		t.Errorf("nothing to check: %d acknowledged acquires/renewals, %d reads", ts.Acks, ts.Reads)
 	}
+	if linear {
+		res := lincheck.Verify(t, h, 5*time.Minute, t.Name())
+		t.Logf("porcupine: %s in %v", res.Verdict, res.Took.Round(time.Millisecond))
+	}
 	t.Logf("SUMMARY %s: histories=1 crashes=%d operations=%d unknown=%d not_sent=%d leases=%d acks=%d reads=%d expired_leases=%d violations=%d",
 		t.Name(), n, len(h.Records), h.Unknown(), stats.NotSent, ts.Leases, ts.Acks, ts.Reads, ts.Expired, len(vs))
 	return vs, append(stats.Breaches, readErrs...)
@@ -173,7 +184,14 @@ func noViolations(t *testing.T, vs []lincheck.Violation, breaches []error) {
 
 // TestCrashSQLiteBinary kills the octostore binary (SQLite) with SIGKILL
 // and restarts it on the same database and port, many times, under load.
-func TestCrashSQLiteBinary(t *testing.T) {
+func TestCrashSQLiteBinary(t *testing.T) { crashSQLiteBinary(t, false) }
+
+// TestCrashSQLiteBinaryLinearizable is TestCrashSQLiteBinary with leases
+// that outlive the run, so that the whole history, crashes included, is
+// also checked for linearizability.
+func TestCrashSQLiteBinaryLinearizable(t *testing.T) { crashSQLiteBinary(t, true) }
+
+func crashSQLiteBinary(t *testing.T, linear bool) {
 	dir := t.TempDir()
 	p := &proc{t: t, addr: freeAddr(t), db: filepath.Join(dir, "octo.db"), log: filepath.Join(dir, "octostore.log")}
 	t.Cleanup(p.stop)
@@ -183,7 +201,7 @@ func TestCrashSQLiteBinary(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &lincheck.Client{BaseURL: "http://" + p.addr, Token: token, HTTP: &http.Client{Transport: tr, Timeout: 3 * time.Second}}
 	crashes, until := plan(t)
-	vs, breaches := run(t, c, crashes, until, func() {
+	vs, breaches := run(t, c, crashes, until, linear, func() {
 		p.kill()
 		p.start()
 	})
@@ -247,7 +265,7 @@ func crashRedis(t *testing.T, crashes int, until time.Time, reprovision bool, ar
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &lincheck.Client{BaseURL: ts.URL, Token: token, HTTP: &http.Client{Transport: tr, Timeout: 3 * time.Second}}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	return run(t, c, crashes, until, func() {
+	return run(t, c, crashes, until, false, func() {
 		srv.Kill()
 		time.Sleep(time.Duration(rng.Intn(200)) * time.Millisecond)
 		srv.Restart()
