@@ -50,3 +50,19 @@ var List string
 //
 //go:embed account.lua
 var Account string
+
+// Rotate is rotate.lua: retire the old token of a rotation by replacing it
+// with a short-lived tombstone naming the new token, so that exactly one of
+// concurrent rotations wins even when a client retries the call.
+//
+//go:embed rotate.lua
+var Rotate string
+
+// Revoke is revoke.lua: delete a live token (not a rotation tombstone).
+//
+//go:embed revoke.lua
+var Revoke string
+
+// TombstonePrefix starts the value rotate.lua leaves under a retired token
+// key; a token key holding such a value is an unknown token.
+const TombstonePrefix = "rotated:"

@@ -18,6 +18,8 @@ var exported = map[string]string{
 	"get.lua":     scripts.Get,
 	"list.lua":    scripts.List,
 	"account.lua": scripts.Account,
+	"rotate.lua":  scripts.Rotate,
+	"revoke.lua":  scripts.Revoke,
 }
 
 var argRef = regexp.MustCompile(`(KEYS|ARGV)\[(\d+)\]`)

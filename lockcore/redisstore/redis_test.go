@@ -349,9 +349,20 @@ func TestKeyLayout(t *testing.T) {
 			other = append(other, k)
 		}
 	}
-	wantOther := []string{prefix + "accounts", prefix + "gh:7", prefix + "login:layout", prefix + "token:" + tok2.String()}
+	wantOther := []string{prefix + "accounts", prefix + "gh:7", prefix + "login:layout", prefix + "token:" + tok.String(), prefix + "token:" + tok2.String()}
+	slices.Sort(wantOther)
 	if !slices.Equal(other, wantOther) {
 		t.Errorf("global keys: want %q, got %q", wantOther, other)
+	}
+	// The rotated-out token is a tombstone that expires by itself.
+	if v, err := rdb.Get(ctx, prefix+"token:"+tok.String()).Result(); err != nil || v != "rotated:"+tok2.String() {
+		t.Errorf("old token key after rotation: want the tombstone rotated:<new hash>, got %q, %v", v, err)
+	}
+	if pttl, err := rdb.PTTL(ctx, prefix+"token:"+tok.String()).Result(); err != nil || pttl <= 0 || pttl > time.Minute {
+		t.Errorf("PTTL of the tombstone: want in (0, 1m], got %v, %v", pttl, err)
+	}
+	if pttl, err := rdb.PTTL(ctx, prefix+"token:"+tok2.String()).Result(); err != nil || pttl != -1 {
+		t.Errorf("PTTL of a live token: want -1, got %v, %v", pttl, err)
 	}
 	if got := keySlot("123456789"); got != 0x31C3%16384 {
 		t.Fatalf("keySlot self-check: want %d, got %d", 0x31C3%16384, got)

@@ -30,7 +30,8 @@
 //	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
 //	P{a:ID}:held         zset name -> expires (ms), for quota and List
 //	P{a:ID}:account      hash login, github_id, created (ms)
-//	Ptoken:<sha256 hex>  account id of a token
+//	Ptoken:<sha256 hex>  account id of a token, or for a minute after it
+//	                     was rotated out a "rotated:<new hash>" tombstone
 //	Plogin:<login>       id of the operator-made account with that login
 //	Pgh:<github id>      id of the account of a GitHub user
 //	Paccounts            set of all account ids (CountAccounts)
@@ -103,7 +104,13 @@ var (
 	getScript     = redis.NewScript(scripts.Get)
 	listScript    = redis.NewScript(scripts.List)
 	accountScript = redis.NewScript(scripts.Account)
+	rotateScript  = redis.NewScript(scripts.Rotate)
+	revokeScript  = redis.NewScript(scripts.Revoke)
 )
+
+// tombstoneTTL is how long a rotated-out token key keeps its tombstone: long
+// enough to outlive any client retry of the rotation.
+const tombstoneTTL = time.Minute
 
 // New returns a Store over client. The Store owns the client from then on:
 // Close closes it. The client's own timeouts still apply; for a client that
@@ -650,7 +657,7 @@ func (s *Store) AccountByToken(ctx context.Context, hash lockcore.TokenHash) (lo
 	}
 	defer cancel()
 	id, err := s.client.Get(ctx, s.tokenKey(hash)).Result()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) || (err == nil && strings.HasPrefix(id, scripts.TombstonePrefix)) {
 		return lockcore.Account{}, fmt.Errorf("redisstore: token: %w", lockcore.ErrNotFound)
 	}
 	if err != nil {
@@ -660,11 +667,14 @@ func (s *Store) AccountByToken(ctx context.Context, hash lockcore.TokenHash) (lo
 }
 
 // RotateToken implements lockcore.Accounts.RotateToken. The two token keys
-// may sit in different Cluster slots, so it is three steps: read the
-// account of old, SET new, then GETDEL old. Only the caller whose GETDEL
-// took old succeeds; a caller that finds old already gone deletes its new
-// key again and returns ErrNotFound, so of concurrent rotations exactly one
-// wins and no losing token stays valid.
+// may sit in different Cluster slots, so it is steps: read the account of
+// old, SET new, then retire old with rotate.lua, which replaces it by a
+// one-minute tombstone naming new (a lookup treats it as unknown). Only the
+// caller whose rotate.lua retired old succeeds; a caller that finds old gone
+// or retired by another rotation deletes its new key again and returns
+// ErrNotFound, so of concurrent rotations exactly one wins and no losing
+// token stays valid. A client-level retry of rotate.lua after a lost reply
+// recognises its own tombstone and still succeeds.
 func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	if old == new {
 		return lockcore.Account{}, errors.New("redisstore: rotate token: the new token hash equals the old one")
@@ -676,7 +686,7 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	defer cancel()
 	oldKey, newKey := s.tokenKey(old), s.tokenKey(new)
 	id, err := s.client.Get(ctx, oldKey).Result()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) || (err == nil && strings.HasPrefix(id, scripts.TombstonePrefix)) {
 		return lockcore.Account{}, fmt.Errorf("redisstore: rotate token: %w", lockcore.ErrNotFound)
 	}
 	if err != nil {
@@ -689,27 +699,28 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
-	took, err := s.client.GetDel(ctx, oldKey).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && took != id) {
+	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
+	if err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	if won != 1 {
 		if err := s.client.Del(ctx, newKey).Err(); err != nil {
 			return lockcore.Account{}, s.fail("rotate token", err)
 		}
 		return lockcore.Account{}, fmt.Errorf("redisstore: rotate token: %w (rotated or revoked concurrently)", lockcore.ErrNotFound)
 	}
-	if err != nil {
-		return lockcore.Account{}, s.fail("rotate token", err)
-	}
 	return acct, nil
 }
 
-// RevokeToken implements lockcore.Accounts.RevokeToken with one DEL.
+// RevokeToken implements lockcore.Accounts.RevokeToken with revoke.lua
+// (a token already rotated out is unknown).
 func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error {
 	ctx, cancel, err := s.op(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	n, err := s.client.Del(ctx, s.tokenKey(hash)).Result()
+	n, err := revokeScript.Run(ctx, s.client, []string{s.tokenKey(hash)}).Int64()
 	if err != nil {
 		return s.fail("revoke token", err)
 	}
