@@ -34,7 +34,9 @@ func ParseToken(s string) (TokenHash, error) {
 	if len(s) != tokenLen || !strings.HasPrefix(s, TokenPrefix) {
 		return TokenHash{}, fmt.Errorf("token must be %q followed by 43 base64url characters", TokenPrefix)
 	}
-	if _, err := base64.RawURLEncoding.Strict().DecodeString(s[len(TokenPrefix):]); err != nil {
+	// The decoder skips CR and LF, so "43 characters" alone would let a
+	// token with a line break inside through: the decoded length says.
+	if b, err := base64.RawURLEncoding.Strict().DecodeString(s[len(TokenPrefix):]); err != nil || len(b) != 32 {
 		return TokenHash{}, fmt.Errorf("token must be %q followed by 43 base64url characters", TokenPrefix)
 	}
 	return HashToken(s), nil
