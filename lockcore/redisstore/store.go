@@ -137,10 +137,12 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // within about a second of Redis coming back.
 //
 // Commands are not retried by the standalone client (MaxRetries -1), because
-// a retried release, revoke or token rotation that had already taken effect
-// would be misreported. The Cluster client keeps go-redis' redirect and
-// failover handling (MaxRedirects), which can retry a command after a
-// network error.
+// a retried release or revoke that had already taken effect would be
+// misreported as ErrLeaseNotCurrent or ErrNotFound. The Cluster client keeps
+// go-redis' redirect and failover handling (MaxRedirects), which can retry a
+// command after a network error: acquire, renew and token rotation are safe
+// to retry; a retried release or revoke may be misreported as above (the
+// lock is free or the token gone either way).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	timeout := cfg.OpTimeout
 	if timeout <= 0 {
