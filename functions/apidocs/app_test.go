@@ -174,3 +174,10 @@ func (f *faultyStore) Ping(ctx context.Context) error {
 	}
 	return f.Store.Ping(ctx)
 }
+
+func (f *faultyStore) UpsertGitHubAccount(ctx context.Context, githubID int64, login string) (lockcore.Account, error) {
+	if err := f.fail(); err != nil {
+		return lockcore.Account{}, err
+	}
+	return f.Store.UpsertGitHubAccount(ctx, githubID, login)
+}
