@@ -2,10 +2,14 @@ package redisstore_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
@@ -15,7 +19,9 @@ import (
 // BenchmarkAcquireRelease measures acquire+release cycles against a real
 // redis-server (default persistence of redistest.Start: none), with 1 or 32
 // goroutines each cycling its own lock name in one shared account. One
-// cycle is two script round trips.
+// cycle is two script round trips. Besides cycles/s it reports
+// redis-us/cycle, the server's own time in EVALSHA per cycle (from INFO
+// commandstats), which depends much less on other load on the machine.
 func BenchmarkAcquireRelease(b *testing.B) {
 	srv := redistest.Start(b)
 	s, err := redisstore.Open(b.Context(), redisstore.Config{URL: srv.URL(), Prefix: "bench:"})
@@ -27,9 +33,14 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	if err != nil {
 		b.Fatalf("EnsureAccount: %v", err)
 	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { admin.Close() })
 	for _, g := range []int{1, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			ctx := b.Context()
+			if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatalf("CONFIG RESETSTAT: %v", err)
+			}
 			var next atomic.Int64
 			var failed atomic.Value
 			var wg sync.WaitGroup
@@ -63,6 +74,32 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+			b.ReportMetric(float64(evalshaMicros(b, admin))/float64(b.N), "redis-us/cycle")
 		})
 	}
+}
+
+// evalshaMicros returns the total server time spent in EVALSHA since the
+// last CONFIG RESETSTAT, from INFO commandstats.
+func evalshaMicros(b *testing.B, admin *redis.Client) int64 {
+	info, err := admin.Info(b.Context(), "commandstats").Result()
+	if err != nil {
+		b.Fatalf("INFO commandstats: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") {
+			continue
+		}
+		for _, f := range strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "cmdstat_evalsha:")), ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					b.Fatalf("INFO commandstats: %q: %v", line, err)
+				}
+				return n
+			}
+		}
+	}
+	b.Fatalf("INFO commandstats: no cmdstat_evalsha line in %q", info)
+	return 0
 }
