@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -684,4 +686,82 @@ func TestBootstrapInitFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// coldStart starts one bootstrap over Redis at redisURL with a GET /health
+// invocation already queued and returns how long the process took from
+// start to asking for its first invocation (init) and to answering it.
+func coldStart(t testing.TB, redisURL string) (initDone, answered time.Duration) {
+	api := newRuntimeAPI(t)
+	payload, _ := json.Marshal(event(fmtHTTPAPI, testRequest{name: "cold", method: "GET", path: "/health"}, map[string]string{}))
+	inv := api.enqueue(payload)
+	b := startBootstrap(t, api, map[string]string{envRedisURL: redisURL, envRedisPrefix: "cold:"})
+	res := inv.wait(t, b)
+	if res.failed || !strings.Contains(string(res.body), `"statusCode":200`) {
+		t.Fatalf("first invocation: %s", res.body)
+	}
+	api.mu.Lock()
+	first := api.nexts[0]
+	api.mu.Unlock()
+	b.cmd.Process.Kill()
+	<-b.exited
+	return first.Sub(b.started), res.at.Sub(b.started)
+}
+
+// TestColdStart measures, without asserting on it, the bootstrap's cold
+// start over the stand-in Runtime API (process start to first answer,
+// average of 10) and the size of the host binary built with the release
+// flags. BenchmarkBootstrapSize measures the linux/arm64 binary that ships.
+func TestColdStart(t *testing.T) {
+	srv := redistest.Start(t)
+	const starts = 10
+	var initSum, answerSum, worst time.Duration
+	for i := 0; i < starts; i++ {
+		in, ans := coldStart(t, srv.URL())
+		initSum += in
+		answerSum += ans
+		worst = max(worst, ans)
+	}
+	t.Logf("cold start over %d starts: init (start to first GET /next) %v average; start to first answer %v average, %v worst",
+		starts, (initSum / starts).Round(10*time.Microsecond), (answerSum / starts).Round(10*time.Microsecond), worst.Round(10*time.Microsecond))
+	fi, err := os.Stat(bootstrapBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() == 0 {
+		t.Fatalf("bootstrap binary is empty")
+	}
+	t.Logf("bootstrap size (%s/%s, release flags): %.1f MB (%d bytes)", runtime.GOOS, runtime.GOARCH, float64(fi.Size())/1e6, fi.Size())
+}
+
+// BenchmarkColdStart reports the time from process start to the first
+// answer, per start.
+func BenchmarkColdStart(b *testing.B) {
+	srv := redistest.Start(b)
+	var init time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		in, _ := coldStart(b, srv.URL())
+		init += in
+	}
+	b.ReportMetric(float64(init.Microseconds())/float64(b.N)/1000, "init-ms/op")
+}
+
+// BenchmarkBootstrapSize builds the bootstrap with the release flags for
+// linux/arm64 (what template.yaml deploys) and reports its size. It is a
+// benchmark, not a test, because cross-compiling the standard library on a
+// cold build cache takes minutes.
+func BenchmarkBootstrapSize(b *testing.B) {
+	out := b.TempDir() + "/bootstrap"
+	for i := 0; i < b.N; i++ {
+		if msg, err := goBuild(out, []string{"GOOS=linux", "GOARCH=arm64"}); err != nil {
+			b.Fatalf("%v\n%s", err, msg)
+		}
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size())/1e6, "MB")
+	b.Logf("bootstrap size (linux/arm64, release flags): %.1f MB (%d bytes)", float64(fi.Size())/1e6, fi.Size())
 }
