@@ -25,6 +25,7 @@ const (
 	envDefaultTTL     = "OCTOSTORE_DEFAULT_TTL_SECONDS"
 	envMaxMetadata    = "OCTOSTORE_MAX_METADATA_BYTES"
 	envMaxLocks       = "OCTOSTORE_MAX_LOCKS"
+	envOpTimeout      = "OCTOSTORE_OP_TIMEOUT"
 	envGitHubClientID = "GITHUB_CLIENT_ID"
 	envGitHubSecret   = "GITHUB_CLIENT_SECRET"
 	envPublicURL      = "OCTOSTORE_PUBLIC_URL"
@@ -36,12 +37,16 @@ const (
 // storeName is what GET /health reports as the store.
 const storeName = "redis"
 
+// defaultOpTimeout bounds one store operation when OCTOSTORE_OP_TIMEOUT is
+// unset (as for the self-hosted binary).
+const defaultOpTimeout = 3 * time.Second
+
 // envVars is every configuration variable loadConfig reads, in the order
 // the template lists them. AWS_LAMBDA_RUNTIME_API is not among them: the
 // Lambda service sets it.
 var envVars = []string{
 	envRedisURL, envRedisCluster, envRedisPrefix,
-	envMaxTTL, envDefaultTTL, envMaxMetadata, envMaxLocks,
+	envMaxTTL, envDefaultTTL, envMaxMetadata, envMaxLocks, envOpTimeout,
 	envGitHubClientID, envGitHubSecret, envPublicURL, envStateSecret,
 	envGitHubBaseURL, envGitHubAPIURL,
 }
@@ -79,6 +84,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Redis.Prefix = getenv(envRedisPrefix)
 	if strings.ContainsAny(c.Redis.Prefix, "{}") {
 		problems = append(problems, fmt.Errorf("%s must not contain '{' or '}' (they would break the per-account hash tag)", envRedisPrefix))
+	}
+
+	c.Redis.OpTimeout = defaultOpTimeout
+	if v := strings.TrimSpace(getenv(envOpTimeout)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Errorf("%s must be a positive duration such as 3s or 500ms (got %q)", envOpTimeout, v))
+		} else {
+			c.Redis.OpTimeout = d
+		}
 	}
 
 	c.Limits = lockcore.DefaultLimits

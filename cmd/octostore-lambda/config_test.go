@@ -38,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 				if c.Limits != lockcore.DefaultLimits {
 					t.Errorf("limits = %+v, want defaults", c.Limits)
 				}
-				if c.Redis.Cluster || c.Redis.Prefix != "" || c.OAuth.Enabled() {
+				if c.Redis.Cluster || c.Redis.Prefix != "" || c.OAuth.Enabled() || c.Redis.OpTimeout != 3*time.Second {
 					t.Errorf("config = %+v, want no cluster, default prefix, no OAuth", c)
 				}
 			},
@@ -47,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "everything set",
 			env: base(map[string]string{
 				envRedisURL: secretURL, envRedisCluster: "true", envRedisPrefix: "prod:",
-				envMaxTTL: "600", envDefaultTTL: "30", envMaxMetadata: "0", envMaxLocks: "7",
+				envMaxTTL: "600", envDefaultTTL: "30", envMaxMetadata: "0", envMaxLocks: "7", envOpTimeout: "750ms",
 				envGitHubClientID: "Iv1.abc", envGitHubSecret: "gh-secret", envStateSecret: strings.Repeat("s", 32),
 				envPublicURL: "https://locks.example.com", envGitHubBaseURL: "https://ghe.example.com", envGitHubAPIURL: "https://ghe.example.com/api/v3",
 			}),
@@ -56,7 +56,7 @@ func TestLoadConfig(t *testing.T) {
 				if c.Limits != want {
 					t.Errorf("limits = %+v, want %+v", c.Limits, want)
 				}
-				if !c.Redis.Cluster || c.Redis.Prefix != "prod:" || c.Redis.URL != secretURL {
+				if !c.Redis.Cluster || c.Redis.Prefix != "prod:" || c.Redis.URL != secretURL || c.Redis.OpTimeout != 750*time.Millisecond {
 					t.Errorf("redis = %+v", c.Redis)
 				}
 				o := c.OAuth
@@ -73,6 +73,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "cluster not bool", env: base(map[string]string{envRedisCluster: "yes"}), wantErr: []string{"REDIS_CLUSTER must be true or false"}},
 		{name: "prefix with brace", env: base(map[string]string{envRedisPrefix: "a{b"}), wantErr: []string{"OCTOSTORE_REDIS_PREFIX"}},
 		{name: "ttl not a number", env: base(map[string]string{envMaxTTL: "1h"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be a non-negative integer"}},
+		{name: "op timeout not a duration", env: base(map[string]string{envOpTimeout: "3"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
+		{name: "op timeout zero", env: base(map[string]string{envOpTimeout: "0s"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "negative locks", env: base(map[string]string{envMaxLocks: "-1"}), wantErr: []string{"OCTOSTORE_MAX_LOCKS must be a non-negative integer"}},
 		{name: "default above max", env: base(map[string]string{envMaxTTL: "10", envDefaultTTL: "60"}), wantErr: []string{"limits", "default TTL"}},
 		{name: "zero locks", env: base(map[string]string{envMaxLocks: "0"}), wantErr: []string{"max held locks"}},
