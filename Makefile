@@ -49,3 +49,9 @@ build-OctoStoreFunction:
 
 clean:
 	rm -rf bin coverage.out coverage.html
+
+## bench-compare: the same load against etcd, raw Redis-Lua and OctoStore
+## (SQLite and Redis), all on loopback; writes bench/results/ (see BENCHMARKS.md)
+.PHONY: bench-compare
+bench-compare:
+	GO=$(GO) bash bench/compare.sh

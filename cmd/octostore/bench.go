@@ -49,7 +49,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.ttl, "ttl", time.Minute, "lease TTL of each acquire (whole seconds)")
 	fs.DurationVar(&b.retryDelay, "retry-delay", 0, "wait after a \"held\" answer before trying again")
 	fs.StringVar(&b.label, "label", "", "tag copied into the JSON result")
-	fs.StringVar(&b.namePrefix, "name-prefix", "bench-", "start of every lock name")
+	fs.StringVar(&b.namePrefix, "name-prefix", "", "start of every lock name (default: bench- and a random tag, new for each run)")
 }
 
 // validate checks the flags that do not need the network.

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,8 @@ type Config struct {
 	// Contended puts every client on one lock name; otherwise each client
 	// has its own.
 	Contended bool
-	// NamePrefix starts every lock name; "" means "bench-".
+	// NamePrefix starts every lock name; "" means "bench-" and a random
+	// tag, so that runs one after another never share a name.
 	NamePrefix string
 	// RetryDelay is how long a client waits after a "held" answer before
 	// it tries again; 0 means at once.
@@ -76,6 +78,10 @@ type Config struct {
 	// ErrorDelay is how long a client waits after an error before it goes
 	// on; 0 means 10ms. It keeps a failing target from being hammered.
 	ErrorDelay time.Duration
+	// RequestTimeout bounds each request; 0 means 30s. A request in flight
+	// when the duration ends is let finish (within this bound), and a lock
+	// it took is released, so that a run leaves no lock held.
+	RequestTimeout time.Duration
 	// Progress, when non-nil, gets a progress line once a second,
 	// rewritten in place with \r, and a final newline.
 	Progress io.Writer
@@ -100,7 +106,7 @@ type Result struct {
 	// Held counts "held" answers (contended mode).
 	Held int64 `json:"held"`
 	// Errors counts failed acquires and releases (not counting requests
-	// cut short by the end of the run).
+	// cut short by the caller's context).
 	Errors         int64   `json:"errors"`
 	CyclesPerSec   float64 `json:"cycles_per_sec"`
 	AttemptsPerSec float64 `json:"attempts_per_sec"`
@@ -140,10 +146,13 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 		return Result{}, errors.New("loadgen: set a duration or a cycle count")
 	}
 	if cfg.NamePrefix == "" {
-		cfg.NamePrefix = "bench-"
+		cfg.NamePrefix = "bench-" + strconv.FormatUint(rand.Uint64()&0xffffff, 36) + "-"
 	}
 	if cfg.ErrorDelay <= 0 {
 		cfg.ErrorDelay = 10 * time.Millisecond
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
 	}
 
 	clients := make([]Client, cfg.Clients)
@@ -192,7 +201,7 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 			if !cfg.Contended {
 				name = cfg.NamePrefix + strconv.Itoa(i)
 			}
-			runWorker(runCtx, &cfg, clients[i], name, &workers[i], &cycles, &attempts, &claimed)
+			runWorker(ctx, runCtx, &cfg, clients[i], name, &workers[i], &cycles, &attempts, &claimed)
 		}()
 	}
 
@@ -232,23 +241,26 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// runWorker is one client's loop, until ctx ends or the cycle budget is
-// spent (a client that finds it spent stops; the others finish the cycles
-// they claimed).
-func runWorker(ctx context.Context, cfg *Config, c Client, base string, w *worker,
+// runWorker is one client's loop, until stop ends (the duration is over),
+// the cycle budget is spent, or ctx (the caller's) ends. A request in
+// flight when stop ends is let finish (bounded by cfg.RequestTimeout), and
+// a lock it took is released, so a run never leaves locks behind; only the
+// caller's ctx cuts requests short.
+func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w *worker,
 	cycles, attempts, claimed *atomic.Int64) {
 	fail := func(err error) {
 		if ctx.Err() != nil {
-			return // cut short by the end of the run: not the target's fault
+			return // the caller gave up: not the target's fault
 		}
 		w.errs++
 		if w.firstErr == nil {
 			w.firstErr = err
 		}
-		sleep(ctx, cfg.ErrorDelay)
+		sleep(stop, cfg.ErrorDelay)
 	}
+	req := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, cfg.RequestTimeout) }
 	name, gen := base, 0
-	for ctx.Err() == nil {
+	for stop.Err() == nil {
 		if cfg.Cycles > 0 && claimed.Add(1) > cfg.Cycles {
 			return
 		}
@@ -258,18 +270,20 @@ func runWorker(ctx context.Context, cfg *Config, c Client, base string, w *worke
 			first  = time.Now()
 			got    bool
 		)
-		for ctx.Err() == nil {
+		for stop.Err() == nil {
+			rctx, cancel := req()
 			t0 := time.Now()
-			h, ok, err := c.Acquire(ctx, name)
+			h, ok, err := c.Acquire(rctx, name)
 			d := time.Since(t0)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			attempts.Add(1)
 			if err != nil {
-				if ctx.Err() == nil {
-					attempts.Add(1)
-				}
 				fail(fmt.Errorf("acquire %s: %w", name, err))
 				continue
 			}
-			attempts.Add(1)
 			w.acquire.Record(d)
 			if ok {
 				handle, got = h, true
@@ -278,23 +292,20 @@ func runWorker(ctx context.Context, cfg *Config, c Client, base string, w *worke
 			}
 			w.held++
 			if cfg.RetryDelay > 0 {
-				sleep(ctx, cfg.RetryDelay)
+				sleep(stop, cfg.RetryDelay)
 			}
 		}
 		if !got {
 			return
 		}
-		// Release with a context that outlives the run's end by a little,
-		// so a lock taken just before the end is not left held.
-		rctx := ctx
-		var rcancel context.CancelFunc = func() {}
-		if ctx.Err() != nil {
-			rctx, rcancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		}
+		rctx, cancel := req()
 		t0 := time.Now()
 		err := c.Release(rctx, name, handle)
 		d := time.Since(t0)
-		rcancel()
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			fail(fmt.Errorf("release %s: %w", name, err))
 			if !cfg.Contended {
