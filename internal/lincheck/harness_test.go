@@ -119,10 +119,10 @@ func history(t *testing.T, s *server, w lincheck.Workload, k int) lincheck.Histo
 }
 
 // checkLinearizable runs histories with long TTLs against s, checking
-// each with porcupine and with the timeline check, for a few histories (or
+// each with porcupine and with the timeline check, for two histories (or
 // the soak duration).
 func checkLinearizable(t *testing.T, s *server) {
-	n, until := 3, time.Time{}
+	n, until := 2, time.Time{}
 	if soak() {
 		n, until = 1<<30, time.Now().Add(soakDuration(t))
 	}
@@ -150,16 +150,17 @@ func checkLinearizable(t *testing.T, s *server) {
 // leases, so that leases expire under the clients, and checks them with the
 // store-clock timeline check.
 func checkExpiry(t *testing.T, s *server) {
-	n, until := 1, time.Time{}
+	// Short: one history, or up to three until a lease has expired.
+	n, until := 3, time.Time{}
 	if soak() {
 		n, until = 1<<30, time.Now().Add(soakDuration(t))
 	}
 	var f figures
-	for k := 0; k < n && (until.IsZero() || time.Now().Before(until)); k++ {
+	for k := 0; k < n && (until.IsZero() || time.Now().Before(until)) && (!until.IsZero() || f.expired == 0); k++ {
 		w := lincheck.Workload{
 			Clients: 8, OpsPerClient: 40,
 			TTLs:    []time.Duration{time.Second, 2 * time.Second},
-			Abandon: 0.3, Think: 80 * time.Millisecond,
+			Abandon: 0.4, Think: 80 * time.Millisecond,
 		}
 		h := history(t, s, w, k)
 		f.count(h)
@@ -229,8 +230,14 @@ func TestLinearizableRedisCluster(t *testing.T) {
 
 func TestExpirySQLite(t *testing.T) { checkExpiry(t, sqliteServer(t)) }
 
+func TestExpiryMiniredis(t *testing.T) { checkExpiry(t, miniredisServer(t)) }
+
 func TestExpiryRedis(t *testing.T) {
 	checkExpiry(t, redisServer(t, redistest.Start(t).URL(), false))
+}
+
+func TestExpiryRedisCluster(t *testing.T) {
+	checkExpiry(t, redisServer(t, redistest.StartCluster(t).URL(), true))
 }
 
 // brokenStore wraps a store and breaks the lock's promises on purpose.
