@@ -54,7 +54,10 @@ var docsPage = sync.OnceValue(func() *page {
 		SettingsUI: map[string]string{
 			// Keep the bearer token entered in Authorize across reloads
 			// (in the browser's local storage).
-			"persistAuthorization":   "true",
+			"persistAuthorization": "true",
+			// swgui joins the page's path and documentURL; resolve the
+			// ".." so the page shows the document's plain URL.
+			"url":                    "new URL(url).href",
 			"displayRequestDuration": "true",
 			"tryItOutEnabled":        "false",
 		},
