@@ -18,6 +18,11 @@ type Record struct {
 	// Call is when the request was sent; Return when its answer arrived or
 	// the client gave up (for Unknown outcomes).
 	Call, Return time.Time
+	// Bounded, for an Unknown outcome, says that Return is the latest
+	// moment the operation can have taken effect (e.g. the server process
+	// that could have received it is known to be dead by then); otherwise
+	// an Unknown operation may take effect until the history's End.
+	Bounded bool
 }
 
 // Recorder collects the records of concurrent clients. It is safe for
@@ -66,8 +71,9 @@ func (h History) Unknown() int {
 
 // Operations converts the history to porcupine operations, timestamps in
 // nanoseconds since the first call. An Unknown operation returns at End
-// (after every other operation), so porcupine may place its effect anywhere
-// from its call on, or, through the model, nowhere.
+// (after every other operation), unless it is Bounded, so porcupine may
+// place its effect anywhere from its call on, or, through the model,
+// nowhere.
 func (h History) Operations() []porcupine.Operation {
 	if len(h.Records) == 0 {
 		return nil
@@ -87,7 +93,7 @@ func (h History) Operations() []porcupine.Operation {
 	}
 	for _, r := range h.Records {
 		ret := r.Return
-		if r.Output.Outcome == Unknown {
+		if r.Output.Outcome == Unknown && !r.Bounded {
 			ret = end.Add(time.Nanosecond)
 		}
 		ops = append(ops, porcupine.Operation{

@@ -219,3 +219,18 @@ func TestOperationsPutsUnknownAtTheEnd(t *testing.T) {
 		t.Fatalf("timestamps not relative to the first call: %d", ops[1].Call)
 	}
 }
+
+func TestBoundedUnknown(t *testing.T) {
+	h := hist(
+		op{0, 0, 3, acq("x", "a"), unknown},
+		op{1, 5, 6, get("x"), free},
+		op{1, 7, 8, get("x"), getHeld("a", 1)},
+	)
+	if !porcupine.CheckOperations(Model(), h.Operations()) {
+		t.Fatal("an unbounded lost acquire may take effect late, but the history was refused")
+	}
+	h.Records[0].Bounded = true
+	if porcupine.CheckOperations(Model(), h.Operations()) {
+		t.Fatal("a lost acquire bounded at 3 ms took effect after a read at 5 ms, and the history was accepted")
+	}
+}
