@@ -31,7 +31,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -75,10 +74,12 @@ type Config struct {
 	// ClientID and ClientSecret are the GitHub OAuth app's credentials.
 	// Setting either enables the flow (and New then requires both).
 	ClientID, ClientSecret string
-	// PublicURL is the externally visible origin of the service, e.g.
-	// https://locks.example.com (no path other than "/", no query). The
-	// callback is PublicURL + CallbackPath; the state cookie is Secure iff
-	// PublicURL is https.
+	// PublicURL is the externally visible base URL of the service, e.g.
+	// https://locks.example.com, or with a path prefix such as an API
+	// Gateway stage (https://x.execute-api.eu-west-1.amazonaws.com/prod);
+	// no query or fragment. The callback is PublicURL + CallbackPath, the
+	// state cookie's Path is the prefix + StartPath, and the cookie is
+	// Secure iff PublicURL is https.
 	PublicURL string
 	// StateSecret is the HMAC key signing the state cookie, at least
 	// MinStateSecretLen bytes, the same on every instance. When empty, the
@@ -128,7 +129,7 @@ type Flow struct {
 // are stored; logger may be nil (no logging).
 func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, error) {
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	if !cfg.Enabled() {
 		return &Flow{log: logger}, nil

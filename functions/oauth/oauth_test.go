@@ -664,3 +664,30 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCallback feeds the callback arbitrary queries and cookies: without a
+// cookie signed by the flow's key none may get past the state check, and
+// none may cause a panic or a 5xx.
+func FuzzCallback(f *testing.F) {
+	flow, err := oauth.New(oauth.Config{
+		ClientID: "id", ClientSecret: "secret", PublicURL: "https://locks.example.com", StateSecret: testSecret,
+		BaseURL: "http://127.0.0.1:1", APIURL: "http://127.0.0.1:1", // never reached
+	}, failingAccounts{err: errors.New("the store must not be reached")}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("code=abc&state=def", "octostore_oauth_state=def.99999999999.AAAA")
+	f.Add("error=access_denied&state=x", "octostore_oauth_state=x.1.y")
+	f.Add("state=%zz&code=%", "octostore_oauth_state=..; octostore_oauth_state=...")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, query, cookie string) {
+		r := httptest.NewRequest(http.MethodGet, "/auth/github/callback", nil)
+		r.URL.RawQuery = query
+		r.Header.Set("Cookie", cookie)
+		r.Header.Set("Accept", "application/json")
+		w := httptest.NewRecorder()
+		w.Header().Set("X-Request-Id", "req-fuzz")
+		flow.Callback(w, r)
+		checkError(t, w.Result(), w.Body.Bytes(), http.StatusBadRequest, "invalid_oauth_state")
+	})
+}
