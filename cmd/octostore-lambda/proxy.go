@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -37,28 +38,31 @@ func newProxy(h http.Handler, logger *slog.Logger) *proxy {
 	return &proxy{h: h, v1: httpadapter.New(h), v2: httpadapter.NewV2(h), log: logger}
 }
 
-// handle is the Lambda handler. It returns an error (a function error, which
-// API Gateway shows as a 5xx) only for a payload that is not a JSON object,
-// which API Gateway never sends.
+// handle is the Lambda handler. The event is decoded as payload 2.0 first,
+// so HTTP API and Function URL events are decoded once; any other event
+// (no "version": "2.0") is decoded again as a REST API event. It returns an
+// error (a function error, which API Gateway shows as a 5xx) only for a
+// payload that is not a JSON object, which API Gateway never sends.
 func (p *proxy) handle(ctx context.Context, raw json.RawMessage) (any, error) {
-	var probe struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, errors.New("octostore-lambda: the event is not a JSON object")
-	}
-	if probe.Version == "2.0" {
-		var ev events.APIGatewayV2HTTPRequest
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return badRequestV2(nil), nil
+	var v2 events.APIGatewayV2HTTPRequest
+	err := json.Unmarshal(raw, &v2)
+	if v2.Version == "2.0" {
+		if err != nil {
+			p.log.Warn("unreadable HTTP API event", slog.String("error", err.Error()))
+			return badRequestV2(v2.Headers), nil
 		}
-		return p.serveV2(ctx, ev), nil
+		return p.serveV2(ctx, v2), nil
 	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return badRequestV1(nil), nil
+	var v1 events.APIGatewayProxyRequest
+	if err := json.Unmarshal(raw, &v1); err != nil {
+		var syntax *json.SyntaxError
+		if trimmed := bytes.TrimSpace(raw); errors.As(err, &syntax) || len(trimmed) == 0 || trimmed[0] != '{' {
+			return nil, errors.New("octostore-lambda: the event is not a JSON object")
+		}
+		p.log.Warn("unreadable REST API event", slog.String("error", err.Error()))
+		return badRequestV1(v1.Headers), nil
 	}
-	return p.serveV1(ctx, ev), nil
+	return p.serveV1(ctx, v1), nil
 }
 
 // serveV2 answers a payload 2.0 event. With a named HTTP API stage the raw
