@@ -41,9 +41,9 @@ const storeName = "redis"
 // unset (as for the self-hosted binary).
 const defaultOpTimeout = 3 * time.Second
 
-// envVars is every configuration variable loadConfig reads, in the order
-// the template lists them. AWS_LAMBDA_RUNTIME_API is not among them: the
-// Lambda service sets it.
+// envVars is every configuration variable loadConfig reads
+// (TestEnvVarsComplete keeps it exact). AWS_LAMBDA_RUNTIME_API is not among
+// them: the Lambda service sets it.
 var envVars = []string{
 	envRedisURL, envRedisCluster, envRedisPrefix,
 	envMaxTTL, envDefaultTTL, envMaxMetadata, envMaxLocks, envOpTimeout,
