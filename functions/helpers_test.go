@@ -33,6 +33,8 @@ type backend struct {
 // backends lists the stores under test. A new backend is one more entry.
 var backends = []backend{
 	{"sqlite", openSQLite},
+	{"miniredis", openMiniredis},
+	{"redis", openRealRedis},
 }
 
 // testEpoch is where the injected clocks start.

@@ -7,11 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/internal/redistest"
 )
 
 // TestMain fails the run if goroutines started by the tests outlive them.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	redistest.StopShared()
 	if code == 0 {
 		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)

@@ -56,7 +56,7 @@ func requireBinary(t testing.TB, name string) string {
 // Server is one redis-server process started by Start. Its methods are
 // safe for concurrent use.
 type Server struct {
-	t    testing.TB
+	t    testing.TB // nil for the Shared server, which cannot Restart
 	bin  string
 	dir  string
 	port int
@@ -177,6 +177,9 @@ func (s *Server) signal(sig syscall.Signal) {
 // Restart stops the server if it runs and starts it again on the same port
 // and directory (so an append-only file is replayed), waiting for PING.
 func (s *Server) Restart() {
+	if s.t == nil {
+		panic("redistest: the Shared server cannot be restarted")
+	}
 	s.t.Helper()
 	s.Stop()
 	var err error
