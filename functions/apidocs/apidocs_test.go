@@ -48,10 +48,8 @@ var authedRoutes = []string{
 }
 
 // contractCodes is the contract's error table: status → codes.
-// oauth_denied (the user declined on GitHub) is an addition of the OAuth
-// handler that the contract's table lacks; the document lists it.
 var contractCodes = map[string][]string{
-	"400": {"invalid_json", "invalid_lease_id", "invalid_metadata", "invalid_name", "invalid_oauth_state", "invalid_ttl", "oauth_denied"},
+	"400": {"invalid_json", "invalid_lease_id", "invalid_metadata", "invalid_name", "invalid_oauth_state", "invalid_ttl"},
 	"401": {"unauthorized"},
 	"403": {"lock_limit_exceeded"},
 	"404": {"not_found", "oauth_disabled"},

@@ -132,7 +132,7 @@ func TestOAuthContract(t *testing.T) {
 		}
 		expect("no cookie", callback("code=c1&state="+url.QueryEscape(state), nil, asJSON), 400, "invalid_oauth_state")
 		state, c = start()
-		expect("denied", callback("error=access_denied&error_description=no&state="+url.QueryEscape(state), c, asJSON), 400, "oauth_denied")
+		expect("denied", callback("error=access_denied&error_description=no&state="+url.QueryEscape(state), c, asJSON), 502, "oauth_failed")
 		state, c = start()
 		expect("no code", callback("state="+url.QueryEscape(state), c, asJSON), 400, "invalid_oauth_state")
 		state, c = start()

@@ -22,7 +22,8 @@
 // Errors use the contract's codes and body {"error","code","request_id"}
 // (the request id is read back from the X-Request-Id response header that
 // the caller's middleware set): 404 oauth_disabled, 400 invalid_oauth_state,
-// 400 oauth_denied (the user declined on GitHub), 502 oauth_failed, 503
+// 502 oauth_failed (GitHub did not sign the user in, including when the user
+// declined: the contract has no other code for it), 503
 // store_unavailable (with Retry-After) and 500 internal. Callback answers
 // browsers (requests not asking for JSON) with a small HTML page instead.
 package oauth
@@ -274,7 +275,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) {
 
 	if e := q.Get("error"); e != "" {
 		if e == "access_denied" {
-			f.fail(w, r, &flowError{status: http.StatusBadRequest, code: codeDenied,
+			f.fail(w, r, &flowError{status: http.StatusBadGateway, code: codeFailed,
 				msg: "GitHub sign-in was cancelled: access to your GitHub account was not granted.",
 				log: "user denied access on GitHub"})
 			return

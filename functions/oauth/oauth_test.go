@@ -461,7 +461,7 @@ func TestGitHubDenied(t *testing.T) {
 		status      int
 		code        string
 	}{
-		{"access_denied", http.StatusBadRequest, "oauth_denied"},
+		{"access_denied", http.StatusBadGateway, "oauth_failed"},
 		{"redirect_uri_mismatch", http.StatusBadGateway, "oauth_failed"},
 		{"application_suspended", http.StatusBadGateway, "oauth_failed"},
 	} {

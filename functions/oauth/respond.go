@@ -17,7 +17,6 @@ import (
 const (
 	codeDisabled = "oauth_disabled"
 	codeBadState = "invalid_oauth_state"
-	codeDenied   = "oauth_denied"
 	codeFailed   = "oauth_failed"
 	msgFailed    = "GitHub did not answer as expected; try signing in again."
 )
