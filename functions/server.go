@@ -185,19 +185,15 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 
 // isCleanPath reports whether p has no empty, "." or ".." segments (a
 // trailing slash is allowed), i.e. whether ServeMux would route it without
-// a redirect. A segment escaped as "%2e" or "%2E%2e" is a dot segment too
-// (RFC 3986 6.2.2.2), so "/locks/%2e%2e/acquire" is 404 like
-// "/locks/../acquire" on every deployment, whatever a proxy in front does.
+// a redirect.
 func isCleanPath(p string) bool {
 	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg = dotEscapes.Replace(seg); seg == "." || seg == ".." {
+		if seg == "." || seg == ".." {
 			return false
 		}
 	}
 	return !strings.Contains(p, "//")
 }
-
-var dotEscapes = strings.NewReplacer("%2e", ".", "%2E", ".")
 
 // safePath returns the request path for an error sentence, cut short so a
 // huge path is not echoed whole.
