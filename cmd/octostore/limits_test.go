@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Sizes of TestServerLimits.
+const (
+	idleConns    = 5000
+	slowConns    = 200
+	normalRounds = 50
+	// slowHeader is what each slow connection trickles after its request
+	// line, a byte every slowEvery: it would take about 37 s, far longer
+	// than readHeaderTimeout.
+	slowHeader = "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+	slowEvery  = 500 * time.Millisecond
+	// clientTimeout bounds every answer a normal client waits for.
+	clientTimeout = 5 * time.Second
+)
+
+// raiseNoFile raises this process's soft limit on open files to at least n
+// (up to the hard limit) and fails the test if it cannot reach n.
+func raiseNoFile(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= n {
+		return
+	}
+	lim.Cur = min(lim.Max, n)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < n {
+		t.Fatalf("the hard limit on open files is %d; this test needs %d (ulimit -Hn)", lim.Max, n)
+	}
+}
+
+// softNoFile reads the soft limit on open files of process pid.
+func softNoFile(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[0] == "Max" && f[1] == "open" && f[2] == "files" {
+			n, err := strconv.ParseUint(f[3], 10, 64)
+			if err != nil {
+				t.Fatalf("limits line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no open-files line in /proc/%d/limits", pid)
+	return 0
+}
+
+// idleConn opens a connection, serves one GET /health on it and returns it
+// idle in the server's keep-alive state.
+func idleConn(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, clientTimeout)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(4 * clientTimeout))
+	if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: octostore\r\n\r\n"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.SetDeadline(time.Time{})
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		return nil, fmt.Errorf("GET /health: %d", resp.StatusCode)
+	}
+	return c, nil
+}
+
+// slowResult is what one slow-header connection saw.
+type slowResult struct {
+	closedAfter time.Duration // when the server closed it, from the first byte
+	sent        int           // header bytes sent before that
+	answer      string        // any bytes the server sent
+	err         error         // a failure of the test's own
+}
+
+// trickle writes a request line and then slowHeader a byte every slowEvery
+// until the server closes the connection or stop is closed.
+func trickle(addr string, stop <-chan struct{}) slowResult {
+	c, err := net.DialTimeout("tcp", addr, clientTimeout)
+	if err != nil {
+		return slowResult{err: err}
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: octostore\r\n"); err != nil {
+		return slowResult{err: err}
+	}
+	closed := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(c) // returns when the server closes (or c is closed)
+		closed <- b
+	}()
+	tick := time.NewTicker(slowEvery)
+	defer tick.Stop()
+	for i := 0; ; {
+		select {
+		case b := <-closed:
+			return slowResult{closedAfter: time.Since(start), sent: i, answer: string(b)}
+		case <-stop:
+			c.Close()
+			<-closed
+			return slowResult{err: errors.New("the server had not closed the connection when the test gave up")}
+		case <-tick.C:
+			if i < len(slowHeader) {
+				c.Write([]byte{slowHeader[i]}) // an error shows as the reader's EOF
+				i++
+			}
+		}
+	}
+}
+
+// TestServerLimits runs the real binary with its http.Server limits and
+// checks that abusive clients cannot hold it: 5,000 idle keep-alive
+// connections are held open and 200 more connections trickle their headers
+// a byte every 500 ms, while a normal client runs 50 rounds of GET /health,
+// acquire and release, each answered within the client timeout. Then every
+// slow connection must have been closed by the server (ReadHeaderTimeout)
+// without an answer and long before its headers were complete, and the
+// idle connections must still be open and serving.
+func TestServerLimits(t *testing.T) {
+	raiseNoFile(t, idleConns+slowConns+1000)
+	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
+	out, _ := p.output()
+	token := tokenRE.FindString(out)
+	if token == "" {
+		t.Fatalf("no admin token in stdout:\n%s", out)
+	}
+	if n := softNoFile(t, p.cmd.Process.Pid); n < idleConns+slowConns+100 {
+		t.Fatalf("the server may open only %d files: too few for this test, and for a server", n)
+	}
+	addr := strings.TrimPrefix(p.base, "http://")
+
+	// 5,000 idle connections, opened by 50 workers.
+	conns := make([]net.Conn, idleConns)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, idleConns)
+	for range 50 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= idleConns {
+					return
+				}
+				c, err := idleConn(addr)
+				if err != nil {
+					errs <- fmt.Errorf("idle connection %d: %w", i, err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// 200 slow-header connections, and a normal client meanwhile.
+	stop := make(chan struct{})
+	results := make([]slowResult, slowConns)
+	var slow sync.WaitGroup
+	for i := range slowConns {
+		slow.Go(func() { results[i] = trickle(addr, stop) })
+	}
+	giveUp := time.AfterFunc(3*readHeaderTimeout, func() { close(stop) })
+	t.Cleanup(func() { giveUp.Stop(); slow.Wait() })
+
+	client := &http.Client{Timeout: clientTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	call := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s under load: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		m := map[string]any{}
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%s %s under load: %v", method, path, err)
+		}
+		return resp.StatusCode, m
+	}
+	for i := range normalRounds {
+		if st, m := call("GET", "/health", ""); st != 200 {
+			t.Fatalf("round %d: health %d %v", i, st, m)
+		}
+		st, m := call("POST", "/locks/limits/acquire", `{"ttl_seconds":30}`)
+		if st != 200 {
+			t.Fatalf("round %d: acquire %d %v", i, st, m)
+		}
+		if st, m := call("POST", "/locks/limits/release", fmt.Sprintf(`{"lease_id":%q}`, m["lease_id"])); st != 200 {
+			t.Fatalf("round %d: release %d %v", i, st, m)
+		}
+	}
+
+	slow.Wait()
+	giveUp.Stop()
+	var longest time.Duration
+	for i, r := range results {
+		switch {
+		case r.err != nil:
+			t.Errorf("slow connection %d: %v", i, r.err)
+		case r.answer != "":
+			t.Errorf("slow connection %d got an answer: %q", i, truncateS(r.answer, 200))
+		case r.sent >= len(slowHeader):
+			t.Errorf("slow connection %d sent its whole header before the server closed it", i)
+		}
+		longest = max(longest, r.closedAfter)
+	}
+	t.Logf("%d idle connections held; %d slow-header connections all closed by the server, the last after %v (readHeaderTimeout %v)", idleConns, slowConns, longest.Round(10*time.Millisecond), readHeaderTimeout)
+
+	// The idle connections are still open and serve: a sample of 100.
+	for i := 0; i < idleConns; i += idleConns / 100 {
+		c := conns[i]
+		c.SetDeadline(time.Now().Add(clientTimeout))
+		if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: octostore\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("idle connection %d no longer serves: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("idle connection %d: %d", i, resp.StatusCode)
+		}
+	}
+}
+
+func truncateS(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
