@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/octostore/octostore/functions/apidocs"
+	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/lockcore"
 )
 
@@ -25,6 +27,9 @@ type Deps struct {
 	// OpTimeout bounds each store operation, derived from the request's
 	// context; zero means 3 s.
 	OpTimeout time.Duration
+	// OAuth serves GET /auth/github and its callback; nil (no GitHub app
+	// configured) answers both with 404 oauth_disabled.
+	OAuth *oauth.Flow
 }
 
 // DefaultOpTimeout is the store-operation timeout used when Deps.OpTimeout
@@ -97,6 +102,13 @@ func New(d Deps) http.Handler {
 	}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.endpoint(rt))
+	}
+	// Sign-in and the docs answer their own bodies (HTML pages, assets)
+	// but still run behind the same middleware and dispatch.
+	s.mux.HandleFunc("GET "+oauth.StartPath, d.OAuth.Start)
+	s.mux.HandleFunc("GET "+oauth.CallbackPath, d.OAuth.Callback)
+	for _, rt := range apidocs.Routes(s.version) {
+		s.mux.Handle(rt.Pattern, rt.Handler)
 	}
 	// Outermost first: request id, recover, access log, then routing (and
 	// per-route authentication inside endpoint).

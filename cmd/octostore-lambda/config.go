@@ -204,7 +204,7 @@ func (c config) scrub(msg string) string {
 }
 
 // deps returns the handler's dependencies over store.
-func (c config) deps(store lockcore.Store, logger *slog.Logger, version string) functions.Deps {
+func (c config) deps(store lockcore.Store, flow *oauth.Flow, logger *slog.Logger, version string) functions.Deps {
 	return functions.Deps{
 		Store:     store,
 		StoreName: storeName,
@@ -212,5 +212,6 @@ func (c config) deps(store lockcore.Store, logger *slog.Logger, version string) 
 		Logger:    logger,
 		Version:   version,
 		OpTimeout: c.Redis.OpTimeout,
+		OAuth:     flow,
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/internal/buildinfo"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
@@ -62,6 +63,12 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	if err != nil {
 		return cfg, nil, err
 	}
+	var flow *oauth.Flow
+	if cfg.OAuth.Enabled() {
+		if flow, err = oauth.New(cfg.OAuth, store, logger); err != nil {
+			return cfg, nil, fmt.Errorf("GitHub sign-in: %w", err)
+		}
+	}
 	version := buildinfo.Version()
 	logger.Info("octostore-lambda ready",
 		slog.String("version", version),
@@ -72,7 +79,7 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 		slog.Bool("github_sign_in", cfg.OAuth.Enabled()),
 		slog.Int64("max_ttl_seconds", int64(cfg.Limits.MaxTTL/time.Second)),
 		slog.Int("max_locks", cfg.Limits.MaxHeldLocks))
-	return cfg, functions.New(cfg.deps(store, logger, version)), nil
+	return cfg, functions.New(cfg.deps(store, flow, logger, version)), nil
 }
 
 // openStore opens the Redis store. When Redis does not answer it returns a

@@ -157,7 +157,8 @@ func isHex(c byte) bool {
 
 // badRequestBody is the answer to an event the adapter cannot turn into a
 // request (say, a body flagged base64 that is not): what a net/http server
-// answers to an unreadable request, in the API's error shape.
+// answers to an unreadable request, in the API's error shape, with the
+// contract's code for a request body that cannot be read (invalid_json).
 func badRequestBody(headers map[string]string) (string, map[string]string) {
 	id := ""
 	for k, v := range headers {
@@ -172,7 +173,7 @@ func badRequestBody(headers map[string]string) (string, map[string]string) {
 	}
 	body, _ := json.Marshal(map[string]string{
 		"error":      "the request could not be read",
-		"code":       "bad_request",
+		"code":       "invalid_json",
 		"request_id": id,
 	})
 	return string(body) + "\n", map[string]string{

@@ -349,7 +349,7 @@ func probeHandler() func(method, path string) (int, string) {
 		return nil, lockcore.ErrUnavailable
 	})
 	cfg, _ := loadConfig(envOf(map[string]string{envRedisURL: "redis://127.0.0.1:1"}))
-	h := functions.New(cfg.deps(store, slog.New(slog.DiscardHandler), testVersion))
+	h := functions.New(cfg.deps(store, nil, slog.New(slog.DiscardHandler), testVersion))
 	return func(method, path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/internal/buildinfo"
 	"github.com/octostore/octostore/lockcore"
 )
@@ -62,7 +63,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	if err := bootstrapAdmin(ctx, store, stdout, *addr); err != nil {
+	oauthCfg := oauthConfigFromEnv(*addr)
+	var flow *oauth.Flow
+	if oauthCfg.Enabled() {
+		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
+			return fmt.Errorf("GitHub sign-in: %w", err)
+		}
+	} else if err := bootstrapAdmin(ctx, store, stdout, *addr); err != nil {
 		return err
 	}
 
@@ -73,6 +80,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:    logger,
 		Version:   buildinfo.Version(),
 		OpTimeout: sf.opTimeout,
+		OAuth:     flow,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -87,7 +95,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version())
+	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version(), "github_sign_in", flow != nil)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -118,19 +126,38 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json (got %q)", format)
 }
 
-// oauthConfigured reports whether a GitHub app is configured, in which case
-// accounts come from GitHub sign-in and no admin account is made.
-func oauthConfigured() bool {
-	return os.Getenv("GITHUB_CLIENT_ID") != "" && os.Getenv("GITHUB_CLIENT_SECRET") != ""
+// oauthConfigFromEnv reads the GitHub app settings. Setting
+// GITHUB_CLIENT_ID or GITHUB_CLIENT_SECRET turns sign-in on (and oauth.New
+// then checks the rest). Without OCTOSTORE_PUBLIC_URL the callback is on the
+// listen address; without OCTOSTORE_STATE_SECRET the state key is derived
+// from the client secret, so every instance with the same app agrees.
+func oauthConfigFromEnv(addr string) oauth.Config {
+	public := strings.TrimSpace(os.Getenv("OCTOSTORE_PUBLIC_URL"))
+	if public == "" {
+		public = baseURL(addr)
+	}
+	return oauth.Config{
+		ClientID:     strings.TrimSpace(os.Getenv("GITHUB_CLIENT_ID")),
+		ClientSecret: os.Getenv("GITHUB_CLIENT_SECRET"),
+		PublicURL:    public,
+		StateSecret:  []byte(os.Getenv("OCTOSTORE_STATE_SECRET")),
+		BaseURL:      strings.TrimSpace(os.Getenv("GITHUB_BASE_URL")),
+		APIURL:       strings.TrimSpace(os.Getenv("GITHUB_API_URL")),
+	}
 }
 
-// bootstrapAdmin makes the first account on an empty store with no GitHub
-// app configured, and prints its token once. Later starts find an account
-// and print nothing.
-func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string) error {
-	if oauthConfigured() {
-		return nil
+// baseURL is the http URL of a listen address.
+func baseURL(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "http://127.0.0.1" + addr
 	}
+	return "http://" + addr
+}
+
+// bootstrapAdmin makes the first account on an empty store (when no GitHub
+// app is configured) and prints its token once. Later starts find an
+// account and print nothing.
+func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string) error {
 	n, err := store.CountAccounts(ctx)
 	if err != nil {
 		return fmt.Errorf("count accounts: %w", err)
@@ -146,10 +173,7 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
-	base := "http://" + addr
-	if strings.HasPrefix(addr, ":") {
-		base = "http://127.0.0.1" + addr
-	}
+	base := baseURL(addr)
 	fmt.Fprintf(stdout, `
 First start: created account "admin". Its token is shown this once; keep it:
 
