@@ -55,3 +55,9 @@ clean:
 .PHONY: bench-compare
 bench-compare:
 	GO=$(GO) bash bench/compare.sh
+
+## bench-growth: cycles/s and memory with 1,000 and with 1,000,000 held locks
+## (SQLite and Redis); writes bench/results/growth.md (takes several minutes)
+.PHONY: bench-growth
+bench-growth:
+	GO=$(GO) bash bench/growth.sh

@@ -16,7 +16,8 @@
 #
 # Writes bench/results/{results.jsonl,results.md,cycles.dat,cycles.png}.
 # Environment: BENCH_DURATION (10s), BENCH_CLIENTS ("1 32"), BENCH_OUT
-# (bench/results), BENCH_PORT_BASE (24790), BENCH_KEEP=1 keeps the temp dir.
+# (bench/results), BENCH_PORT_BASE (24790), BENCH_KEEP=1 keeps the temp dir,
+# BENCH_BIN (an octostore binary to use instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -70,9 +71,13 @@ wait_until() {
   return 1
 }
 
-log "building octostore"
 bin="$tmp/octostore"
-CGO_ENABLED=0 "$GO" build -trimpath -o "$bin" ./cmd/octostore
+if [ -n "${BENCH_BIN:-}" ]; then
+  cp "$BENCH_BIN" "$bin"
+else
+  log "building octostore"
+  CGO_ENABLED=0 "$GO" build -trimpath -o "$bin" ./cmd/octostore
+fi
 
 log "starting etcd on 127.0.0.1:$ETCD"
 etcd --name bench --data-dir "$tmp/etcd" \
