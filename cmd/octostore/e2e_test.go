@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,6 +303,42 @@ func TestGracefulShutdown(t *testing.T) {
 	for sc.Scan() {
 		if tokenRE.MatchString(sc.Text()) {
 			t.Fatalf("a token appears in the log: %s", sc.Text())
+		}
+	}
+}
+
+// TestServeWithGitHubApp starts the binary with a GitHub app configured:
+// no admin account is made, /auth/github redirects to the configured
+// GitHub, and the docs are served.
+func TestServeWithGitHubApp(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octo.db")
+	p := startServer(t, db,
+		"GITHUB_CLIENT_ID=Iv1.test",
+		"GITHUB_CLIENT_SECRET=0123456789abcdef0123456789abcdef01234567",
+		"GITHUB_BASE_URL=http://127.0.0.1:9/gh",
+	)
+	if out, _ := p.output(); tokenRE.MatchString(out) {
+		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", out)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(p.base + "/auth/github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "http://127.0.0.1:9/gh/login/oauth/authorize?") ||
+		!strings.Contains(loc, "redirect_uri="+url.QueryEscape(p.base+"/auth/github/callback")) {
+		t.Fatalf("GET /auth/github: %d Location %q", resp.StatusCode, loc)
+	}
+	for _, path := range []string{"/docs", "/openapi.json"} {
+		resp, err := http.Get(p.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
 		}
 	}
 }
