@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/octostore/octostore/internal/buildinfo.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all run local build test test-short lint fmt vet bench fuzz clean build-OctoStoreFunction
+.PHONY: all run local build test test-short lint fmt vet bench fuzz soak cover clean build-OctoStoreFunction
 
 all: lint test
 
@@ -43,12 +43,39 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s $(PKGS)
 
+## fuzz: every Go fuzz target in the module for FUZZTIME (30s) each, one at a time
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\./||; s|/[^/]*:func | |' | sort | \
+	while read -r dir target; do \
+		echo "== fuzz ./$$dir $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "./$$dir" </dev/null; \
+	done
+
+## soak: the long linearizability histories and crash runs (OCTOSTORE_SOAK_DURATION per run, default 60s)
+soak:
+	OCTOSTORE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v -run . ./internal/lincheck ./internal/crashtest
+
+## cover: statement coverage of every package by every test (the octostore
+## binary of the process-level tests included), total printed, coverage.html
+COVERDIR := $(CURDIR)/.coverdata
+cover:
+	rm -rf $(COVERDIR) && mkdir -p $(COVERDIR)
+	OCTOSTORE_COVERDIR=$(COVERDIR) $(GO) test -count=1 -timeout 20m -coverpkg=./... -coverprofile=coverage.out $(PKGS)
+	@if [ -n "$$(ls -A $(COVERDIR))" ]; then \
+		$(GO) tool covdata textfmt -i=$(COVERDIR) -o=coverage.proc.out && \
+		tail -n +2 coverage.proc.out >> coverage.out && rm coverage.proc.out; \
+	fi
+	rm -rf $(COVERDIR)
+	$(GO) tool cover -func=coverage.out | tail -1
+	$(GO) tool cover -html=coverage.out -o coverage.html
+
 ## build-OctoStoreFunction: called by `sam build` (BuildMethod: makefile)
 build-OctoStoreFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./cmd/octostore-lambda
 
 clean:
-	rm -rf bin coverage.out coverage.html
+	rm -rf bin coverage.out coverage.html .coverdata
 
 ## bench-compare: the same load against etcd, raw Redis-Lua and OctoStore
 ## (SQLite and Redis), all on loopback; writes bench/results/ (see BENCHMARKS.md)
