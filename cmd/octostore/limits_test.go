@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 )
 
 // Sizes of TestServerLimits.
@@ -272,6 +276,127 @@ func TestServerLimits(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("idle connection %d: %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestServeInProcess runs `octostore serve` inside the test process, over
+// SQLite and over Redis (miniredis, through --redis-url), so that its
+// set-up and shutdown count in the coverage of this package: it serves,
+// prints the first-start token, enforces MaxHeaderBytes (431 for 40 KiB of
+// headers), logs JSON, and returns nil once its context is cancelled, after
+// which nothing listens.
+func TestServeInProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) []string
+	}{
+		{"sqlite", func(t *testing.T) []string { return []string{"--db", filepath.Join(t.TempDir(), "o.db")} }},
+		{"redis", func(t *testing.T) []string { return []string{"--redis-url", "redis://" + miniredis.RunT(t).Addr()} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GITHUB_CLIENT_ID", "")
+			t.Setenv("GITHUB_CLIENT_SECRET", "")
+			addr := freeAddr(t)
+			base := "http://" + addr
+			var mu sync.Mutex
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			args := append([]string{"serve", "--addr", addr, "--log-format", "json"}, tc.store(t)...)
+			go func() {
+				errc <- run(ctx, args, strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
+			}()
+			t.Cleanup(func() {
+				cancel()
+				<-errc
+			})
+			client := &http.Client{Timeout: clientTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				resp, err := client.Get(base + "/health")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+				}
+				select {
+				case err := <-errc:
+					t.Fatalf("serve returned early: %v", err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("serve did not become healthy: %v", err)
+				}
+			}
+			mu.Lock()
+			token := tokenRE.FindString(stdout.String())
+			mu.Unlock()
+			if token == "" {
+				t.Fatal("no first-start token on stdout")
+			}
+			do := func(method, path, body string) (int, map[string]any) {
+				t.Helper()
+				req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s: %v", method, path, err)
+				}
+				defer resp.Body.Close()
+				m := map[string]any{}
+				json.NewDecoder(resp.Body).Decode(&m)
+				return resp.StatusCode, m
+			}
+			st, m := do("POST", "/locks/inproc/acquire", `{"ttl_seconds":5}`)
+			if st != 200 {
+				t.Fatalf("acquire: %d %v", st, m)
+			}
+			if st, m := do("POST", "/locks/inproc/release", fmt.Sprintf(`{"lease_id":%q}`, m["lease_id"])); st != 200 {
+				t.Fatalf("release: %d %v", st, m)
+			}
+			if st, m := do("GET", "/health", ""); st != 200 || m["store"] != tc.name {
+				t.Fatalf("health: %d %v", st, m)
+			}
+
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(clientTimeout))
+			fmt.Fprintf(c, "GET /locks HTTP/1.1\r\nHost: o\r\nX-Big: %s\r\n\r\n", strings.Repeat("b", 40<<10))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("40 KiB of headers: %v %v, want 431", resp, err)
+			}
+			resp.Body.Close()
+
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Fatalf("serve after cancel: %v", err)
+				}
+				errc <- nil // for the cleanup
+			case <-time.After(shutdownTimeout + 5*time.Second):
+				t.Fatal("serve did not return after its context was cancelled")
+			}
+			if _, err := client.Get(base + "/health"); err == nil {
+				t.Fatal("still answering after shutdown")
+			}
+			mu.Lock()
+			logs := stderr.String()
+			mu.Unlock()
+			for _, want := range []string{`"msg":"octostore listening"`, `"msg":"shutting down"`} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("log lacks %s:\n%s", want, logs)
+				}
+			}
+			if strings.Contains(logs, token) {
+				t.Errorf("the token appears in the log")
+			}
+		})
 	}
 }
 
