@@ -105,6 +105,7 @@ func hostileRows() []hostile {
 		{name: "duplicate key, escaped", method: "POST", path: release, body: `{"lease_id":"LH","lease\u005fid":"LH"}`, status: 400, code: "invalid_json"},
 		{name: "duplicate ttl", method: "POST", path: renew, body: `{"lease_id":"LH","ttl_seconds":5,"ttl_seconds":5}`, status: 400, code: "invalid_json"},
 		{name: "unknown field ttl", method: "POST", path: acquire, body: `{"ttl":5}`, status: 400, code: "invalid_json"},
+		{name: "unknown field of 10 KiB", method: "POST", path: acquire, body: `{"` + strings.Repeat("k", 10<<10) + `":1}`, status: 400, code: "invalid_json"},
 		{name: "field in another case", method: "POST", path: release, body: `{"Lease_ID":"LH"}`, status: 400, code: "invalid_json"},
 		{name: "metadata on renew", method: "POST", path: renew, body: `{"lease_id":"LH","metadata":"x"}`, status: 400, code: "invalid_json"},
 		{name: "field on rotate", method: "POST", path: "/auth/token/rotate", body: `{"token":"x"}`, status: 400, code: "invalid_json"},
@@ -140,6 +141,7 @@ func hostileRows() []hostile {
 		{name: "name with star (a Redis pattern)", method: "GET", path: "/locks/*", status: 400, code: "invalid_name"},
 		{name: "query string is ignored", method: "GET", path: "/locks/held?name=other", status: 200},
 		{name: "unknown route", method: "GET", path: "/admin", status: 404, code: "not_found"},
+		{name: "unknown route of 10 KiB", method: "GET", path: "/" + strings.Repeat("p", 10<<10), status: 404, code: "not_found"},
 		{name: "oauth start without a GitHub app", method: "GET", path: "/auth/github", auth: "-", status: 404, code: "oauth_disabled"},
 		{name: "oauth callback without a GitHub app", method: "GET", path: "/auth/github/callback?code=x&state=y", auth: "-", status: 404, code: "oauth_disabled"},
 		// Methods.

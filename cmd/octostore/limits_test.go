@@ -400,6 +400,68 @@ func TestServeInProcess(t *testing.T) {
 	}
 }
 
+// TestTokenLifecycleInProcess runs the operator's token commands in this
+// process (so they count in the coverage of this package): a token made by
+// `token create` authenticates against `serve`, and `token revoke` — from an
+// argument, from stdin, with "-" — refuses it at once; bad input and a bad
+// environment are refused before the store is touched.
+func TestTokenLifecycleInProcess(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "o.db")
+	cmd := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+		return out.String(), err
+	}
+	create := func() string {
+		t.Helper()
+		out, err := cmd("", "token", "create", "--db", db, "--login", "ops")
+		if err != nil || !tokenRE.MatchString(out) {
+			t.Fatalf("token create: %q %v", out, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	for _, how := range []struct {
+		name  string
+		stdin func(tok string) string
+		arg   func(tok string) []string
+	}{
+		{"argument", func(string) string { return "" }, func(tok string) []string { return []string{tok} }},
+		{"stdin", func(tok string) string { return tok + "\n" }, func(string) []string { return nil }},
+		{"dash", func(tok string) string { return "  " + tok }, func(string) []string { return []string{"-"} }},
+	} {
+		tok := create()
+		args := append([]string{"token", "revoke", "--db", db}, how.arg(tok)...)
+		if out, err := cmd(how.stdin(tok), args...); err != nil || out != "revoked\n" {
+			t.Fatalf("revoke by %s: %q %v", how.name, out, err)
+		}
+		if _, err := cmd("", "token", "revoke", "--db", db, tok); err == nil || !strings.Contains(err.Error(), "no such token") {
+			t.Fatalf("second revoke by %s: %v", how.name, err)
+		}
+	}
+	for _, bad := range []struct {
+		env, val string
+		args     []string
+		want     string
+	}{
+		{"", "", []string{"token", "revoke", "--db", db, "a", "b"}, "want one token"},
+		{"REDIS_CLUSTER", "maybe", []string{"token", "revoke", "--db", db, create()}, "REDIS_CLUSTER"},
+		{"OCTOSTORE_OP_TIMEOUT", "3", []string{"token", "revoke", "--db", db, create()}, "OCTOSTORE_OP_TIMEOUT"},
+		{"", "", []string{"token", "revoke", "--db", db, "--op-timeout", "0s", create()}, "--op-timeout"},
+		{"", "", []string{"token", "revoke", "--db", filepath.Join(t.TempDir(), "no", "such", "dir", "o.db"), create()}, "open sqlite store"},
+	} {
+		if bad.env != "" {
+			t.Setenv(bad.env, bad.val)
+		}
+		if _, err := cmd("", bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v with %s=%q: %v, want an error about %s", bad.args[:2], bad.env, bad.val, err, bad.want)
+		}
+		if bad.env != "" {
+			os.Unsetenv(bad.env)
+		}
+	}
+}
+
 func truncateS(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
