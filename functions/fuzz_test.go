@@ -305,7 +305,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,128}$`)
 // release) for arbitrary names, path-escaped as a client library would.
 // ValidateName must agree with the contract's regexp; a valid name is
 // answered 200 (except "." and "..", which no client can put in a path:
-// 404), an invalid one 400 invalid_name; "" is the route /locks/, 404.
+// 404), an invalid one 400 invalid_name (or 404 when ServeMux redirects an
+// escaped slash, as for "/"); "" is the route /locks/, 404.
 func FuzzLockName(f *testing.F) {
 	for _, s := range []string{
 		"a", "my-lock.v2", strings.Repeat("n", 128), strings.Repeat("n", 129), "", ".", "..", "...", "a/b", "a\x00b",
@@ -320,16 +321,29 @@ func FuzzLockName(f *testing.F) {
 			t.Fatalf("ValidateName(%q) valid=%v, regexp says %v", name, valid, !valid)
 		}
 		esc := url.PathEscape(name)
-		wantStatus, wantCode := 400, "invalid_name"
-		switch {
-		case name == "" || name == "." || name == "..":
-			wantStatus, wantCode = 404, "not_found"
-		case valid:
-			wantStatus, wantCode = 200, ""
+		// want is the answer for a path around the name: 404 not_found for
+		// "", "." and ".." (no client can send them unescaped), 200 for
+		// another valid name, 400 invalid_name for an invalid one; but
+		// ServeMux answers some escaped slashes with a redirect, which the
+		// handler turns into 404 ("/" alone: /locks/%2F), so a name with a
+		// '/' may get either.
+		want := func() (int, string) {
+			switch {
+			case name == "" || name == "." || name == "..":
+				return 404, "not_found"
+			case valid:
+				return 200, ""
+			}
+			return 400, "invalid_name"
 		}
+		slash := strings.Contains(name, "/")
+		match := func(a answer, st int, code string) bool {
+			return a.status == st && a.code == code || slash && a.status == 404 && a.code == "not_found"
+		}
+		wantStatus, wantCode := want()
 		r := newReq("GET", "/locks/"+esc, nil, e.bearer("alice"))
 		a := contract(t, r, e.serve(r))
-		if a.status != wantStatus || a.code != wantCode {
+		if !match(a, wantStatus, wantCode) {
 			t.Fatalf("GET /locks/%s: %d %s, want %d %s", esc, a.status, a.raw, wantStatus, wantCode)
 		}
 		if a.status == 200 && (a.body["name"] != name || a.body["status"] != "free") {
@@ -341,7 +355,7 @@ func FuzzLockName(f *testing.F) {
 		b := e.mark(t, name)
 		r = newReq("POST", "/locks/"+esc+"/acquire", []byte(`{"ttl_seconds":1}`), e.bearer("alice"))
 		a = contract(t, r, e.serve(r))
-		if a.status != wantStatus || a.code != wantCode {
+		if !match(a, wantStatus, wantCode) {
 			t.Fatalf("POST /locks/%s/acquire: %d %s, want %d %s", esc, a.status, a.raw, wantStatus, wantCode)
 		}
 		if a.status != 200 {
