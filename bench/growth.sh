@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # growth.sh — `make bench-growth`: does OctoStore slow down as the number of
-# held locks grows? For each store (SQLite file; redis-server with
-# appendonly yes, appendfsync everysec) it runs `octostore serve`, seeds
-# 1,000 held locks (10 accounts × 100, TTL 1 h) through the Store interface
-# (bench/growth), runs the load (32 clients, distinct names), then seeds up
-# to 1,000,000 held locks (10,000 accounts × 100) and runs the same load
-# again. It records Redis used_memory and the server's RSS at each step.
-# Everything listens on 127.0.0.1 in a temp dir and is stopped at the end.
+# held locks grows? For each store it runs two `octostore serve`: A on a
+# store holding 1,000 locks (10 accounts × 100) and B on one holding
+# 1,000,000 (10,000 accounts × 100), seeded through the Store interface
+# (bench/growth, TTL 1 h). Then it loads A and B in turn, several rounds
+# (32 clients, distinct names), so that a change of load on the machine
+# hits both alike, and compares the medians. It records the servers' RSS and
+# Redis used_memory after seeding. SQLite stores are files; Redis stores are
+# two redis-servers with appendonly yes, appendfsync everysec. Everything
+# listens on 127.0.0.1 in a temp dir and is stopped at the end.
 #
-# Writes bench/results/growth.{jsonl,md}. Environment: BENCH_DURATION (10s),
-# BENCH_ACCOUNTS (10000), BENCH_OUT (bench/results), BENCH_PORT_BASE
-# (24800), BENCH_BIN (an octostore binary to use instead of building one),
-# BENCH_STORES ("sqlite redis").
+# Writes bench/results/growth.{jsonl,md}. Environment: BENCH_DURATION (5s
+# per run), BENCH_ROUNDS (4), BENCH_ACCOUNTS (10000), BENCH_OUT
+# (bench/results), BENCH_PORT_BASE (24800), BENCH_BIN (an octostore binary
+# to use instead of building one), BENCH_STORES ("sqlite redis").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 GO=${GO:-go}
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-4}
 ACCOUNTS=${BENCH_ACCOUNTS:-10000}
 OUT=${BENCH_OUT:-bench/results}
 BASE=${BENCH_PORT_BASE:-24800}
@@ -27,6 +30,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -56,59 +60,67 @@ bin="$tmp/octostore"
 if [ -n "${BENCH_BIN:-}" ]; then cp "$BENCH_BIN" "$bin"; else CGO_ENABLED=0 "$GO" build -trimpath -o "$bin" ./cmd/octostore; fi
 "$GO" build -o "$tmp/growth" ./bench/growth
 
-REDIS=$BASE OS_PORT=$((BASE + 1))
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
-used_memory() { redis-cli -p "$REDIS" info memory | tr -d '\r' | awk -F: '/^used_memory:/{print $2}'; }
+used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '/^used_memory:/{print $2}'; }
 
 : >"$tmp/growth.jsonl"
+: >"$tmp/memory.txt"
+port=$BASE
 for store in $STORES; do
-  log "== $store"
-  if [ "$store" = redis ]; then
-    mkdir -p "$tmp/redis"
-    redis-server --port "$REDIS" --bind 127.0.0.1 --protected-mode no --dir "$tmp/redis" --save "" \
-      --appendonly yes --appendfsync everysec --daemonize no >"$tmp/redis/redis.log" 2>&1 &
-    rpid=$!
-    pids+=("$rpid")
-    wait_until redis-cli -p "$REDIS" ping
-    flags=(--redis-url "redis://127.0.0.1:$REDIS")
-  else
-    flags=(--db "$tmp/octostore.db")
-  fi
-  tok=$("$bin" token create --login bench "${flags[@]}")
-  "$bin" serve --addr "127.0.0.1:$OS_PORT" "${flags[@]}" >"$tmp/serve-$store.log" 2>&1 &
-  spid=$!
-  pids+=("$spid")
-  wait_until curl -fsS "http://127.0.0.1:$OS_PORT/health"
-
-  step() { # held-label
-    sleep 2
-    local rss mem=""
-    OCTOSTORE_TOKEN=$tok "$bin" bench --json --quiet --duration "$DURATION" --clients 32 \
-      --url "http://127.0.0.1:$OS_PORT" --label "octostore-$store|$1 held" | tee -a "$tmp/growth.jsonl" | cut -c1-200 >&2
-    rss=$(rss_kib "$spid")
-    [ "$store" = redis ] && mem=$(used_memory)
-    printf '%s %s %s %s\n' "$store" "$1" "$rss" "$mem" >>"$tmp/memory.txt"
-  }
-  seed_flags=("${flags[@]}")
-  [ "$store" = redis ] && seed_flags=(-redis-url "redis://127.0.0.1:$REDIS") || seed_flags=(-db "$tmp/octostore.db")
+  declare -A spid=() url=() tok=() rport=() seed=()
+  for side in A B; do
+    if [ "$store" = redis ]; then
+      rport[$side]=$port
+      port=$((port + 1))
+      mkdir -p "$tmp/redis-$side"
+      redis-server --port "${rport[$side]}" --bind 127.0.0.1 --protected-mode no --dir "$tmp/redis-$side" --save "" \
+        --appendonly yes --appendfsync everysec --daemonize no >"$tmp/redis-$side/redis.log" 2>&1 &
+      pids+=($!)
+      wait_until redis-cli -p "${rport[$side]}" ping
+      flags=(--redis-url "redis://127.0.0.1:${rport[$side]}")
+      seed[$side]="-redis-url redis://127.0.0.1:${rport[$side]}"
+    else
+      flags=(--db "$tmp/$side.db")
+      seed[$side]="-db $tmp/$side.db"
+    fi
+    tok[$side]=$("$bin" token create --login bench "${flags[@]}")
+    "$bin" serve --addr "127.0.0.1:$port" "${flags[@]}" >"$tmp/serve-$store-$side.log" 2>&1 &
+    spid[$side]=$!
+    pids+=($!)
+    url[$side]="http://127.0.0.1:$port"
+    port=$((port + 1))
+    wait_until curl -fsS "${url[$side]}/health"
+  done
   workers=64
   [ "$store" = sqlite ] && workers=256
-  mem0=""
-  [ "$store" = redis ] && mem0=$(used_memory)
-  printf '%s %s %s %s\n' "$store" 0 "$(rss_kib "$spid")" "$mem0" >>"$tmp/memory.txt"
-  "$tmp/growth" "${seed_flags[@]}" -from 0 -accounts 10 -per 100 -workers "$workers" >&2
-  step 1000
+  log "== $store: seeding A with 1,000 and B with $((ACCOUNTS * 100)) held locks"
+  # shellcheck disable=SC2086
+  "$tmp/growth" ${seed[A]} -from 0 -accounts 10 -per 100 -workers "$workers" >&2
   t0=$(date +%s)
-  "$tmp/growth" "${seed_flags[@]}" -from 10 -accounts "$ACCOUNTS" -per 100 -workers "$workers" >&2
-  log "seeding took $(($(date +%s) - t0)) s"
-  step $((ACCOUNTS * 100))
-
-  kill "$spid"
-  wait "$spid" 2>/dev/null || true
-  if [ "$store" = redis ]; then
-    kill "$rpid"
-    wait "$rpid" 2>/dev/null || true
+  # shellcheck disable=SC2086
+  "$tmp/growth" ${seed[B]} -from 0 -accounts "$ACCOUNTS" -per 100 -workers "$workers" >&2
+  log "seeding B took $(($(date +%s) - t0)) s"
+  sleep 2
+  for side in A B; do
+    held=1000
+    [ "$side" = B ] && held=$((ACCOUNTS * 100))
+    mem=""
+    [ "$store" = redis ] && mem=$(used_memory "${rport[$side]}")
+    printf '%s %s %s %s\n' "$store" "$held" "$(rss_kib "${spid[$side]}")" "$mem" >>"$tmp/memory.txt"
+  done
+  for r in $(seq "$ROUNDS"); do
+    for side in A B; do
+      held=1000
+      [ "$side" = B ] && held=$((ACCOUNTS * 100))
+      OCTOSTORE_TOKEN=${tok[$side]} "$bin" bench --json --quiet --duration "$DURATION" --clients 32 \
+        --url "${url[$side]}" --label "octostore-$store|$held|$r" | tee -a "$tmp/growth.jsonl" | cut -c1-160 >&2
+    done
+  done
+  if [ "$store" = sqlite ]; then
+    log "sqlite files: A $(du -k "$tmp/A.db" | cut -f1) KiB, B $(du -k "$tmp/B.db" | cut -f1) KiB"
+    printf 'sqlite-file %s %s\n' "$(du -k "$tmp/A.db" | cut -f1)" "$(du -k "$tmp/B.db" | cut -f1)" >>"$tmp/memory.txt"
   fi
+  for side in A B; do kill "${spid[$side]}" 2>/dev/null || true; done
 done
 
 mkdir -p "$OUT"
@@ -116,36 +128,59 @@ cp "$tmp/growth.jsonl" "$OUT/growth.jsonl"
 {
   echo "# make bench-growth — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "32 clients, distinct names, $DURATION per run; seeded locks have TTL 1 h; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "32 clients, distinct names; $ROUNDS rounds of $DURATION on A (1,000 held locks) then B"
+  echo "($((ACCOUNTS * 100)) held locks) in turn; seeded locks have TTL 1 h. Load average at the end:"
+  echo "$(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "| store | held locks | cycles/s | acquire p50 ms | p99 ms | release p99 ms | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  python3 - "$tmp/growth.jsonl" <<'EOF'
-import json, sys
+  python3 - "$tmp/growth.jsonl" "$tmp/memory.txt" <<'EOF'
+import json, statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    name, held = r["label"].split("|")
-    print(f"| {name} | {held.split()[0]} | {r['cycles_per_sec']:.0f} | {r['acquire']['p50_ms']:.3f} | {r['acquire']['p99_ms']:.3f} | {r['release']['p99_ms']:.3f} | {r['errors']} |")
+    name, held, rnd = r["label"].split("|")
+    runs.setdefault((name, int(held)), []).append(r)
+print("| store | held locks | cycles/s per round | median cycles/s | median acquire p50 ms | median acquire p99 ms | errors |")
+print("|---|---:|---|---:|---:|---:|---:|")
+med = {}
+for (name, held), rs in runs.items():
+    cps = [r["cycles_per_sec"] for r in rs]
+    med[(name, held)] = statistics.median(cps)
+    print(f"| {name} | {held} | {', '.join(f'{c:.0f}' for c in cps)} | {statistics.median(cps):.0f} | "
+          f"{statistics.median(r['acquire']['p50_ms'] for r in rs):.3f} | {statistics.median(r['acquire']['p99_ms'] for r in rs):.3f} | "
+          f"{sum(r['errors'] for r in rs)} |")
+print()
+for name in sorted({n for n, _ in med}):
+    hs = sorted(h for n, h in med if n == name)
+    lo, hi = med[(name, hs[0])], med[(name, hs[-1])]
+    verdict = "within 20%" if hi >= 0.8 * lo else "**more than 20% slower**"
+    print(f"- {name}: median with {hs[-1]:,} held locks / with {hs[0]:,}: {hi:.0f} / {lo:.0f} = {hi / lo:.2f} ({verdict})")
+print()
+mem = {}
+files = None
+for line in open(sys.argv[2]):
+    f = line.split()
+    if f[0] == "sqlite-file":
+        files = (int(f[1]), int(f[2]))
+        continue
+    mem[(f[0], int(f[1]))] = (int(f[2]), int(f[3]) if len(f) > 3 else None)
+print("| store | held locks | server RSS KiB | Redis used_memory bytes |")
+print("|---|---:|---:|---:|")
+for (s, h), (rss, um) in mem.items():
+    print(f"| {s} | {h} | {rss} | {um if um is not None else '—'} |")
+print()
+for s in sorted({s for s, _ in mem}):
+    hs = sorted(h for t, h in mem if t == s)
+    (r1, u1), (r2, u2) = mem[(s, hs[0])], mem[(s, hs[-1])]
+    n = hs[-1] - hs[0]
+    line = f"- {s}: server RSS {r2 - r1:+d} KiB for {n:,} more held locks ({(r2 - r1) * 1024 / n:.1f} bytes per lock)"
+    if u1 is not None:
+        line += f"; Redis used_memory {(u2 - u1) / 1048576:+.1f} MiB ({(u2 - u1) / n:.0f} bytes per lock)"
+    print(line)
+if files:
+    hs = sorted(h for t, h in mem if t == "sqlite")
+    n = hs[-1] - hs[0]
+    print(f"- sqlite: database file {files[0]} KiB with 1,000 held locks, {files[1]} KiB with {hs[-1]:,} "
+          f"({(files[1] - files[0]) * 1024 / n:.0f} bytes per lock on disk; the server keeps no lock in memory)")
 EOF
-  echo
-  echo "Memory (server RSS from /proc; Redis used_memory from INFO memory):"
-  echo
-  echo "| store | held locks | server RSS KiB | Redis used_memory bytes |"
-  echo "|---|---:|---:|---:|"
-  awk '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, ($4 == "" ? "—" : $4)}' "$tmp/memory.txt"
-  echo
-  awk -v n=$((ACCOUNTS * 100 - 1000)) '
-    $2 == 1000 { rss1[$1] = $3; mem1[$1] = $4 }
-    $2 > 1000  { rss2[$1] = $3; mem2[$1] = $4 }
-    END {
-      for (s in rss2) {
-        printf "- %s: server RSS grew %.1f MiB for %d more held locks (%.1f bytes per lock)", s, (rss2[s] - rss1[s]) / 1024, n, (rss2[s] - rss1[s]) * 1024 / n
-        if (mem2[s] != "") printf "; Redis used_memory grew %.1f MiB (%.1f bytes per lock)", (mem2[s] - mem1[s]) / 1048576, (mem2[s] - mem1[s]) / n
-        printf "\n"
-      }
-    }' "$tmp/memory.txt"
-  if [ -f "$tmp/octostore.db" ]; then
-    echo "- sqlite: database file $(du -m "$tmp/octostore.db" | cut -f1) MiB (+ WAL $(du -m "$tmp/octostore.db-wal" 2>/dev/null | cut -f1 || echo 0) MiB) with $((ACCOUNTS * 100)) held locks"
-  fi
 } >"$OUT/growth.md"
 cat "$OUT/growth.md"
