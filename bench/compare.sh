@@ -15,14 +15,18 @@
 # are stopped when the script ends, however it ends.
 #
 # Writes bench/results/{results.jsonl,results.md,cycles.dat,cycles.png}.
-# Environment: BENCH_DURATION (10s), BENCH_CLIENTS ("1 32"), BENCH_OUT
+# Every configuration runs BENCH_ROUNDS times, the targets in a rotating
+# order, and the table shows the median run, so that other load on the
+# machine does not land on one target only.
+# Environment: BENCH_DURATION (5s), BENCH_ROUNDS (3), BENCH_CLIENTS ("1 32"), BENCH_OUT
 # (bench/results), BENCH_PORT_BASE (24790), BENCH_KEEP=1 keeps the temp dir,
 # BENCH_BIN (an octostore binary to use instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 GO=${GO:-go}
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${BENCH_CLIENTS:-"1 32"}
 OUT=${BENCH_OUT:-bench/results}
 BASE=${BENCH_PORT_BASE:-24790}
@@ -140,12 +144,16 @@ log "warming up each target (2 s, not recorded)"
 for t in "${targets[@]}"; do bench "$t" 32 0 2s >/dev/null; done
 
 : >"$tmp/results.jsonl"
-for c in $CLIENTS; do
-  for contended in 0 1; do
-    for t in "${targets[@]}"; do
-      log "== ${t%%|*}: $c clients, $([ "$contended" = 1 ] && echo contended || echo distinct), $DURATION"
-      bench "$t" "$c" "$contended" "$DURATION" | tee -a "$tmp/results.jsonl" | cut -c1-160 >&2
-      sleep 1
+n=${#targets[@]}
+for round in $(seq "$ROUNDS"); do
+  for c in $CLIENTS; do
+    for contended in 0 1; do
+      for i in $(seq 0 $((n - 1))); do
+        t=${targets[$(((i + round - 1) % n))]}
+        log "== round $round, ${t%%|*}: $c clients, $([ "$contended" = 1 ] && echo contended || echo distinct), $DURATION"
+        bench "$t" "$c" "$contended" "$DURATION" | tee -a "$tmp/results.jsonl" | cut -c1-160 >&2
+        sleep 0.5
+      done
     done
   done
 done
@@ -163,7 +171,8 @@ gnuplot -e "datafile='$OUT/cycles.dat'; outfile='$OUT/cycles.png'; ncols=$ncols"
   echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "- $("$GO" version); $(etcd --version | head -1); $(redis-server --version | cut -d' ' -f1-3)"
   echo "- load average (1/5/15 min) before: $load_before; after: $load_after"
-  echo "- each run: $DURATION, one \`octostore bench\` process; all servers on 127.0.0.1 on the same machine"
+  echo "- each configuration: $ROUNDS runs of $DURATION, targets in a rotating order; the table shows the median run"
+  echo "  by cycles/s; one \`octostore bench\` process at a time; all servers on 127.0.0.1 on the same machine"
   echo "- persistence: etcd defaults (its WAL is fsync'd before it answers); redis-server appendonly yes with"
   echo "  appendfsync everysec (or always where the row says), no RDB snapshots; SQLite WAL synchronous=FULL"
   echo "  (every acknowledged write fsync'd, group commit)"

@@ -5,18 +5,21 @@
 //	go run ./bench/report -in results.jsonl -md results.md -dat cycles.dat
 //
 // Each input line is one loadgen.Result whose Label is
-// "<target-label>|<persistence note>". The order of first appearance of
-// target labels is kept in the table and the plot.
+// "<target-label>|<persistence note>". Several runs of one configuration
+// (rounds) are folded into the median run by cycles/s. The order of first
+// appearance of target labels is kept in the table and the plot.
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/octostore/octostore/internal/loadgen"
@@ -69,10 +72,13 @@ func run(in, md, dat string) error {
 	return df.Close()
 }
 
-// row is one result with its label split.
+// row is one result with its label split; rounds lists the cycles/s of
+// every run of the same configuration when there were several (r is then
+// the median run).
 type row struct {
 	name, note string
 	r          loadgen.Result
+	rounds     []float64
 }
 
 func read(r io.Reader) ([]row, error) {
@@ -100,7 +106,41 @@ func read(r io.Reader) ([]row, error) {
 	if len(rows) == 0 {
 		return nil, errors.New("no results")
 	}
-	return rows, nil
+	return medians(rows), nil
+}
+
+// medians folds the runs of one configuration (target label, clients,
+// names) into its median run by cycles/s (the lower middle of an even
+// count), keeping the order of first appearance.
+func medians(rows []row) []row {
+	type key struct {
+		name      string
+		clients   int
+		contended bool
+	}
+	groups := map[key][]row{}
+	var order []key
+	for _, x := range rows {
+		k := key{x.name, x.r.Clients, x.r.Contended}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], x)
+	}
+	out := make([]row, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		rounds := make([]float64, len(g))
+		for i, x := range g {
+			rounds[i] = x.r.CyclesPerSec
+		}
+		sorted := slices.Clone(g)
+		slices.SortStableFunc(sorted, func(a, b row) int { return cmp.Compare(a.r.CyclesPerSec, b.r.CyclesPerSec) })
+		m := sorted[(len(sorted)-1)/2]
+		m.rounds = rounds
+		out = append(out, m)
+	}
+	return out
 }
 
 func mode(contended bool) string {
@@ -111,12 +151,16 @@ func mode(contended bool) string {
 }
 
 func writeMarkdown(w io.Writer, rows []row) error {
-	fmt.Fprintln(w, "| target | store persistence | clients | names | cycles/s | attempts/s | acquire p50 ms | p90 | p99 | max | release p50 ms | p99 | wait p99 ms | errors |")
-	fmt.Fprintln(w, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| target | store persistence | clients | names | cycles/s (median run) | cycles/s of each round | attempts/s | acquire p50 ms | p90 | p99 | max | release p50 ms | p99 | wait p99 ms | errors |")
+	fmt.Fprintln(w, "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, x := range rows {
 		r := x.r
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | %.3f | %.3f | %.3f | %d |\n",
-			x.name, x.note, r.Clients, mode(r.Contended), r.CyclesPerSec, r.AttemptsPerSec,
+		rounds := make([]string, len(x.rounds))
+		for i, c := range x.rounds {
+			rounds[i] = fmt.Sprintf("%.0f", c)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f | %s | %.0f | %.3f | %.3f | %.3f | %.1f | %.3f | %.3f | %.3f | %d |\n",
+			x.name, x.note, r.Clients, mode(r.Contended), r.CyclesPerSec, strings.Join(rounds, ", "), r.AttemptsPerSec,
 			r.Acquire.P50MS, r.Acquire.P90MS, r.Acquire.P99MS, r.Acquire.MaxMS,
 			r.Release.P50MS, r.Release.P99MS, r.Wait.P99MS, r.Errors)
 	}
