@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/internal/leakcheck"
 )
 
 // testVersion is linked into the test bootstrap, so /health can be
@@ -45,13 +46,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s", leaked)
-			code = 1
-		}
-	}
+	code := leakcheck.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -64,32 +59,6 @@ func goBuild(out string, env []string) ([]byte, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	return cmd.CombinedOutput()
-}
-
-// leakedGoroutines waits up to 5 s for goroutines started by the tests
-// (runtime API servers, store clients) to end and returns the stacks of
-// any that did not.
-func leakedGoroutines() string {
-	var stacks []string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		stacks = stacks[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).Run") ||
-				strings.Contains(g, "os/signal.signal_recv") || strings.Contains(g, "runtime.ensureSigM") ||
-				strings.Contains(g, "created by runtime.gc") || strings.Contains(g, "runtime.goexit0") {
-				continue
-			}
-			if strings.Contains(g, "net/http") || strings.Contains(g, "octostore") || strings.Contains(g, "go-redis") || strings.Contains(g, "os/exec") {
-				stacks = append(stacks, g)
-			}
-		}
-		if len(stacks) == 0 {
-			return ""
-		}
-	}
-	return strings.Join(stacks, "\n\n")
 }
 
 // runtimeAPI is a stand-in for the Lambda Runtime API

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/internal/leakcheck"
 	"github.com/octostore/octostore/internal/lincheck"
 	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
@@ -60,20 +61,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		// Fail the run if goroutines started by the tests outlive them.
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines at start, %d at end\n%s\n", before, n, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
+	code := leakcheck.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

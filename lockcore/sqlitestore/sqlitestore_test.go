@@ -8,34 +8,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/internal/leakcheck"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
 	"github.com/octostore/octostore/lockcore/storetest"
 )
 
 // TestMain fails the run if goroutines started by the tests outlive them.
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines at start, %d at end\n%s\n", before, n, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 // fakeClock is a mutex-protected clock the tests move by hand.
 type fakeClock struct {
