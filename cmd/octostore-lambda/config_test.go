@@ -269,3 +269,41 @@ func TestLazyStore(t *testing.T) {
 		t.Errorf("Ping after Close = %v, want ErrUnavailable", err)
 	}
 }
+
+// idStore is a backend with the one-round-trip token lookup.
+type idStore struct{ fakeStore }
+
+func (*idStore) AccountIDByToken(context.Context, lockcore.TokenHash) (string, error) {
+	return "acct_from_id_lookup", nil
+}
+
+// plainStore answers only AccountByToken.
+type plainStore struct{ fakeStore }
+
+func (*plainStore) AccountByToken(context.Context, lockcore.TokenHash) (lockcore.Account, error) {
+	return lockcore.Account{ID: "acct_from_full_lookup"}, nil
+}
+
+// TestLazyStoreKeepsTheTokenIDLookup checks that wrapping the store does
+// not hide its AccountIDByToken from the handlers, and that a store
+// without it still answers.
+func TestLazyStoreKeepsTheTokenIDLookup(t *testing.T) {
+	ctx := context.Background()
+	var h lockcore.TokenHash
+	for _, tt := range []struct {
+		backend lockcore.Store
+		want    string
+	}{
+		{&idStore{}, "acct_from_id_lookup"},
+		{&plainStore{}, "acct_from_full_lookup"},
+	} {
+		l := newLazyStore(func(context.Context) (lockcore.Store, error) { return tt.backend, nil })
+		if id, err := l.AccountIDByToken(ctx, h); err != nil || id != tt.want {
+			t.Errorf("AccountIDByToken = %q, %v; want %q", id, err, tt.want)
+		}
+	}
+	down := newLazyStore(func(context.Context) (lockcore.Store, error) { return nil, errors.New("refused") })
+	if _, err := down.AccountIDByToken(ctx, h); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("AccountIDByToken while down = %v, want ErrUnavailable", err)
+	}
+}

@@ -161,6 +161,24 @@ func (l *lazyStore) AccountByToken(ctx context.Context, hash lockcore.TokenHash)
 	return s.AccountByToken(ctx, hash)
 }
 
+// AccountIDByToken forwards the Redis store's one-round-trip token lookup
+// (an optional capability the handlers look for by type assertion), so the
+// lazy wrapper does not hide it; a store without it answers through
+// AccountByToken. Errors are those of AccountByToken.
+func (l *lazyStore) AccountIDByToken(ctx context.Context, hash lockcore.TokenHash) (string, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return "", err
+	}
+	if f, ok := s.(interface {
+		AccountIDByToken(context.Context, lockcore.TokenHash) (string, error)
+	}); ok {
+		return f.AccountIDByToken(ctx, hash)
+	}
+	acct, err := s.AccountByToken(ctx, hash)
+	return acct.ID, err
+}
+
 // RotateToken implements lockcore.Accounts.
 func (l *lazyStore) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	s, err := l.get(ctx)
