@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,5 +66,30 @@ func TestMediansAndChecks(t *testing.T) {
 	}
 	if _, err := read(strings.NewReader("{nope\n")); err == nil {
 		t.Error("malformed line accepted")
+	}
+}
+
+// TestRunWritesBothFiles runs the command's file-to-file path: a results
+// file in, the Markdown table and the gnuplot data out.
+func TestRunWritesBothFiles(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "results.jsonl")
+	if err := os.WriteFile(in, []byte(line(t, "etcd|e", 1, false, 300, 1.4)+line(t, "octostore-sqlite|s", 1, false, 350, 1.1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, dat := filepath.Join(dir, "results.md"), filepath.Join(dir, "cycles.dat")
+	if err := run(in, md, dat); err != nil {
+		t.Fatal(err)
+	}
+	table, err := os.ReadFile(md)
+	if err != nil || !strings.Contains(string(table), "| octostore-sqlite | s | 1 | distinct | 350 |") {
+		t.Fatalf("results.md (%v):\n%s", err, table)
+	}
+	data, err := os.ReadFile(dat)
+	if err != nil || !strings.HasPrefix(string(data), "config\tetcd\toctostore-sqlite\n") {
+		t.Fatalf("cycles.dat (%v):\n%s", err, data)
+	}
+	if err := run(filepath.Join(dir, "missing.jsonl"), md, dat); err == nil {
+		t.Fatal("a missing results file was accepted")
 	}
 }

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -305,5 +308,74 @@ func TestLazyStoreKeepsTheTokenIDLookup(t *testing.T) {
 	down := newLazyStore(func(context.Context) (lockcore.Store, error) { return nil, errors.New("refused") })
 	if _, err := down.AccountIDByToken(ctx, h); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("AccountIDByToken while down = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestLazyStoreForwardsEveryMethod runs every Store method through the
+// lazy wrapper over a real store once it is reachable, and checks each
+// answers as the store does; while the store is unreachable each one
+// answers ErrUnavailable.
+func TestLazyStoreForwardsEveryMethod(t *testing.T) {
+	ctx := context.Background()
+	down := newLazyStore(func(context.Context) (lockcore.Store, error) { return nil, errors.New("refused") })
+	backend, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "lazy.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newLazyStore(func(context.Context) (lockcore.Store, error) { return backend, nil })
+	t.Cleanup(func() { up.Close() })
+
+	_, h1 := lockcore.NewToken()
+	_, h2 := lockcore.NewToken()
+	opts := lockcore.AcquireOptions{LeaseID: "L1", TTL: time.Minute, MaxHeld: 10}
+	var acct lockcore.Account
+	steps := []struct {
+		name string
+		call func(s *lazyStore) error
+	}{
+		{"EnsureAccount", func(s *lazyStore) (err error) { acct, _, err = s.EnsureAccount(ctx, "lazy"); return }},
+		{"UpsertGitHubAccount", func(s *lazyStore) error { _, err := s.UpsertGitHubAccount(ctx, 7, "gh"); return err }},
+		{"AccountByID", func(s *lazyStore) error { _, err := s.AccountByID(ctx, acct.ID); return err }},
+		{"AddToken", func(s *lazyStore) error { return s.AddToken(ctx, acct.ID, h1) }},
+		{"AccountByToken", func(s *lazyStore) error {
+			a, err := s.AccountByToken(ctx, h1)
+			if err == nil && a.ID != acct.ID {
+				return fmt.Errorf("account %q, want %q", a.ID, acct.ID)
+			}
+			return err
+		}},
+		{"RotateToken", func(s *lazyStore) error { _, err := s.RotateToken(ctx, h1, h2); return err }},
+		{"Acquire", func(s *lazyStore) error {
+			r, err := s.Acquire(ctx, acct.ID, "job", opts)
+			if err == nil && !r.Acquired {
+				return errors.New("not acquired")
+			}
+			return err
+		}},
+		{"Renew", func(s *lazyStore) error { _, err := s.Renew(ctx, acct.ID, "job", "L1", time.Minute); return err }},
+		{"Get", func(s *lazyStore) error {
+			st, err := s.Get(ctx, acct.ID, "job")
+			if err == nil && !st.Held {
+				return errors.New("not held")
+			}
+			return err
+		}},
+		{"List", func(s *lazyStore) error {
+			l, err := s.List(ctx, acct.ID)
+			if err == nil && len(l) != 1 {
+				return fmt.Errorf("%d locks, want 1", len(l))
+			}
+			return err
+		}},
+		{"Release", func(s *lazyStore) error { return s.Release(ctx, acct.ID, "job", "L1") }},
+		{"RevokeToken", func(s *lazyStore) error { return s.RevokeToken(ctx, h2) }},
+	}
+	for _, st := range steps {
+		if err := st.call(down); !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Errorf("%s while down = %v, want ErrUnavailable", st.name, err)
+		}
+		if err := st.call(up); err != nil {
+			t.Errorf("%s through the wrapper: %v", st.name, err)
+		}
 	}
 }
