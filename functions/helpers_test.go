@@ -1,7 +1,6 @@
 package functions_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/internal/syncbuf"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
@@ -69,30 +69,12 @@ func openSQLite(t testing.TB) (lockcore.Store, func(time.Duration)) {
 	return st, clock.Advance
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one handler over one fresh store with two accounts, alice and bob.
 type env struct {
 	store   lockcore.Store
 	advance func(time.Duration)
 	h       http.Handler
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	tokens  map[string]string // login (or other name a test gives) → bearer token
 	ids     map[string]string // login → account id
 }
@@ -103,7 +85,7 @@ type envOption func(*functions.Deps)
 func newEnv(t testing.TB, b backend, opts ...envOption) *env {
 	t.Helper()
 	st, advance := b.open(t)
-	e := &env{store: st, advance: advance, logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	e := &env{store: st, advance: advance, logs: &syncbuf.Buffer{}, tokens: map[string]string{}, ids: map[string]string{}}
 	ctx := context.Background()
 	for _, login := range []string{"alice", "bob"} {
 		acct, _, err := st.EnsureAccount(ctx, login)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"maps"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/internal/leakcheck"
+	"github.com/octostore/octostore/internal/syncbuf"
 )
 
 // testVersion is linked into the test bootstrap, so /health can be
@@ -216,7 +216,7 @@ func (inv *invocation) wait(t testing.TB, b *bootstrap) invokeResult {
 type bootstrap struct {
 	api     *runtimeAPI
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
+	stderr  *syncbuf.Buffer
 	started time.Time
 	exited  chan struct{}
 	waitErr error // valid once exited is closed
@@ -226,7 +226,7 @@ type bootstrap struct {
 // AWS_LAMBDA_RUNTIME_API pointing at api) and stops it when the test ends.
 func startBootstrap(t testing.TB, api *runtimeAPI, env map[string]string) *bootstrap {
 	t.Helper()
-	b := &bootstrap{api: api, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	b := &bootstrap{api: api, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	b.cmd = exec.Command(bootstrapBin)
 	b.cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.addr(), "PATH=/usr/bin:/bin"}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
@@ -262,24 +262,6 @@ func (b *bootstrap) waitExit(t testing.TB) error {
 		t.Fatalf("bootstrap still running after a minute; output:\n%s", b.stderr.String())
 		return nil
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var panicRE = regexp.MustCompile(`(?m)^(panic:|goroutine \d+ \[)`)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/internal/syncbuf"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -230,24 +231,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is the service under test: a flow (or two) behind an httptest
 // server with a request-id middleware, a fake GitHub, a store, a clock and
 // a log capture.
@@ -255,7 +238,7 @@ type env struct {
 	gh       *fakeGitHub
 	accounts lockcore.Accounts
 	clock    *clock
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	srv      *httptest.Server
 	public   string
 }
@@ -280,7 +263,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		gh:       newFakeGitHub(t),
 		accounts: o.accounts,
 		clock:    &clock{t: time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)},
-		logs:     &syncBuffer{},
+		logs:     &syncbuf.Buffer{},
 	}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.public = "http://" + e.srv.Listener.Addr().String()

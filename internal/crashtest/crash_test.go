@@ -1,7 +1,6 @@
 package crashtest
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/octostore/octostore/internal/leakcheck"
 	"github.com/octostore/octostore/internal/lincheck"
 	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/internal/syncbuf"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 )
@@ -331,26 +331,8 @@ type proc struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
-	stdout syncBuffer
+	stdout syncbuf.Buffer
 	starts int
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // env is the environment of the server: ours without anything that would
