@@ -63,7 +63,7 @@ func runCase(t *testing.T, e *env, b backend, tc tcase) {
 		t.Errorf("error status %d in a case that wants no code: %s", w.Code, body)
 	}
 	if tc.wantBody != "" {
-		want := strings.ReplaceAll(tc.wantBody, "%STORE%", b.name)
+		want := strings.ReplaceAll(tc.wantBody, "%STORE%", storeKind(b.name))
 		if got := n.normalize(strings.TrimSuffix(body, "\n")); got != want {
 			t.Errorf("body\n got %s\nwant %s", got, want)
 		}
@@ -324,7 +324,9 @@ func TestRoutes(t *testing.T) {
 		{name: "dot-dot is not redirected", req: get("/locks/a/../b"), wantStatus: 404, wantCode: "not_found"},
 		// ServeMux reads a segment that unescapes to exactly "/" as a
 		// trailing slash, so a name that is only %2F matches no route.
-		{name: "name that is only an escaped slash", req: get("/locks/%2F"), wantStatus: 404, wantCode: "not_found"},
+		{name: "name that is only an escaped slash", req: get("/locks/%2F"), wantStatus: 400, wantCode: "invalid_name"},
+		{name: "acquire a name that is only an escaped slash", req: post("/locks/%2f/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
+		{name: "an escaped slash without a token", req: withAuth(post("/locks/%2F/release", `{"lease_id":"L"}`), "-"), wantStatus: 401, wantCode: "unauthorized"},
 		{name: "double slash is not redirected", req: get("//locks"), wantStatus: 404, wantCode: "not_found"},
 		{name: "GET on acquire", req: withAuth(get("/locks/a/acquire"), "-"), wantStatus: 405, wantCode: "method_not_allowed",
 			wantHeader: map[string]string{"Allow": "POST"},

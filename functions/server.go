@@ -182,6 +182,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
+		if h, ok := s.escapedSlashRoute(r); ok {
+			h.ServeHTTP(ex, r)
+			return
+		}
 		probe := probeWriter{header: http.Header{}}
 		h.ServeHTTP(&probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
@@ -193,6 +197,42 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(ex, r)
+}
+
+// escapedSlashRoute routes a path with a segment that is exactly an escaped
+// slash ("/locks/%2F"), which ServeMux answers 404 although "/locks/a%2Fb"
+// and "/locks/%2F%2F" reach their route: the segment is routed as a plain
+// placeholder, and the wildcard it fills is set to "/" on r (an invalid
+// lock name, so the answer is 400 invalid_name like any other). It returns
+// the route's handler, or false when even then nothing matches.
+func (s *server) escapedSlashRoute(r *http.Request) (http.Handler, bool) {
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	var slashes []int
+	for i, seg := range segs {
+		if strings.EqualFold(seg, "%2F") {
+			segs[i] = "_"
+			slashes = append(slashes, i)
+		}
+	}
+	if len(slashes) == 0 {
+		return nil, false
+	}
+	probe := r.Clone(r.Context())
+	probe.URL.Path = strings.Join(segs, "/")
+	probe.URL.RawPath = ""
+	h, pattern := s.mux.Handler(probe)
+	if pattern == "" {
+		return nil, false
+	}
+	_, path, _ := strings.Cut(pattern, " ")
+	tmpl := strings.Split(path, "/")
+	for _, i := range slashes {
+		if i < len(tmpl) && strings.HasPrefix(tmpl[i], "{") && strings.HasSuffix(tmpl[i], "}") {
+			r.SetPathValue(strings.Trim(tmpl[i], "{}."), "/")
+		}
+	}
+	r.Pattern = pattern
+	return h, true
 }
 
 // isCleanPath reports whether p has no empty, "." or ".." segments (a
