@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/syncbuf"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -100,15 +101,25 @@ func newEnv(t testing.TB, b backend, opts ...envOption) *env {
 	}
 	d := functions.Deps{
 		Store:     st,
-		StoreName: b.name,
+		StoreName: storeKind(b.name),
 		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:   "test",
 	}
 	for _, o := range opts {
 		o(&d)
 	}
-	e.h = functions.New(d)
+	// Every request of these suites is held to the OpenAPI document.
+	e.h = contracttest.Wrap(t, functions.New(d))
 	return e
+}
+
+// storeKind is what /health says for backend name: miniredis speaks the
+// Redis protocol and runs the same scripts, so it is "redis".
+func storeKind(name string) string {
+	if name == "miniredis" {
+		return "redis"
+	}
+	return name
 }
 
 // req is one request of a test: auth is a key of env.tokens (a login such
@@ -126,7 +137,8 @@ type req struct {
 func (e *env) do(t testing.TB, q req) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, e.request(t, q))
+	r := e.request(t, q)
+	e.h.ServeHTTP(w, r.WithContext(contracttest.WithT(r.Context(), t)))
 	checkCommon(t, q, w)
 	return w
 }
@@ -275,3 +287,19 @@ func decode(t testing.TB, w *httptest.ResponseRecorder) map[string]any {
 	}
 	return m
 }
+
+// captureT is a testing.TB whose Errorf is recorded instead of failing the
+// test, so a test can show that a check fires.
+type captureT struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (c *captureT) Errorf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errs = append(c.errs, fmt.Sprintf(format, args...))
+}
+
+func (c *captureT) Helper() {}

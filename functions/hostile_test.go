@@ -204,7 +204,7 @@ func TestHostileInput(t *testing.T) {
 					r.ContentLength = -1
 				}
 				mark := e.mark(t, "held", "n1", "a", "other")
-				a := contract(t, r, e.serve(r))
+				a := contract(t, r, e.serve(t, r))
 				if a.status != row.status || a.code != row.code {
 					t.Errorf("%s: %s %s: %d %s, want %d %s", row.name, row.method, truncate(row.path, 60), a.status, truncate(a.raw, 200), row.status, row.code)
 				}

@@ -118,7 +118,7 @@ func runSession(t *testing.T, b backend) string {
 			e.tokens["alice-old"], e.tokens["alice"] = e.tokens["alice"], tok
 		}
 	}
-	text := strings.ReplaceAll(out.String(), `"store":"`+b.name+`"`, `"store":"<STORE>"`)
+	text := strings.ReplaceAll(out.String(), `"store":"`+storeKind(b.name)+`"`, `"store":"<STORE>"`)
 	return newNormalizer().normalize(text)
 }
 

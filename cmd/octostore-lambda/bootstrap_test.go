@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
@@ -471,7 +472,7 @@ func newRefSide(t *testing.T, redisURL, prefix string) *refSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := functions.New(cfg.deps(st, nil, slog.New(slog.DiscardHandler), testVersion))
+	h := contracttest.Wrap(t, functions.New(cfg.deps(st, nil, slog.New(slog.DiscardHandler), testVersion)))
 	return &refSide{h: h, creds: creds{token: newAccount(t, redisURL, prefix, "alice")}}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"io"
 	"net"
 	"net/http"
@@ -155,7 +156,7 @@ func call(t *testing.T, method, url, token, body string) apiResult {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contracttest.Client(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -320,7 +321,7 @@ func TestServeWithGitHubApp(t *testing.T) {
 	if out, _ := p.output(); tokenRE.MatchString(out) {
 		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", out)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := contracttest.Client(t)
 	resp, err := client.Get(p.base + "/auth/github")
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func TestServeWithGitHubApp(t *testing.T) {
 		t.Fatalf("GET /auth/github: %d Location %q", resp.StatusCode, loc)
 	}
 	for _, path := range []string{"/docs", "/openapi.json"} {
-		resp, err := http.Get(p.base + path)
+		resp, err := client.Get(p.base + path)
 		if err != nil {
 			t.Fatal(err)
 		}

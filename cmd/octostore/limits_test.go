@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 )
 
 // Sizes of TestServerLimits.
@@ -213,7 +214,7 @@ func TestServerLimits(t *testing.T) {
 	giveUp := time.AfterFunc(3*readHeaderTimeout, func() { close(stop) })
 	t.Cleanup(func() { giveUp.Stop(); slow.Wait() })
 
-	client := &http.Client{Timeout: clientTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
@@ -311,7 +312,7 @@ func TestServeInProcess(t *testing.T) {
 				cancel()
 				<-errc
 			})
-			client := &http.Client{Timeout: clientTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+			client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 				resp, err := client.Get(base + "/health")
 				if err == nil {

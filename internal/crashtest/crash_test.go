@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/leakcheck"
 	"github.com/octostore/octostore/internal/lincheck"
 	"github.com/octostore/octostore/internal/redistest"
@@ -228,7 +229,7 @@ func crashSQLiteBinary(t *testing.T, linear bool) {
 	token := p.token()
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(tr.CloseIdleConnections)
-	c := &lincheck.Client{BaseURL: "http://" + p.addr, Token: token, HTTP: &http.Client{Transport: tr, Timeout: clientTimeout}}
+	c := &lincheck.Client{BaseURL: "http://" + p.addr, Token: token, HTTP: &http.Client{Transport: contracttest.New(t).Transport(tr), Timeout: clientTimeout}}
 	crashes, until := plan(t)
 	vs, breaches := run(t, c, crashes, until, linear, func() time.Time {
 		p.kill()
@@ -274,7 +275,7 @@ func crashRedis(t *testing.T, crashes int, until time.Time, reprovision bool, ar
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "redis", Limits: lockcore.DefaultLimits, OpTimeout: opTimeout}))
+	ts := httptest.NewServer(contracttest.Wrap(t, functions.New(functions.Deps{Store: st, StoreName: "redis", Limits: lockcore.DefaultLimits, OpTimeout: opTimeout})))
 	t.Cleanup(ts.Close)
 	token, hash := lockcore.NewToken()
 	provision := func() {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/lincheck"
 	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
@@ -55,9 +56,9 @@ type server struct {
 
 func serve(t *testing.T, store lockcore.Store, storeName string) *server {
 	t.Helper()
-	ts := httptest.NewServer(functions.New(functions.Deps{
+	ts := httptest.NewServer(contracttest.Wrap(t, functions.New(functions.Deps{
 		Store: store, StoreName: storeName, Limits: lockcore.DefaultLimits, OpTimeout: opTimeout,
-	}))
+	})))
 	t.Cleanup(ts.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(tr.CloseIdleConnections)

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -41,7 +42,7 @@ func startOctoStore(t *testing.T) (string, string, lockcore.Store, string) {
 	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "sqlite"}))
+	srv := httptest.NewServer(contracttest.Wrap(t, functions.New(functions.Deps{Store: st, StoreName: "sqlite"})))
 	t.Cleanup(srv.Close)
 	return srv.URL, tok, st, acct.ID
 }

@@ -8,7 +8,10 @@
 //
 //   - The request is matched to an operation by method and path (HEAD is
 //     matched as GET, as HTTP defines it). The escaped path is used, so
-//     "/locks/a%2Fb" is an invalid lock name, not an unknown route.
+//     "/locks/a%2Fb" is an invalid lock name, not an unknown route; path
+//     parameters are then validated decoded ("%2E" is the name ".").
+//     Segments count: "/locks/" is not "/locks", and a path with an empty,
+//     "." or ".." segment is no route.
 //   - A path the document does not have must be answered 404 not_found as
 //     components.responses.NotFound says. A documented path asked with an
 //     undocumented method must be answered 405 method_not_allowed (as
@@ -16,7 +19,8 @@
 //     exactly the path's documented methods, plus HEAD where GET is.
 //   - The request is validated (security, parameters, body). The contract
 //     parses a body as JSON whatever its Content-Type says, so the request is
-//     validated as application/json. The handler still gets the request as
+//     validated as application/json; an all-whitespace body is no body. The
+//     bearer scheme is matched case-insensitively, spaces forgiven. The handler still gets the request as
 //     it came: a request the document calls invalid (a bad lock name, a
 //     missing token, a body breaking the schema) is not refused here but
 //     must be answered with a status of 400 or more; a valid one may get any
@@ -27,9 +31,14 @@
 //     documented headers must be present and valid, and every header it has
 //     must be documented (except Content-Type, Content-Length, Date,
 //     Transfer-Encoding and Connection), so an undocumented header fails.
+//   - Two exchanges are recorded but not checked, as no client can see
+//     them: a request whose body never fully arrived (cut short, or
+//     trickled past the server's read timeout), and one whose client went
+//     away (its context was cancelled) before the answer.
 //
 // A Validator is safe for concurrent use: failures are reported with
-// t.Errorf from whichever goroutine served the request.
+// t.Errorf from whichever goroutine served the request, to the t of the
+// request's context (WithT) or else the Validator's.
 package contracttest
 
 import (
@@ -40,6 +49,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -117,14 +127,42 @@ func LoadDocument(doc []byte) (*openapi3.T, error) {
 	return d, nil
 }
 
+// devDocument is apidocs.Document("dev") parsed, validated and routed once
+// per test binary: parsing takes tens of milliseconds, and suites wrap a
+// fresh handler per subtest. The parsed document and router are only read
+// afterwards, so Validators share them.
+var devDocument = sync.OnceValues(func() (*Validator, error) {
+	d, err := LoadDocument(apidocs.Document("dev"))
+	if err != nil {
+		return nil, err
+	}
+	d.Servers = nil
+	r, err := legacy.NewRouter(d)
+	if err != nil {
+		return nil, fmt.Errorf("building the router: %w", err)
+	}
+	return &Validator{doc: d, router: r}, nil
+})
+
 // Wrap returns h wrapped in a Validator of apidocs.Document("dev") that
 // reports to t; the Validator is logged (covered and uncovered operations)
-// when t ends.
+// when t ends. The document is parsed once per test binary.
 func Wrap(t testing.TB, h http.Handler) http.Handler {
 	t.Helper()
-	v := Load(t, apidocs.Document("dev"))
+	v := New(t)
 	t.Cleanup(func() { v.LogCoverage() })
 	return v.Wrap(h)
+}
+
+// New returns a Validator of apidocs.Document("dev") reporting to t; the
+// document is parsed once per test binary.
+func New(t testing.TB) *Validator {
+	t.Helper()
+	shared, err := devDocument()
+	if err != nil {
+		t.Fatalf("contracttest: %v", err)
+	}
+	return &Validator{t: t, doc: shared.doc, router: shared.router, seen: map[string]int{}}
 }
 
 // Document returns the parsed document the Validator checks against. It
@@ -136,20 +174,38 @@ func (v *Validator) Document() *openapi3.T { return v.doc }
 // unchanged (so h must not need streaming).
 func (v *Validator) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			v.t.Errorf("contracttest: reading the request body of %s %s: %v", r.Method, r.URL.Path, err)
-			http.Error(w, "contracttest: unreadable request body", http.StatusBadRequest)
-			return
+		t := v.t
+		if rt, ok := r.Context().Value(reporterKey{}).(testing.TB); ok {
+			t = rt
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		// The handler reads the body as it arrives (its timing and errors
+		// are part of what is tested); what it leaves unread is read after
+		// it answers, so the whole request can be validated.
+		var got bytes.Buffer
+		orig := r.Body
+		tee := io.TeeReader(orig, &got)
+		r.Body = readCloser{tee, orig}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
+		_, readErr := io.Copy(io.Discard, tee)
+		body := got.Bytes()
 		res := rec.Result()
 		resBody := rec.Body.Bytes()
 
-		if err := v.Check(r.Context(), r, body, res.StatusCode, res.Header, resBody); err != nil {
-			v.t.Errorf("contracttest: %s %s → %d: %v", r.Method, r.URL.RequestURI(), res.StatusCode, err)
+		switch {
+		case readErr != nil:
+			// The client never finished its request (a body cut short or
+			// trickled past the server's timeout): there is no request to
+			// hold to the document.
+			v.record("(incomplete request)", res.StatusCode)
+		case r.Context().Err() != nil:
+			// The client went away before the answer: it reaches no one, so
+			// it is not part of the contract (the handler logs it as 499).
+			v.record("(client gone)", res.StatusCode)
+		default:
+			if err := v.Check(r.Context(), r, body, res.StatusCode, res.Header, resBody); err != nil {
+				t.Errorf("contracttest: %s %s → %d: %v", r.Method, r.URL.RequestURI(), res.StatusCode, err)
+			}
 		}
 
 		maps.Copy(w.Header(), rec.Header())
@@ -158,16 +214,110 @@ func (v *Validator) Wrap(h http.Handler) http.Handler {
 	})
 }
 
+// Transport returns an http.RoundTripper for tests whose handler runs in
+// another process (the real binary): it sends each request with base
+// (http.DefaultTransport when nil), reads the whole answer, and checks the
+// exchange as Wrap does, then hands the answer on unchanged. Requests are
+// matched by path alone, so the client must send only to the service. A
+// request that gets no answer (a transport error, the client's own
+// timeout) is not checked. Failures go to the request context's t
+// (WithT), or else the Validator's.
+func (v *Validator) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return roundTripper{v, base}
+}
+
+// Client returns an *http.Client whose Transport is a Validator of
+// apidocs.Document("dev") (parsed once per test binary) over a transport
+// of its own, reporting to t; redirects are not followed (an answer
+// from elsewhere is not the service's). Its idle connections are closed
+// when t ends.
+func Client(t testing.TB) *http.Client {
+	t.Helper()
+	v := New(t)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Transport:     v.Transport(tr),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type roundTripper struct {
+	v    *Validator
+	base http.RoundTripper
+}
+
+func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body []byte
+	out := r
+	if r.Body != nil && r.Body != http.NoBody {
+		var err error
+		body, err = io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = r.Clone(r.Context())
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	res, err := rt.base.RoundTrip(out)
+	if err != nil {
+		return nil, err
+	}
+	resBody, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(resBody))
+	t := rt.v.t
+	if rep, ok := r.Context().Value(reporterKey{}).(testing.TB); ok {
+		t = rep
+	}
+	if err := rt.v.Check(r.Context(), out, body, res.StatusCode, res.Header, resBody); err != nil {
+		t.Errorf("contracttest: %s %s → %d: %v", r.Method, r.URL.RequestURI(), res.StatusCode, err)
+	}
+	return res, nil
+}
+
+// reporterKey is the context key of WithT.
+type reporterKey struct{}
+
+// WithT returns ctx carrying t: a Validator reports a failure of a request
+// with this context to t instead of the t it was made with. Fuzz targets
+// and subtests sharing one wrapped handler use it to fail the right test.
+func WithT(ctx context.Context, t testing.TB) context.Context {
+	return context.WithValue(ctx, reporterKey{}, t)
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
 // Check checks one exchange: request r (whose body is reqBody; r.Body is
 // not read) answered with status, header and resBody. It records the
 // operation and status, and returns what breaks the document, or nil.
 func (v *Validator) Check(ctx context.Context, r *http.Request, reqBody []byte, status int, header http.Header, resBody []byte) error {
 	vr := v.validationRequest(ctx, r, reqBody)
-	route, params, err := v.router.FindRoute(vr)
+	route, params, err := v.findRoute(vr)
 	if err != nil {
-		return v.checkUnrouted(vr, err, status, header, resBody)
+		return v.checkUnrouted(vr, status, header, resBody)
 	}
 	v.record(route.Method+" "+route.Path, status)
+	// Routing used the escaped path so that an escaped "/" stays inside one
+	// segment; the parameter's value is what the segment decodes to.
+	for k, p := range params {
+		if u, err := url.PathUnescape(p); err == nil {
+			params[k] = u
+		}
+	}
 
 	opts := &openapi3filter.Options{
 		IncludeResponseStatus: true,
@@ -176,9 +326,13 @@ func (v *Validator) Check(ctx context.Context, r *http.Request, reqBody []byte, 
 		AuthenticationFunc:    bearerShape,
 	}
 	in := &openapi3filter.RequestValidationInput{Request: vr, PathParams: params, Route: route, Options: opts}
-	reqErr := openapi3filter.ValidateRequest(ctx, in)
-	if reqErr != nil && status < 400 {
-		return fmt.Errorf("the document calls the request invalid (%v) but it was answered %d", reqErr, status)
+	// A request answered with an error may be invalid, so it is validated
+	// only when it was accepted (which also spares kin-openapi formatting
+	// huge errors for the hostile bodies the suites send).
+	if status < 400 {
+		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+			return fmt.Errorf("the document calls the request invalid (%v) but it was answered %d", err, status)
+		}
 	}
 
 	head := r.Method == http.MethodHead
@@ -209,16 +363,43 @@ func (v *Validator) validationRequest(ctx context.Context, r *http.Request, body
 	}
 	vr.URL.Path = r.URL.EscapedPath()
 	vr.URL.RawPath = ""
-	if len(body) > 0 {
+	if len(bytes.TrimSpace(body)) > 0 {
 		vr.Header.Set("Content-Type", "application/json")
+	} else {
+		// An empty (or all-whitespace) body is no body: the contract reads
+		// it as {}, whatever Content-Type came with it.
+		body = nil
+		vr.Header.Del("Content-Type")
 	}
 	vr.Body = io.NopCloser(bytes.NewReader(body))
 	vr.ContentLength = int64(len(body))
 	return vr
 }
 
+// findRoute finds vr's operation. The router forgives a trailing slash
+// ("/locks/" for "/locks"); the document does not, so a path with more or
+// fewer segments than the template matched is no route. Nor is a path with
+// an empty segment or a dot segment ("/locks/./acquire"): URL normalisation
+// (RFC 3986 §5.2.4) removes dot segments, so no name can be sent that way
+// ("%2E" is the name ".").
+func (v *Validator) findRoute(vr *http.Request) (*routers.Route, map[string]string, error) {
+	route, params, err := v.router.FindRoute(vr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if strings.Count(route.Path, "/") != strings.Count(vr.URL.Path, "/") {
+		return nil, nil, fmt.Errorf("%s matches %s only without its trailing slash", vr.URL.Path, route.Path)
+	}
+	for seg := range strings.SplitSeq(vr.URL.Path[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return nil, nil, fmt.Errorf("%s has an empty or dot segment", vr.URL.Path)
+		}
+	}
+	return route, params, nil
+}
+
 // bearerShape accepts a request with exactly one "Authorization: Bearer X"
-// header, X non-empty: the shape the document asks for. Whether the token
+// header, X non-empty and without spaces: the shape the document asks for. Whether the token
 // is known is the handler's business (401 is documented).
 func bearerShape(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	s := in.SecurityScheme
@@ -229,8 +410,10 @@ func bearerShape(_ context.Context, in *openapi3filter.AuthenticationInput) erro
 	if len(vals) != 1 {
 		return in.NewError(fmt.Errorf("want one Authorization header, got %d", len(vals)))
 	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1) and the contract
+	// forgives spaces around and between scheme and token.
+	f := strings.Fields(vals[0])
+	if len(f) != 2 || !strings.EqualFold(f[0], "Bearer") {
 		return in.NewError(fmt.Errorf("want Authorization: Bearer <token>"))
 	}
 	return nil
@@ -238,7 +421,7 @@ func bearerShape(_ context.Context, in *openapi3filter.AuthenticationInput) erro
 
 // checkUnrouted checks the answer to a request the document has no
 // operation for.
-func (v *Validator) checkUnrouted(vr *http.Request, routeErr error, status int, header http.Header, resBody []byte) error {
+func (v *Validator) checkUnrouted(vr *http.Request, status int, header http.Header, resBody []byte) error {
 	allowed := v.methodsOf(vr)
 	if len(allowed) == 0 {
 		v.record("(unknown route)", status)
@@ -271,7 +454,7 @@ func (v *Validator) methodsOf(vr *http.Request) []string {
 		if m == http.MethodHead {
 			probe.Method = http.MethodGet
 		}
-		if _, _, err := v.router.FindRoute(probe); err == nil {
+		if _, _, err := v.findRoute(probe); err == nil {
 			ms = append(ms, m)
 		}
 	}
@@ -285,7 +468,7 @@ func pathTemplate(v *Validator, vr *http.Request) string {
 	for _, m := range probeMethods {
 		probe := vr.Clone(vr.Context())
 		probe.Method = m
-		if route, _, err := v.router.FindRoute(probe); err == nil {
+		if route, _, err := v.findRoute(probe); err == nil {
 			return route.Path
 		}
 	}

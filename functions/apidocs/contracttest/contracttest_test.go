@@ -3,6 +3,7 @@ package contracttest_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -214,6 +215,13 @@ func TestCheckCatches(t *testing.T) {
 			e.method, e.status, e.resBody = "PUT", 405, `{"error":"e","code":"method_not_allowed","request_id":"r"}`
 			e.header.Set("Allow", "POST, PUT")
 		},
+		"a 200 for a trailing slash": func(e *exchange) { e.path = "/locks/x/acquire/" },
+		"a 400 for a trailing slash": func(e *exchange) {
+			e.path, e.status, e.resBody = "/locks/x/acquire/", 400, `{"error":"e","code":"invalid_name","request_id":"r"}`
+		},
+		"a 200 for a dot segment":                func(e *exchange) { e.path = "/locks/./acquire" },
+		"a 200 for an empty name":                func(e *exchange) { e.path = "/locks//acquire" },
+		"success for a name decoding to a slash": func(e *exchange) { e.path = "/locks/%2F/acquire" },
 		"a 404 not_found for an unknown route without X-Request-Id": func(e *exchange) {
 			e.path, e.status, e.resBody = "/nope", 404, `{"error":"e","code":"not_found","request_id":"r"}`
 			e.header.Del("X-Request-Id")
@@ -243,8 +251,14 @@ func TestCheckCatches(t *testing.T) {
 			`{"error":"e","code":"store_unavailable","request_id":"r"}`},
 		"409 held": {"POST", "/locks/x/acquire", ``, true, 409, goodHeader(),
 			`{"status":"held","holder_id":"h","expires_at":"2026-11-27T22:43:02.123Z","retry_after_ms":5,"metadata":"m"}`},
-		"free lock": {"GET", "/locks/x", ``, true, 200, goodHeader(), `{"name":"x","status":"free"}`},
-		"HEAD":      {"HEAD", "/locks/x", ``, true, 200, goodHeader(), ``},
+		"free lock":                    {"GET", "/locks/x", ``, true, 200, goodHeader(), `{"name":"x","status":"free"}`},
+		"HEAD":                         {"HEAD", "/locks/x", ``, true, 200, goodHeader(), ``},
+		"an escaped dot is a name":     {"POST", "/locks/%2E/acquire", ``, true, 200, goodHeader(), acquired},
+		"an escaped dot-dot is a name": {"GET", "/locks/%2E%2E", ``, true, 200, goodHeader(), `{"name":"..","status":"free"}`},
+		"a whitespace body is no body": {"POST", "/locks/x/acquire", " \n\t", true, 200, goodHeader(), acquired},
+		"a trailing slash is no route": {"POST", "/locks/x/acquire/", ``, true, 404, goodHeader(), `{"error":"e","code":"not_found","request_id":"r"}`},
+		"a dot segment is no route":    {"GET", "/locks/x/..", ``, true, 404, goodHeader(), `{"error":"e","code":"not_found","request_id":"r"}`},
+		"an empty name is no route":    {"POST", "/locks//acquire", ``, true, 404, goodHeader(), `{"error":"e","code":"not_found","request_id":"r"}`},
 	} {
 		if err := e.check(v); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -255,4 +269,111 @@ func TestCheckCatches(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestCheckBearerShape holds the Authorization header of a request answered
+// 200 to the shape the document's bearer scheme asks for.
+func TestCheckBearerShape(t *testing.T) {
+	v := contracttest.Load(t, apidocs.Document("dev"))
+	for _, c := range []struct {
+		values []string
+		ok     bool
+	}{
+		{[]string{"Bearer " + token}, true},
+		{[]string{"bearer " + token}, true},
+		{[]string{"  BEARER   " + token + "  "}, true},
+		{nil, false},
+		{[]string{"Bearer"}, false},
+		{[]string{"Bearer a b"}, false},
+		{[]string{"Basic " + token}, false},
+		{[]string{"Bearer " + token, "Bearer " + token}, false},
+	} {
+		req := httptest.NewRequest("POST", "/locks/x/acquire", nil)
+		for _, val := range c.values {
+			req.Header.Add("Authorization", val)
+		}
+		err := v.Check(context.Background(), req, nil, 200, goodHeader(), []byte(acquired))
+		if (err == nil) != c.ok {
+			t.Errorf("Authorization %q answered 200: error %v, want ok=%v", c.values, err, c.ok)
+		}
+	}
+}
+
+// TestWrapSkipsWhatNoClientSees shows the two exchanges Wrap records but
+// does not check, and that WithT sends a failure to the request's t.
+func TestWrapSkipsWhatNoClientSees(t *testing.T) {
+	v := contracttest.Load(t, apidocs.Document("dev"))
+	teapot := v.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusTeapot)
+	}))
+
+	cut := httptest.NewRequest("POST", "/locks/x/acquire", io.MultiReader(strings.NewReader(`{"ttl`), errorReader{}))
+	teapot.ServeHTTP(httptest.NewRecorder(), cut)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := httptest.NewRequest("POST", "/locks/x/acquire", nil).WithContext(ctx)
+	teapot.ServeHTTP(httptest.NewRecorder(), gone)
+
+	if got := v.Covered(); !slices.Equal(got, []string{"(client gone) 418", "(incomplete request) 418"}) {
+		t.Errorf("Covered() = %q", got)
+	}
+
+	c := &captureT{TB: t}
+	seen := httptest.NewRequest("POST", "/locks/x/acquire", nil)
+	teapot.ServeHTTP(httptest.NewRecorder(), seen.WithContext(contracttest.WithT(seen.Context(), c)))
+	if len(c.errs) != 1 || !strings.Contains(c.errs[0], "418") {
+		t.Errorf("a 418 was reported as %q, want one failure", c.errs)
+	}
+}
+
+// errorReader fails every read, as a connection cut mid-body does.
+type errorReader struct{}
+
+func (errorReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// captureT records Errorf instead of failing the test.
+type captureT struct {
+	testing.TB
+	errs []string
+}
+
+func (c *captureT) Errorf(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Sprintf(format, args...))
+}
+func (c *captureT) Helper() {}
+
+// TestTransportChecksFromTheClientSide drives a handler over real HTTP
+// through Transport: a conforming answer passes, a breach is reported to
+// the request's t, and the caller still gets the answer unchanged.
+func TestTransportChecksFromTheClientSide(t *testing.T) {
+	srv := httptest.NewServer(tiny())
+	t.Cleanup(srv.Close)
+	v := contracttest.New(t)
+	client := &http.Client{Transport: v.Transport(nil)}
+	send := func(c *captureT, method, path, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(contracttest.WithT(context.Background(), c), method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	ok := &captureT{TB: t}
+	if st, body := send(ok, "POST", "/locks/x/acquire", `{"ttl_seconds":5}`); st != 200 || !strings.Contains(body, `"fencing_token":1`) || len(ok.errs) != 0 {
+		t.Errorf("conforming exchange: %d %s, reported %q", st, body, ok.errs)
+	}
+	// tiny answers a GET of a name with a space 200, which the document
+	// forbids (the name is invalid).
+	bad := &captureT{TB: t}
+	if st, _ := send(bad, "GET", "/locks/a%20b", ""); st != 200 || len(bad.errs) != 1 || !strings.Contains(bad.errs[0], "invalid") {
+		t.Errorf("breach: %d, reported %q", st, bad.errs)
+	}
+	if got := v.Covered(); !slices.Contains(got, "GET /locks/{name} 200") || !slices.Contains(got, "POST /locks/{name}/acquire 200") {
+		t.Errorf("Covered() = %q", got)
+	}
 }
