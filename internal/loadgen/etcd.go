@@ -1,14 +1,11 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,26 +19,23 @@ import (
 // acquire latency includes the wait in etcd's queue. Closing a client
 // revokes its lease, which also deletes any lock key it still owns.
 type EtcdTarget struct {
-	base     string
+	p        *poster
 	leaseTTL int64
-	client   *http.Client
-	tr       *http.Transport
 }
 
 // NewEtcdTarget returns a target for the etcd client URL baseURL
 // (http://host:2379). leaseTTL is the TTL of each client's lease; it must
 // outlast the run (the target does not keep leases alive).
 func NewEtcdTarget(baseURL string, leaseTTL time.Duration, conns int) (*EtcdTarget, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("loadgen: etcd URL %q: want http://host:port", baseURL)
+	p, err := newPoster(baseURL, conns)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	secs := int64(leaseTTL / time.Second)
 	if secs < 5 {
 		secs = 5
 	}
-	tr := newTransport(conns)
-	return &EtcdTarget{base: strings.TrimRight(baseURL, "/"), leaseTTL: secs, client: &http.Client{Transport: tr}, tr: tr}, nil
+	return &EtcdTarget{p: p, leaseTTL: secs}, nil
 }
 
 // Name implements Target.
@@ -49,7 +43,7 @@ func (t *EtcdTarget) Name() string { return "etcd" }
 
 // Close implements Target.
 func (t *EtcdTarget) Close() error {
-	t.tr.CloseIdleConnections()
+	t.p.close()
 	return nil
 }
 
@@ -74,7 +68,7 @@ func (t *EtcdTarget) NewClient(ctx context.Context, id int) (Client, error) {
 type etcdClient struct {
 	t     *EtcdTarget
 	lease string
-	buf   bytes.Buffer
+	last  []byte // the last answer's body, for error messages
 }
 
 // call posts v as JSON to path and decodes the answer into out; a non-200
@@ -84,29 +78,18 @@ func (c *etcdClient) call(ctx context.Context, path string, v, out any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.t.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header["Content-Type"] = []string{"application/json"}
-	resp, err := c.t.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	c.buf.Reset()
-	if _, err := c.buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, c.buf.Bytes())
-	}
-	if out != nil {
-		if err := json.Unmarshal(c.buf.Bytes(), out); err != nil {
-			return fmt.Errorf("%s: %w: %.200s", path, err, c.buf.Bytes())
+	return c.t.p.post(ctx, path, "", b, func(status int, body []byte) error {
+		c.last = append(c.last[:0], body[:min(len(body), 200)]...)
+		if status != http.StatusOK {
+			return fmt.Errorf("%s: HTTP %d: %.200s", path, status, body)
 		}
-	}
-	return nil
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				return fmt.Errorf("%s: %w: %.200s", path, err, body)
+			}
+		}
+		return nil
+	})
 }
 
 // Acquire implements Client: /v3/lock/lock blocks until the lock is ours;
@@ -120,7 +103,7 @@ func (c *etcdClient) Acquire(ctx context.Context, name string) (string, bool, er
 		return "", false, err
 	}
 	if resp.Key == "" {
-		return "", false, fmt.Errorf("lock: answer without a key: %.200s", c.buf.Bytes())
+		return "", false, fmt.Errorf("lock: answer without a key: %.200s", c.last)
 	}
 	return resp.Key, true, nil
 }

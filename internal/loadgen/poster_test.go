@@ -1,0 +1,74 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPosterRefusesWhatItCannotDrive(t *testing.T) {
+	for _, u := range []string{"https://127.0.0.1:1", "http://127.0.0.1:1/prefix", "127.0.0.1:1", "http://", "::"} {
+		if _, err := newPoster(u, 1); err == nil {
+			t.Errorf("newPoster(%q) accepted", u)
+		}
+	}
+	if _, err := newPoster("http://127.0.0.1:1/", 1); err != nil {
+		t.Errorf("a trailing slash: %v", err)
+	}
+}
+
+func TestPosterSendsAndReads(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != "POST" || r.URL.Path != "/x/y" || r.Header.Get("Authorization") != "Bearer t" ||
+			r.Header.Get("Content-Type") != "application/json" || string(b) != `{"a":1}` {
+			w.WriteHeader(400)
+			return
+		}
+		w.WriteHeader(409)
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	p, err := newPoster(srv.URL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	var status int
+	var body string
+	err = p.post(context.Background(), "/x/y", "Bearer t", []byte(`{"a":1}`), func(s int, b []byte) error {
+		status, body = s, string(b)
+		return nil
+	})
+	if err != nil || status != 409 || body != `{"ok":true}` {
+		t.Fatalf("post: %v %d %q", err, status, body)
+	}
+}
+
+func TestPosterEndsAtTheContextDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	p, _ := newPoster(srv.URL, 1)
+	defer p.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := p.post(ctx, "/", "", nil, func(int, []byte) error { return nil })
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "timeout") {
+		t.Fatalf("post to a server that never answers: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("returned after %v", d)
+	}
+	cancelled, stop := context.WithCancel(context.Background())
+	stop()
+	if err := p.post(cancelled, "/", "", nil, func(int, []byte) error { return nil }); err == nil {
+		t.Fatal("post with a cancelled context succeeded")
+	}
+}
