@@ -16,6 +16,7 @@ import (
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/internal/buildinfo"
+	"github.com/octostore/octostore/internal/logbuf"
 	"github.com/octostore/octostore/lockcore"
 )
 
@@ -28,6 +29,11 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 32 << 10
 	shutdownTimeout   = 10 * time.Second
+
+	// The log is written at least every logFlush, or when logBufSize bytes
+	// are waiting; a SIGKILL loses at most the last logFlush of lines.
+	logFlush   = 100 * time.Millisecond
+	logBufSize = 64 << 10
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,7 +58,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(*logFormat, stderr)
+	// One log line per request: gather them and write every logFlush
+	// instead of one write per line. Close (deferred) writes the rest.
+	logOut := logbuf.New(stderr, logFlush, logBufSize)
+	defer logOut.Close()
+	logger, err := newLogger(*logFormat, logOut)
 	if err != nil {
 		return err
 	}
