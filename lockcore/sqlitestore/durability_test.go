@@ -2,11 +2,8 @@ package sqlitestore_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,102 +256,5 @@ func TestSyncFailureFailsStore(t *testing.T) {
 	}
 	if _, err := s2.Acquire(ctx, acct.ID, "y", opts("lease-2")); err != nil {
 		t.Fatalf("write after reopening: %v", err)
-	}
-}
-
-// TestWALReplacedFailsStore checks that a WAL removed or replaced behind
-// SQLite's back (SQLite itself never does so while the store is open) fails
-// the store instead of syncing a file SQLite does not write to.
-func TestWALReplacedFailsStore(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		replace func(t *testing.T, wal string)
-	}{
-		{"removed", func(t *testing.T, wal string) {
-			if err := os.Remove(wal); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"replaced", func(t *testing.T, wal string) {
-			copyFile(t, wal, wal+".copy")
-			if err := os.Rename(wal+".copy", wal); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := openTest(t, sqlitestore.Options{})
-			ctx := context.Background()
-			acct := mustAccount(t, s, "alice")
-			tc.replace(t, s.WALPath())
-			if _, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1")); !errors.Is(err, lockcore.ErrUnavailable) {
-				t.Fatalf("write after the WAL was %s: want ErrUnavailable, got %v", tc.name, err)
-			}
-			if err := s.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
-				t.Fatalf("Ping after the WAL was %s: want ErrUnavailable, got %v", tc.name, err)
-			}
-		})
-	}
-}
-
-// TestWALKeptWhileOpen backs the claim in syncWAL: while the store is open,
-// another connection to the file closing, or a TRUNCATE checkpoint, leaves
-// the WAL the same file, and writes stay durable.
-func TestWALKeptWhileOpen(t *testing.T) {
-	s := openTest(t, sqlitestore.Options{})
-	ctx := context.Background()
-	acct := mustAccount(t, s, "alice")
-	before, err := os.Stat(s.WALPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	other, err := sql.Open("sqlite", "file:"+s.Path()+"?_pragma=journal_mode(WAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var busy, logged, moved int
-	if err := other.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &moved); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Close(); err != nil {
-		t.Fatal(err)
-	}
-	after, err := os.Stat(s.WALPath())
-	if err != nil {
-		t.Fatalf("WAL after another connection checkpointed and closed: %v", err)
-	}
-	if !os.SameFile(before, after) {
-		t.Fatal("the WAL was replaced while the store was open")
-	}
-	if r, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1")); err != nil || !r.Acquired {
-		t.Fatalf("write after the checkpoint: %+v, %v", r, err)
-	}
-}
-
-// TestWALPathFromSQLite checks that the store fsyncs the WAL SQLite writes
-// to when the database is opened by a relative path or through a symbolic
-// link.
-func TestWALPathFromSQLite(t *testing.T) {
-	dir := t.TempDir()
-	t.Chdir(dir)
-	if err := os.Symlink(filepath.Join(dir, "real.db"), filepath.Join(dir, "link.db")); err != nil {
-		t.Skipf("symlink: %v", err)
-	}
-	for _, path := range []string{"rel.db", "link.db"} {
-		t.Run(path, func(t *testing.T) {
-			s := openAt(t, path, newFakeClock(), sqlitestore.Options{})
-			acct := mustAccount(t, s, "alice")
-			if r, err := s.Acquire(context.Background(), acct.ID, "x", opts("lease-1")); err != nil || !r.Acquired {
-				t.Fatalf("Acquire: %+v, %v", r, err)
-			}
-			if !filepath.IsAbs(s.WALPath()) {
-				t.Errorf("WAL path %q is not absolute", s.WALPath())
-			}
-			if _, err := os.Stat(s.WALPath()); err != nil {
-				t.Errorf("WAL: %v", err)
-			}
-			t.Logf("%s: WAL %s", path, s.WALPath())
-		})
 	}
 }
