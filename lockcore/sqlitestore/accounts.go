@@ -75,8 +75,8 @@ func (s *Store) UpsertGitHubAccount(ctx context.Context, githubID int64, login s
 
 // AccountByID implements lockcore.Accounts on the read pool.
 func (s *Store) AccountByID(ctx context.Context, id string) (lockcore.Account, error) {
-	if err := s.unusable(); err != nil {
-		return lockcore.Account{}, err
+	if s.isClosed() {
+		return lockcore.Account{}, errClosed
 	}
 	var (
 		login string
@@ -95,8 +95,8 @@ func (s *Store) AccountByID(ctx context.Context, id string) (lockcore.Account, e
 
 // CountAccounts implements lockcore.Accounts on the read pool.
 func (s *Store) CountAccounts(ctx context.Context) (int64, error) {
-	if err := s.unusable(); err != nil {
-		return 0, err
+	if s.isClosed() {
+		return 0, errClosed
 	}
 	var n int64
 	if err := s.r.countAccounts.QueryRowContext(ctx).Scan(&n); err != nil {
@@ -149,8 +149,8 @@ func (s *Store) AddToken(ctx context.Context, accountID string, hash lockcore.To
 
 // AccountByToken implements lockcore.Accounts with one read-pool query.
 func (s *Store) AccountByToken(ctx context.Context, hash lockcore.TokenHash) (lockcore.Account, error) {
-	if err := s.unusable(); err != nil {
-		return lockcore.Account{}, err
+	if s.isClosed() {
+		return lockcore.Account{}, errClosed
 	}
 	var (
 		id, login string

@@ -1,9 +1,6 @@
 package sqlitestore
 
-import (
-	"context"
-	"database/sql"
-)
+import "database/sql"
 
 // Commits returns how many batch transactions have committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
@@ -27,21 +24,3 @@ func (s *Store) ReadDB() *sql.DB { return s.rdb }
 
 // WriteConn returns the writer's connection (use only while no write runs).
 func (s *Store) WriteConn() *sql.Conn { return s.wconn }
-
-// SetAfterCommit installs a hook the writer calls right after each
-// successful COMMIT, before it hands the batch to the syncer, with the
-// contexts of the ops the batch will answer. Call it before any write is
-// queued.
-func (s *Store) SetAfterCommit(f func(ctxs []context.Context)) { s.afterCommit = f }
-
-// SetSyncHook makes the syncer call f instead of the WAL fsync, with the
-// real fsync as argument. Call it before any write is queued.
-func (s *Store) SetSyncHook(f func(sync func() error) error) { s.syncHook = f }
-
-// SetAnswerFirst makes the syncer answer each group BEFORE it fsyncs it:
-// a deliberately broken order, for checking that the tests catch it. Call
-// it before any write is queued.
-func (s *Store) SetAnswerFirst(on bool) { s.answerFirst = on }
-
-// WALPath returns the path of the WAL file the syncer fsyncs.
-func (s *Store) WALPath() string { return s.walPath }

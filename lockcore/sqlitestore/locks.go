@@ -174,8 +174,8 @@ func (s *Store) Get(ctx context.Context, accountID, name string) (lockcore.LockS
 	if err := lockcore.ValidateName(name); err != nil {
 		return lockcore.LockState{}, err
 	}
-	if err := s.unusable(); err != nil {
-		return lockcore.LockState{}, err
+	if s.isClosed() {
+		return lockcore.LockState{}, errClosed
 	}
 	var (
 		leaseID         string
@@ -197,8 +197,8 @@ func (s *Store) Get(ctx context.Context, accountID, name string) (lockcore.LockS
 
 // List implements lockcore.Locks on the read pool.
 func (s *Store) List(ctx context.Context, accountID string) ([]lockcore.Lease, error) {
-	if err := s.unusable(); err != nil {
-		return nil, err
+	if s.isClosed() {
+		return nil, errClosed
 	}
 	rows, err := s.r.lockList.QueryContext(ctx, accountID, s.nowMs())
 	if err != nil {

@@ -167,10 +167,8 @@ func opts(lease string) lockcore.AcquireOptions {
 func TestPragmas(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{BusyTimeout: 1234 * time.Millisecond})
 	ctx := context.Background()
-	// The write connection runs synchronous=NORMAL (1): the syncer fsyncs
-	// the WAL itself. Read connections keep FULL (2).
-	check := func(who, sync string, q func(string) (string, error)) {
-		want := map[string]string{"journal_mode": "wal", "synchronous": sync, "foreign_keys": "1", "busy_timeout": "1234"}
+	check := func(who string, q func(string) (string, error)) {
+		want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "1234"}
 		for p, w := range want {
 			got, err := q("PRAGMA " + p)
 			if err != nil {
@@ -181,7 +179,7 @@ func TestPragmas(t *testing.T) {
 			}
 		}
 	}
-	check("write conn", "1", func(q string) (v string, err error) {
+	check("write conn", func(q string) (v string, err error) {
 		err = s.WriteConn().QueryRowContext(ctx, q).Scan(&v)
 		return v, err
 	})
@@ -192,7 +190,7 @@ func TestPragmas(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		check(fmt.Sprintf("read conn %d", i), "2", func(q string) (v string, err error) {
+		check(fmt.Sprintf("read conn %d", i), func(q string) (v string, err error) {
 			err = c.QueryRowContext(ctx, q).Scan(&v)
 			return v, err
 		})

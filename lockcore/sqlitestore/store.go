@@ -1,73 +1,29 @@
 // Package sqlitestore is a durable lockcore.Store in one SQLite file, on the
 // pure-Go driver modernc.org/sqlite (so CGO_ENABLED=0 builds work).
 //
-// Durability: the database runs in WAL mode, and every write method
-// (Acquire, Renew, Release and the account and token writes) returns
-// success, or an error of the operation itself (such as
-// lockcore.ErrLeaseNotCurrent), only after its transaction has been
-// committed AND an fdatasync of the write-ahead log (the "-wal" file) that
-// began after that commit has completed; only errors wrapping
-// lockcore.ErrUnavailable, which promise nothing, may come sooner. The write connection runs
-// synchronous=NORMAL, so SQLite's COMMIT writes the transaction's frames to
-// the WAL without syncing them; the store syncs them itself (see Group
-// commit). In WAL mode NORMAL is still corruption-safe: checkpoints sync the
-// WAL before copying it into the database file and sync the database file
-// afterwards. A process crash (SIGKILL, panic) loses nothing that COMMIT
-// has written, since the frames are already in the OS page cache; only a
-// power loss or kernel crash can drop a committed batch, and only one whose
-// fsync had not completed, so none of its callers had been answered.
-//
-// If an fsync fails (or the WAL file is found replaced), the callers waiting
-// on it get an error wrapping lockcore.ErrUnavailable (their writes may or
-// may not be durable), and from then on every method fails with
-// ErrUnavailable (queued writes are not applied) until the store is closed
-// and opened again: on Linux a
-// failed fsync is not retryable (the kernel may have dropped the dirty
-// pages and a second fsync would succeed without writing them).
+// Durability: the database runs in WAL mode with synchronous=FULL, and every
+// write method (Acquire, Renew, Release and the account and token writes)
+// returns success only after its transaction has been committed and fsync'd.
 //
 // Group commit: all writes go through one writer goroutine that owns the
 // only write connection. It takes every write that is waiting (up to
 // Options.MaxBatch), applies them one after another inside ONE transaction,
 // each in its own SAVEPOINT so that one operation's failure does not undo the
-// others, and commits once. Later operations of a batch see the effects of
-// earlier ones, so the batch is equivalent to running its operations one by
-// one in queue order. The writer does not wait for the disk: it hands the
-// finished batch, with each operation's outcome, to one syncer goroutine
-// and starts the next batch at once. The syncer takes every batch handed to
-// it so far, in order, calls fdatasync on the WAL once (which covers every
-// frame written before the call, so every batch committed before it began),
-// then answers all their callers in queue order. So while the syncer waits
-// for the disk the writer applies and commits the next batch, and the
-// busier the store, the more batches share each fsync. After answering
-// several callers the syncer lingers briefly (Options.MaxLinger) so that
-// their next writes, usually sent at once, share the next fsync rather
-// than straddle two. A batch that committed nothing (none of its
-// operations changed anything) needs no fsync of its own but is answered
-// in the same order, after the fsync of the batches before it, because its
-// answers may depend on their effects.
+// others, commits once (one fsync for the whole batch) and then answers every
+// caller. Later operations of a batch see the effects of earlier ones, so the
+// batch is equivalent to running its operations one by one in queue order.
+// While a batch commits, new writes queue up and form the next batch, so the
+// busier the store, the more writes share each fsync.
 //
 // Cancellation: a write whose context ends before the writer applies it is
 // never applied; its caller gets an error wrapping lockcore.ErrUnavailable.
-// If the context ends after the writer has applied it but before its answer
-// (that is, before the commit and the fsync after it have completed), the
-// caller also returns at once with ErrUnavailable and the outcome is unknown
-// (as ErrUnavailable documents): the write may still become durable.
+// If the context ends after the writer has applied it but before the commit
+// has been acknowledged, the caller also returns at once with ErrUnavailable
+// and the outcome is unknown (as ErrUnavailable documents).
 //
 // Reads (Get, List, AccountByID, AccountByToken, CountAccounts, Ping) run on
 // a separate pool of read-only connections concurrently with the writer;
 // under WAL they see every write that was acknowledged before they began.
-// They may also see a committed write whose fsync has not completed yet
-// (until the next fsync completes: at most the rest of the fsync under way,
-// a linger and one more fsync), whose caller has therefore not been
-// answered. That keeps the writers' promise: no caller is told anything
-// about its write before it is durable, and a process crash loses no
-// committed write. Only a power loss or kernel crash in that window can
-// undo what a reader saw: say, a lease whose Acquire was never answered
-// and, after the restart, is not held, its fencing token free to be issued
-// again to a later holder (a token no Acquire caller ever received). Redis
-// with appendfsync always has the same power-loss window for the writes it
-// has applied but not yet fsync'd, but it also holds its replies to reads
-// until that fsync; this store does not hold reads.
 //
 // All methods are safe for concurrent use. The file may also be opened by
 // several processes at once (SQLite's own locking and the busy timeout
@@ -81,10 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,19 +58,18 @@ type Options struct {
 	// connection or process before failing; 0 means 5s.
 	BusyTimeout time.Duration
 
-	// MaxBatch bounds how many write operations share one transaction; 0
-	// means 256. One fsync may cover several transactions.
+	// MaxBatch bounds how many write operations share one transaction (and
+	// one fsync); 0 means 256.
 	MaxBatch int
 
 	// MaxReadConns bounds the read connection pool; 0 means 8.
 	MaxReadConns int
 
-	// MaxLinger bounds how long the syncer, after answering several
-	// writes, waits for as many writes to be committed again before it
-	// starts the next fsync (the callers it just answered usually come
-	// straight back, and would otherwise need an fsync of their own). It
-	// never waits longer than half the last fsync took, so a fast disk
-	// lingers less. 0 means 500µs; negative means never linger.
+	// MaxLinger bounds how long the writer, after a batch of several
+	// writes, waits for as many writes to queue up again before it starts
+	// the next batch (the callers it just answered usually come straight
+	// back). It never waits longer than half the last batch took, so a fast
+	// disk lingers less. 0 means 500µs; negative means never linger.
 	MaxLinger time.Duration
 }
 
@@ -146,47 +98,24 @@ type Store struct {
 
 	writerDone chan struct{}
 
-	// The hand-off from the writer to the syncer.
-	smu          sync.Mutex
-	synq         []*result     // batches committed, not yet answered, in order
-	synqOps      int           // ops in synq
-	writerExited bool          // the writer has returned: no more batches
-	swake        chan struct{} // capacity 1: "synq or writerExited changed"
-	syncerDone   chan struct{}
-
-	walPath string
-	wal     *os.File // the WAL, opened by Open; used only by the syncer
-	failed  atomic.Pointer[error]
-
 	commits atomic.Int64 // successful COMMITs, for tests
 	batches atomic.Int64 // batches run, for tests
 
 	// beforeBatch, when set (tests only), is called by the writer with the
 	// size of each batch it has taken, before it applies it.
 	beforeBatch func(n int)
-	// afterCommit, when set (tests only), is called by the writer right
-	// after each successful COMMIT, before the batch is handed to the
-	// syncer, with the contexts of the ops the batch will answer.
-	afterCommit func(ctxs []context.Context)
-	// syncHook, when set (tests only), is called by the syncer instead of
-	// the WAL fsync, with the real fsync as its argument.
-	syncHook func(sync func() error) error
-	// answerFirst (tests only) makes the syncer answer a group before it
-	// syncs it: a deliberately broken order that the tests must catch.
-	answerFirst bool
 }
 
 // errClosed is returned by every method called after Close.
 var errClosed = fmt.Errorf("sqlitestore: store is closed: %w", lockcore.ErrUnavailable)
 
 // dsn returns the driver DSN for path with the pragmas every connection
-// needs and the given synchronous level (FULL or NORMAL); extra is appended
-// as more query parameters.
-func dsn(path string, busy time.Duration, synchronous, extra string) string {
+// needs; extra is appended as more query parameters.
+func dsn(path string, busy time.Duration, extra string) string {
 	p := (&url.URL{Path: path}).EscapedPath()
 	q := "_pragma=busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")" +
 		"&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + synchronous + ")" +
+		"&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(ON)"
 	if extra != "" {
 		q += "&" + extra
@@ -221,16 +150,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		maxLinger:  opts.MaxLinger,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		swake:      make(chan struct{}, 1),
-		syncerDone: make(chan struct{}),
 	}
 
-	// The write connection does not sync its commits (NORMAL): the syncer
-	// fsyncs the WAL before any caller is answered. Read connections never
-	// commit, so their level (FULL, as before) changes nothing; checkpoints
-	// sync the same way at either level.
 	var err error
-	s.wdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "NORMAL", "_txlock=immediate"))
+	s.wdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
@@ -252,11 +175,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return fail("prepare", err)
 	}
 
-	if err = s.openWAL(ctx); err != nil {
-		return fail("open WAL of", err)
-	}
-
-	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "FULL", "_pragma=query_only(1)"))
+	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_pragma=query_only(1)"))
 	if err != nil {
 		return fail("open", err)
 	}
@@ -269,64 +188,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	go s.writeLoop()
-	go s.syncLoop()
 	return s, nil
-}
-
-// openWAL opens the WAL that the write connection writes to, for the
-// syncer to fsync. migrate has read the database on the write connection,
-// so SQLite has opened (creating it if needed) that WAL, and the connection
-// writes to it for as long as it is open (see syncWAL for why it stays the
-// same file). Its name is SQLite's full path of the database (relative
-// paths and symbolic links resolved) plus "-wal". A database that is not
-// in WAL mode (say, on a file system without shared memory) is refused:
-// without a WAL the write connection's synchronous=NORMAL is not durable.
-func (s *Store) openWAL(ctx context.Context) error {
-	var mode string
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return err
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal_mode is %q, not WAL", mode)
-	}
-	var (
-		seq        int
-		name, file string
-	)
-	rows, err := s.wconn.QueryContext(ctx, "PRAGMA database_list")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(&seq, &name, &file); err != nil {
-			return err
-		}
-		if name == "main" {
-			s.walPath = file + "-wal"
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if s.walPath == "" || !filepath.IsAbs(s.walPath) {
-		return fmt.Errorf("no file for the main database (got %q)", s.walPath)
-	}
-	if s.wal, err = os.OpenFile(s.walPath, os.O_RDONLY, 0); err != nil {
-		return fmt.Errorf("%w: %w", lockcore.ErrUnavailable, err)
-	}
-	return nil
 }
 
 // Path returns the database file path given to Open.
 func (s *Store) Path() string { return s.path }
 
-// Ping checks that the store is open, that no fsync of its WAL has failed
-// and that the database answers a query on a read connection; otherwise the
-// error wraps lockcore.ErrUnavailable.
+// Ping checks that the database answers a query on a read connection and
+// that the store is open; otherwise the error wraps lockcore.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.unusable(); err != nil {
-		return err
+	if s.isClosed() {
+		return errClosed
 	}
 	var one int
 	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
@@ -335,10 +207,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close lets the writer finish the writes already queued and the syncer
-// fsync and answer every batch committed, stops both and closes the
-// database. Calls after Close (including a second Close) fail with an error
-// wrapping lockcore.ErrUnavailable.
+// Close lets the writer finish the writes already queued, stops it and
+// closes the database. Calls after Close (including a second Close) fail
+// with an error wrapping lockcore.ErrUnavailable.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -350,29 +221,14 @@ func (s *Store) Close() error {
 	s.signal()
 	s.mu.Unlock()
 	<-s.writerDone
-	<-s.syncerDone
 	return s.closeDB()
 }
 
-// unusable returns the error every method returns once the store is closed
-// (errClosed) or an fsync has failed, and nil while the store is usable.
-func (s *Store) unusable() error {
-	if s.shut.Load() {
-		return errClosed
-	}
-	if e := s.failed.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
+func (s *Store) isClosed() bool { return s.shut.Load() }
 
-// closeDB closes statements, the write connection, both pools and the WAL
-// file the syncer used.
+// closeDB closes statements, the write connection and both pools.
 func (s *Store) closeDB() error {
 	var errs []error
-	if s.wal != nil {
-		errs = append(errs, s.wal.Close())
-	}
 	if s.w != nil {
 		errs = append(errs, s.w.close())
 	}

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // Op states: a queued op is pending until either the writer claims it (just
@@ -24,17 +25,13 @@ type op struct {
 	done  chan error // buffered (1): the writer never blocks on an answer
 }
 
-// write queues apply for the writer and waits for the outcome, which the
-// syncer gives only after the batch that applied it has committed and an
-// fsync of the WAL begun after that commit has completed: nil, apply's own
-// error, or an error wrapping lockcore.ErrUnavailable (closed store, failed
-// commit or fsync, context ended). The caller returns as soon as ctx ends.
+// write queues apply for the writer and waits for the outcome: nil once the
+// batch that applied it has committed, apply's own error, or an error
+// wrapping lockcore.ErrUnavailable (closed store, failed commit, context
+// ended). The caller returns as soon as ctx ends.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
-	}
-	if e := s.failed.Load(); e != nil {
-		return *e
 	}
 	o := &op{ctx: ctx, apply: apply, done: make(chan error, 1)}
 	s.mu.Lock()
@@ -65,32 +62,66 @@ func (s *Store) signal() {
 	}
 }
 
+// queued returns the queue length and whether the store is closing.
+func (s *Store) queued() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), s.closed
+}
+
 // writeLoop is the writer goroutine: it takes the queued ops (up to
-// maxBatch), runs them as one batch and hands the outcome to the syncer,
-// until the store is closed and the queue is empty. It does not wait for
-// the disk, and takes the next batch as soon as one op is queued; the
-// syncer, not the writer, lingers so that callers share fsyncs.
+// maxBatch) and runs them as one batch, until the store is closed and the
+// queue is empty.
+//
+// After a batch of n > 1 ops it lingers (at most maxLinger, and at most half
+// the last commit time) until n ops are queued again: the n callers it just
+// answered are typically about to send their next write, and letting them
+// join the next batch instead of the one after it halves the fsyncs per
+// write under load. A lone writer never lingers.
 func (s *Store) writeLoop() {
-	defer func() {
-		s.smu.Lock()
-		s.writerExited = true
-		s.smu.Unlock()
-		s.signalSyncer()
-		close(s.writerDone)
-	}()
+	defer close(s.writerDone)
 	batch := make([]*op, 0, s.maxBatch)
+	var (
+		last       int           // size of the previous batch
+		lastCommit time.Duration // how long the previous batch took
+		timer      *time.Timer
+	)
 	for {
-		s.mu.Lock()
-		for len(s.queue) == 0 && !s.closed {
-			s.mu.Unlock()
-			<-s.wake
-			s.mu.Lock()
-		}
-		if len(s.queue) == 0 {
-			s.mu.Unlock()
+		n, closed := s.queued()
+		if n == 0 && closed {
 			return
 		}
-		n := min(len(s.queue), s.maxBatch)
+		if n == 0 && last <= 1 {
+			<-s.wake
+			continue
+		}
+		if linger := min(s.maxLinger, lastCommit/2); n < min(last, s.maxBatch) && !closed && linger > 0 {
+			deadline := time.Now().Add(linger)
+			for n < min(last, s.maxBatch) && !closed {
+				d := time.Until(deadline)
+				if d <= 0 {
+					break
+				}
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-s.wake:
+				case <-timer.C:
+				}
+				timer.Stop()
+				n, closed = s.queued()
+			}
+		}
+		if n == 0 {
+			last = 0
+			continue
+		}
+
+		s.mu.Lock()
+		n = min(len(s.queue), s.maxBatch)
 		batch = append(batch[:0], s.queue[:n]...)
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
@@ -100,55 +131,17 @@ func (s *Store) writeLoop() {
 		if s.beforeBatch != nil {
 			s.beforeBatch(len(batch))
 		}
-		if r := s.runBatch(batch); r != nil {
-			s.handOff(r)
-		}
+		start := time.Now()
+		s.runBatch(batch)
+		last, lastCommit = len(batch), time.Since(start)
 		clear(batch)
 	}
 }
 
-// result is a batch the writer has finished: the ops whose callers are
-// still waiting, in queue order, with their outcomes. The syncer answers
-// them after an fsync that began after the batch's COMMIT (when commit is
-// set) and after every earlier batch has been answered.
-type result struct {
-	ops    []*op
-	errs   []error
-	commit bool
-}
-
-// handOff queues r for the syncer.
-func (s *Store) handOff(r *result) {
-	s.smu.Lock()
-	s.synq = append(s.synq, r)
-	s.synqOps += len(r.ops)
-	s.smu.Unlock()
-	s.signalSyncer()
-}
-
-// signalSyncer wakes the syncer if it is waiting.
-func (s *Store) signalSyncer() {
-	select {
-	case s.swake <- struct{}{}:
-	default:
-	}
-}
-
-// runBatch applies the ops of one batch in one transaction and commits
-// once. It returns the outcomes for the syncer to answer, or nil when it
-// has answered every op itself (a failure of the transaction, or a store
-// whose fsync has failed: those answers wrap ErrUnavailable and promise
-// nothing, so they need not wait for an fsync).
-func (s *Store) runBatch(batch []*op) *result {
+// runBatch applies the ops of one batch in one transaction, commits once
+// and answers every op whose caller is still waiting.
+func (s *Store) runBatch(batch []*op) {
 	s.batches.Add(1)
-	if err := s.failed.Load(); err != nil {
-		for _, o := range batch {
-			if o.state.CompareAndSwap(opPending, opClaimed) {
-				o.done <- *err
-			}
-		}
-		return nil
-	}
 	bg := context.Background() // ops' own contexts must not interrupt the batch
 	errs := make([]error, len(batch))
 	skip := make([]bool, len(batch)) // abandoned by the caller: never applied, never answered
@@ -169,7 +162,7 @@ func (s *Store) runBatch(batch []*op) *result {
 
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fatal(-1, "begin", err)
-		return nil
+		return
 	}
 	multi := len(batch) > 1
 	applied := 0
@@ -185,51 +178,40 @@ func (s *Store) runBatch(batch []*op) *result {
 		if !multi {
 			if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
 				_, _ = s.w.rollback.ExecContext(bg)
-				return &result{ops: []*op{o}, errs: errs[i : i+1]}
+				o.done <- errs[i]
+				return
 			}
 			applied++
 			break
 		}
 		if _, err := s.w.savepoint.ExecContext(bg); err != nil {
 			fatal(i, "savepoint", err)
-			return nil
+			return
 		}
 		if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
 			if _, err := s.w.rollbackToSP.ExecContext(bg); err != nil {
 				fatal(i, "rollback to savepoint", err)
-				return nil
+				return
 			}
 		} else {
 			applied++
 		}
 		if _, err := s.w.releaseSP.ExecContext(bg); err != nil {
 			fatal(i, "release savepoint", err)
-			return nil
-		}
-	}
-	r := &result{ops: make([]*op, 0, len(batch)), errs: make([]error, 0, len(batch))}
-	for i, o := range batch {
-		if !skip[i] {
-			r.ops = append(r.ops, o)
-			r.errs = append(r.errs, errs[i])
+			return
 		}
 	}
 	if applied == 0 {
 		_, _ = s.w.rollback.ExecContext(bg)
-		return r
-	}
-	if _, err := s.w.commit.ExecContext(bg); err != nil {
+	} else if _, err := s.w.commit.ExecContext(bg); err != nil {
 		fatal(len(batch)-1, "commit", err)
-		return nil
+		return
+	} else {
+		s.commits.Add(1)
 	}
-	s.commits.Add(1)
-	r.commit = true
-	if s.afterCommit != nil {
-		ctxs := make([]context.Context, len(r.ops))
-		for i, o := range r.ops {
-			ctxs[i] = o.ctx
+	for i, o := range batch {
+		if !skip[i] {
+			o.done <- errs[i]
 		}
-		s.afterCommit(ctxs)
 	}
-	return r
 }
