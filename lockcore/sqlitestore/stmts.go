@@ -38,6 +38,7 @@ type readStmts struct {
 	lockList       *sql.Stmt
 	accountByID    *sql.Stmt
 	accountByToken *sql.Stmt
+	accountIDByTok *sql.Stmt
 	countAccounts  *sql.Stmt
 }
 
@@ -160,6 +161,8 @@ func (r *readStmts) defs() []stmtDef {
 		// (hash)
 		{&r.accountByToken, `SELECT a.id, a.login, a.github_id, a.created_at_ms
 		 FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1`},
+		// (hash)
+		{&r.accountIDByTok, `SELECT account_id FROM tokens WHERE hash = ?1`},
 		{&r.countAccounts, `SELECT count(*) FROM accounts`},
 	}
 }
