@@ -727,3 +727,17 @@ func TestCloseDrainsQueue(t *testing.T) {
 		t.Fatalf("lock after Close and reopen: %+v, %v", st, err)
 	}
 }
+
+// TestAccountIDByTokenClosed checks that the one-lookup token check fails
+// with ErrUnavailable on a closed store; its answers are checked by
+// storetest's Tokens.
+func TestAccountIDByTokenClosed(t *testing.T) {
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "closed.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.AccountIDByToken(context.Background(), lockcore.TokenHash{}); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("closed store: %v, want ErrUnavailable", err)
+	}
+}

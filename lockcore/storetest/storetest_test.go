@@ -67,6 +67,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{faultSeconds, []string{"AcquireHappyPath", "IdempotentReacquire"}},
 		{faultNoValidate, []string{"InvalidInput"}},
 		{faultNoClose, []string{"Reopen"}},
+		{faultIDAny, []string{"Tokens"}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Parallel()
