@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -58,6 +59,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(os.LookupEnv)
 	// One log line per request: gather them and write every logFlush
 	// instead of one write per line. Close (deferred) writes the rest.
 	logOut := logbuf.New(stderr, logFlush, logBufSize)
@@ -124,6 +126,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// gcPercent is the garbage collector's target (GOGC) that serve sets when
+// the environment does not set GOGC. The server's live heap is a few MB and
+// every request allocates, so at Go's default of 100 it collects hundreds
+// of times a second; at 400 it collects a quarter as often, for about
+// 12 MB more RSS under load. Measured: +37% cycles/s in the handler's
+// Redis benchmark at 32 goroutines (benchstat, p=0.002), +7–12% and p99
+// -0.8 ms over HTTP (BENCHMARKS.md).
+const gcPercent = 400
+
+// tuneGC sets the GC target to gcPercent unless GOGC is set (lookup is
+// os.LookupEnv), and returns the target in force afterwards: an operator's
+// GOGC always wins.
+func tuneGC(lookup func(string) (string, bool)) int {
+	if _, set := lookup("GOGC"); set {
+		prev := debug.SetGCPercent(100)
+		debug.SetGCPercent(prev)
+		return prev
+	}
+	debug.SetGCPercent(gcPercent)
+	return gcPercent
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
