@@ -31,57 +31,17 @@ CLIENTS=${BENCH_CLIENTS:-"1 32"}
 OUT=${BENCH_OUT:-bench/results}
 BASE=${BENCH_PORT_BASE:-24790}
 
-log() { printf '%s\n' "$*" >&2; }
+. bench/lib.sh
+install_missing etcd:etcd-server redis-server:redis-server redis-cli:redis-tools gnuplot:gnuplot-nox curl:curl
+start_workdir octostore-bench
 
-# Debian packages, installed only when missing.
-need=()
-command -v etcd >/dev/null || need+=(etcd-server)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-command -v curl >/dev/null || need+=(curl)
-if [ "${#need[@]}" -gt 0 ]; then
-  log "installing: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/octostore-bench.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${BENCH_KEEP:-}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $(seq "$BASE" $((BASE + 7))); do
   port_free "$p" || { log "port $p is in use; set BENCH_PORT_BASE"; exit 1; }
 done
 ETCD=$BASE ETCD_PEER=$((BASE + 1)) REDIS=$((BASE + 2)) REDIS_ALWAYS=$((BASE + 3))
 OS_SQLITE=$((BASE + 4)) OS_REDIS=$((BASE + 5)) OS_REDIS_ALWAYS=$((BASE + 6))
 
-# wait_until CMD...: retry for up to 20 s.
-wait_until() {
-  local i
-  for i in $(seq 200); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "timed out waiting for: $*"
-  return 1
-}
-
-bin="$tmp/octostore"
-if [ -n "${BENCH_BIN:-}" ]; then
-  cp "$BENCH_BIN" "$bin"
-else
-  log "building octostore"
-  CGO_ENABLED=0 "$GO" build -trimpath -o "$bin" ./cmd/octostore
-fi
+build_octostore
 
 log "starting etcd on 127.0.0.1:$ETCD"
 etcd --name bench --data-dir "$tmp/etcd" \

@@ -13,7 +13,8 @@
 # Writes bench/results/growth.{jsonl,md}. Environment: BENCH_DURATION (5s
 # per run), BENCH_ROUNDS (4), BENCH_ACCOUNTS (10000), BENCH_OUT
 # (bench/results), BENCH_PORT_BASE (24800), BENCH_BIN (an octostore binary
-# to use instead of building one), BENCH_STORES ("sqlite redis").
+# to use instead of building one), BENCH_STORES ("sqlite redis"), BENCH_KEEP=1
+# keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -24,40 +25,10 @@ ACCOUNTS=${BENCH_ACCOUNTS:-10000}
 OUT=${BENCH_OUT:-bench/results}
 BASE=${BENCH_PORT_BASE:-24800}
 STORES=${BENCH_STORES:-"sqlite redis"}
-log() { printf '%s\n' "$*" >&2; }
-
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if [ "${#need[@]}" -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/octostore-growth.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_until() {
-  local i
-  for i in $(seq 200); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "timed out waiting for: $*"
-  return 1
-}
-
-bin="$tmp/octostore"
-if [ -n "${BENCH_BIN:-}" ]; then cp "$BENCH_BIN" "$bin"; else CGO_ENABLED=0 "$GO" build -trimpath -o "$bin" ./cmd/octostore; fi
+. bench/lib.sh
+install_missing redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+start_workdir octostore-growth
+build_octostore
 "$GO" build -o "$tmp/growth" ./bench/growth
 
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
