@@ -105,3 +105,27 @@ type Accounts interface {
 	// ErrNotFound if it is unknown.
 	RevokeToken(ctx context.Context, hash TokenHash) error
 }
+
+// TokenLocks is an optional capability of a Store, found by type assertion:
+// the three lock writes of Locks, each done only if a bearer token belongs
+// to the account at the moment of the write, in the same atomic step. It
+// lets a caller that already believes it knows a token's account (the HTTP
+// handlers keep a small map of token hash to account id, which never goes
+// stale because a hash names at most one account ever) skip the separate
+// AccountByToken round trip and still honour a rotation or revocation at
+// once: a token that RotateToken or RevokeToken has retired (on any
+// instance) is refused by every call that starts after that returned.
+//
+// Each method acts exactly as its Locks counterpart with accountID when
+// token belongs to accountID. Otherwise (unknown, revoked or rotated-away
+// token, or a token of another account) it changes nothing and returns an
+// error wrapping ErrNotFound. Input is validated as by the Locks method,
+// before the token is looked at. The methods are safe for concurrent use.
+type TokenLocks interface {
+	// AcquireAs is Acquire for accountID, done only if token belongs to it.
+	AcquireAs(ctx context.Context, token TokenHash, accountID, name string, opts AcquireOptions) (AcquireResult, error)
+	// RenewAs is Renew for accountID, done only if token belongs to it.
+	RenewAs(ctx context.Context, token TokenHash, accountID, name, leaseID string, ttl time.Duration) (Lease, error)
+	// ReleaseAs is Release for accountID, done only if token belongs to it.
+	ReleaseAs(ctx context.Context, token TokenHash, accountID, name, leaseID string) error
+}
