@@ -65,6 +65,7 @@ const (
 	faultCountExpired  = "countexpired"   // expired locks count against the quota.
 	faultNoClose       = "noclose"        // a closed store still answers.
 	faultIDAny         = "idany"          // AccountIDByToken accepts unknown tokens.
+	faultAsAny         = "asany"          // the TokenLocks methods ignore the token.
 )
 
 func (s *memStore) begin(ctx context.Context) error {
@@ -371,6 +372,62 @@ func (s *memStore) RevokeToken(ctx context.Context, h lockcore.TokenHash) error 
 	return nil
 }
 
+// tokenIs checks, for the TokenLocks methods, that h belongs to acct (unless
+// faultAsAny). The check and the lock step that follows are two critical
+// sections, which is enough for a suite that runs them one at a time.
+func (s *memStore) tokenIs(ctx context.Context, h lockcore.TokenHash, acct string) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if s.d.tokens[h] != acct && s.fault != faultAsAny {
+		return fmt.Errorf("token: %w", lockcore.ErrNotFound)
+	}
+	return nil
+}
+
+// AcquireAs implements lockcore.TokenLocks.
+func (s *memStore) AcquireAs(ctx context.Context, h lockcore.TokenHash, acct, name string, o lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	if err := s.validName(name); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	if err := s.validLease(o.LeaseID); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	if err := s.tokenIs(ctx, h, acct); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	return s.Acquire(ctx, acct, name, o)
+}
+
+// RenewAs implements lockcore.TokenLocks.
+func (s *memStore) RenewAs(ctx context.Context, h lockcore.TokenHash, acct, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	if err := s.validName(name); err != nil {
+		return lockcore.Lease{}, err
+	}
+	if err := s.validLease(leaseID); err != nil {
+		return lockcore.Lease{}, err
+	}
+	if err := s.tokenIs(ctx, h, acct); err != nil {
+		return lockcore.Lease{}, err
+	}
+	return s.Renew(ctx, acct, name, leaseID, ttl)
+}
+
+// ReleaseAs implements lockcore.TokenLocks.
+func (s *memStore) ReleaseAs(ctx context.Context, h lockcore.TokenHash, acct, name, leaseID string) error {
+	if err := s.validName(name); err != nil {
+		return err
+	}
+	if err := s.validLease(leaseID); err != nil {
+		return err
+	}
+	if err := s.tokenIs(ctx, h, acct); err != nil {
+		return err
+	}
+	return s.Release(ctx, acct, name, leaseID)
+}
+
 func (s *memStore) Ping(ctx context.Context) error {
 	if err := s.begin(ctx); err != nil {
 		return err
@@ -384,4 +441,7 @@ func (s *memStore) Close() error {
 	return nil
 }
 
-var _ lockcore.Store = (*memStore)(nil)
+var (
+	_ lockcore.Store      = (*memStore)(nil)
+	_ lockcore.TokenLocks = (*memStore)(nil)
+)

@@ -16,7 +16,8 @@
 // idempotent re-acquire, strictly increasing fencing tokens (also across a
 // reopen), the quota under concurrency, mutual exclusion under contention,
 // isolation between accounts, refusal of invalid input, context
-// cancellation and Ping. A store that passes is a store the HTTP handlers may
+// cancellation, Ping, and the optional lockcore.TokenLocks (lock writes that
+// check the bearer token in the same step) when the store has it. A store that passes is a store the HTTP handlers may
 // use.
 //
 // Subtests run one after another (never in parallel), each on its own
@@ -97,6 +98,7 @@ var cases = []struct {
 	{"InvalidInput", testInvalidInput},
 	{"Reopen", testReopen},
 	{"CancelledContext", testCancelledContext},
+	{"TokenLocks", testTokenLocks},
 }
 
 // Durations used by the suite. Expiry waits are few and short because a

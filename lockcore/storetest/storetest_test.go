@@ -68,6 +68,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{faultNoValidate, []string{"InvalidInput"}},
 		{faultNoClose, []string{"Reopen"}},
 		{faultIDAny, []string{"Tokens"}},
+		{faultAsAny, []string{"TokenLocks"}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Parallel()
