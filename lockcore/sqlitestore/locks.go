@@ -32,76 +32,137 @@ func lease(name, leaseID string, fence, expires, ttl int64, meta sql.NullString)
 	}
 }
 
-// Acquire implements lockcore.Locks: one atomic step in the writer's batch
-// transaction, committed (fsync'd) before it returns.
-func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+// acquireInput validates the input of Acquire and AcquireAs and returns the
+// TTL in milliseconds and the metadata to store (NULL for none).
+func acquireInput(name string, opts lockcore.AcquireOptions) (ttl int64, meta sql.NullString, err error) {
 	if err := lockcore.ValidateName(name); err != nil {
-		return lockcore.AcquireResult{}, err
+		return 0, meta, err
 	}
 	if err := lockcore.ValidateLeaseID(opts.LeaseID); err != nil {
-		return lockcore.AcquireResult{}, err
+		return 0, meta, err
 	}
-	ttl, err := ttlMs(opts.TTL)
-	if err != nil {
-		return lockcore.AcquireResult{}, err
+	if ttl, err = ttlMs(opts.TTL); err != nil {
+		return 0, meta, err
 	}
 	if opts.MaxHeld < 1 {
-		return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: acquire: MaxHeld must be at least 1 (got %d)", opts.MaxHeld)
+		return 0, meta, fmt.Errorf("sqlitestore: acquire: MaxHeld must be at least 1 (got %d)", opts.MaxHeld)
 	}
-	var meta sql.NullString
 	if opts.Metadata != nil {
 		meta = sql.NullString{String: *opts.Metadata, Valid: true}
 	}
+	return ttl, meta, nil
+}
 
-	var res lockcore.AcquireResult
-	err = s.write(ctx, func(now int64) error {
-		w := s.w
-		res = lockcore.AcquireResult{Now: msTime(now)}
-		var (
-			curLease        string
-			fence, exp, tms int64
-			curMeta         sql.NullString
-		)
-		err := w.lockSelect.QueryRowContext(bg, accountID, name).Scan(&curLease, &fence, &exp, &tms, &curMeta)
-		switch {
-		case err == nil && exp > now && curLease == opts.LeaseID:
-			// Idempotent retry of the current lease.
-			if _, err := w.lockRetry.ExecContext(bg, accountID, name, now+ttl, ttl, meta); err != nil {
-				return translate("acquire", err)
-			}
-			if meta.Valid {
-				curMeta = meta
-			}
-			res.Acquired = true
-			res.Lease = lease(name, curLease, fence, now+ttl, ttl, curMeta)
-			return nil
-		case err == nil && exp > now:
-			res.Lease = lease(name, curLease, fence, exp, tms, curMeta)
-			return nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return translate("acquire", err)
+// renewInput validates the input of Renew and RenewAs and returns the TTL in
+// milliseconds.
+func renewInput(name, leaseID string, ttl time.Duration) (int64, error) {
+	if err := lockcore.ValidateName(name); err != nil {
+		return 0, err
+	}
+	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
+		return 0, err
+	}
+	return ttlMs(ttl)
+}
+
+// releaseInput validates the input of Release and ReleaseAs.
+func releaseInput(name, leaseID string) error {
+	if err := lockcore.ValidateName(name); err != nil {
+		return err
+	}
+	return lockcore.ValidateLeaseID(leaseID)
+}
+
+// tokenIs reports, inside the writer's transaction, whether the token hash
+// tok belongs to accountID.
+func (s *Store) tokenIs(what string, tok []byte, accountID string) (bool, error) {
+	var one int
+	err := s.w.tokenIs.QueryRowContext(bg, tok, accountID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, translate(what, err)
+	}
+	return true, nil
+}
+
+// errToken is the error of a TokenLocks write whose token does not belong
+// to the account.
+func errToken(what string) error {
+	return fmt.Errorf("sqlitestore: %s: token: %w", what, lockcore.ErrNotFound)
+}
+
+// acquireStep is the writer step of Acquire (tok nil) and AcquireAs (tok the
+// token hash that must belong to accountID, checked first). Input has been
+// validated; ttl is in milliseconds.
+func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID string, ttl int64, maxHeld int, meta sql.NullString) (lockcore.AcquireResult, error) {
+	w := s.w
+	if tok != nil {
+		if ok, err := s.tokenIs("acquire", tok, accountID); err != nil {
+			return lockcore.AcquireResult{}, err
+		} else if !ok {
+			return lockcore.AcquireResult{}, errToken("acquire")
 		}
-		// Free: drop the account's expired rows (this one included), check
-		// the quota, then take a fresh fencing token.
-		if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
-			return translate("acquire", err)
+	}
+	res := lockcore.AcquireResult{Now: msTime(now)}
+	var (
+		curLease        string
+		fence, exp, tms int64
+		curMeta         sql.NullString
+	)
+	err := w.lockSelect.QueryRowContext(bg, accountID, name).Scan(&curLease, &fence, &exp, &tms, &curMeta)
+	switch {
+	case err == nil && exp > now && curLease == leaseID:
+		// Idempotent retry of the current lease.
+		if _, err := w.lockRetry.ExecContext(bg, accountID, name, now+ttl, ttl, meta); err != nil {
+			return lockcore.AcquireResult{}, translate("acquire", err)
 		}
-		var held int64
-		if err := w.countHeld.QueryRowContext(bg, accountID, now, opts.MaxHeld).Scan(&held); err != nil {
-			return translate("acquire", err)
-		}
-		if held >= int64(opts.MaxHeld) {
-			return fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
-		}
-		if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&fence); err != nil {
-			return translate("acquire", err)
-		}
-		if _, err := w.lockInsert.ExecContext(bg, accountID, name, opts.LeaseID, fence, now+ttl, ttl, meta); err != nil {
-			return translate("acquire", err)
+		if meta.Valid {
+			curMeta = meta
 		}
 		res.Acquired = true
-		res.Lease = lease(name, opts.LeaseID, fence, now+ttl, ttl, meta)
-		return nil
+		res.Lease = lease(name, curLease, fence, now+ttl, ttl, curMeta)
+		return res, nil
+	case err == nil && exp > now:
+		res.Lease = lease(name, curLease, fence, exp, tms, curMeta)
+		return res, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return lockcore.AcquireResult{}, translate("acquire", err)
+	}
+	// Free: drop the account's expired rows (this one included), check
+	// the quota, then take a fresh fencing token.
+	if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
+		return lockcore.AcquireResult{}, translate("acquire", err)
+	}
+	var held int64
+	if err := w.countHeld.QueryRowContext(bg, accountID, now, maxHeld).Scan(&held); err != nil {
+		return lockcore.AcquireResult{}, translate("acquire", err)
+	}
+	if held >= int64(maxHeld) {
+		return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
+	}
+	if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&fence); err != nil {
+		return lockcore.AcquireResult{}, translate("acquire", err)
+	}
+	if _, err := w.lockInsert.ExecContext(bg, accountID, name, leaseID, fence, now+ttl, ttl, meta); err != nil {
+		return lockcore.AcquireResult{}, translate("acquire", err)
+	}
+	res.Acquired = true
+	res.Lease = lease(name, leaseID, fence, now+ttl, ttl, meta)
+	return res, nil
+}
+
+// acquire validates the input and runs acquireStep as one writer step.
+func (s *Store) acquire(ctx context.Context, tok []byte, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	ttl, meta, err := acquireInput(name, opts)
+	if err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	var res lockcore.AcquireResult
+	err = s.write(ctx, func(now int64) (err error) {
+		res, err = s.acquireStep(now, tok, accountID, name, opts.LeaseID, ttl, opts.MaxHeld, meta)
+		return err
 	})
 	if err != nil {
 		return lockcore.AcquireResult{}, err
@@ -109,34 +170,68 @@ func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockco
 	return res, nil
 }
 
-// Renew implements lockcore.Locks: one conditional UPDATE in the writer's
-// batch transaction, committed before it returns.
-func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
-	if err := lockcore.ValidateName(name); err != nil {
-		return lockcore.Lease{}, err
+// Acquire implements lockcore.Locks: one atomic step in the writer's batch
+// transaction, committed (fsync'd) before it returns.
+func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	return s.acquire(ctx, nil, accountID, name, opts)
+}
+
+// AcquireAs implements lockcore.TokenLocks: it is Acquire, done only if the
+// token hash belongs to accountID. The token check and the acquire are one
+// step of the writer (one extra primary-key lookup in the same batch
+// transaction), so a token that RotateToken or RevokeToken retired before
+// AcquireAs was called is refused. Input is validated first, with the errors
+// of Acquire; then a token that does not belong to accountID (unknown,
+// revoked, rotated away, or another account's) gives an error wrapping
+// lockcore.ErrNotFound and changes nothing (no fencing token is spent).
+// Otherwise the result and errors are those of Acquire.
+func (s *Store) AcquireAs(ctx context.Context, token lockcore.TokenHash, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	return s.acquire(ctx, token[:], accountID, name, opts)
+}
+
+// renewStep is the writer step of Renew (tok nil) and RenewAs (tok the
+// token hash that must belong to accountID). With a token, the token
+// condition is part of the one conditional UPDATE; only when that changes
+// no row is the token looked up, to tell a bad token (ErrNotFound) from a
+// lease that is not current (ErrLeaseNotCurrent).
+func (s *Store) renewStep(now int64, tok []byte, accountID, name, leaseID string, ttl int64) (lockcore.Lease, error) {
+	var (
+		fence int64
+		meta  sql.NullString
+		row   *sql.Row
+	)
+	if tok == nil {
+		row = s.w.lockRenew.QueryRowContext(bg, accountID, name, leaseID, now, now+ttl, ttl)
+	} else {
+		row = s.w.lockRenewAs.QueryRowContext(bg, accountID, name, leaseID, now, now+ttl, ttl, tok)
 	}
-	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
-		return lockcore.Lease{}, err
+	err := row.Scan(&fence, &meta)
+	if errors.Is(err, sql.ErrNoRows) {
+		if tok != nil {
+			if ok, err := s.tokenIs("renew", tok, accountID); err != nil {
+				return lockcore.Lease{}, err
+			} else if !ok {
+				return lockcore.Lease{}, errToken("renew")
+			}
+		}
+		return lockcore.Lease{}, fmt.Errorf("sqlitestore: renew %q: %w", name, lockcore.ErrLeaseNotCurrent)
 	}
-	t, err := ttlMs(ttl)
+	if err != nil {
+		return lockcore.Lease{}, translate("renew", err)
+	}
+	return lease(name, leaseID, fence, now+ttl, ttl, meta), nil
+}
+
+// renew validates the input and runs renewStep as one writer step.
+func (s *Store) renew(ctx context.Context, tok []byte, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	t, err := renewInput(name, leaseID, ttl)
 	if err != nil {
 		return lockcore.Lease{}, err
 	}
 	var l lockcore.Lease
-	err = s.write(ctx, func(now int64) error {
-		var (
-			fence int64
-			meta  sql.NullString
-		)
-		err := s.w.lockRenew.QueryRowContext(bg, accountID, name, leaseID, now, now+t, t).Scan(&fence, &meta)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlitestore: renew %q: %w", name, lockcore.ErrLeaseNotCurrent)
-		}
-		if err != nil {
-			return translate("renew", err)
-		}
-		l = lease(name, leaseID, fence, now+t, t, meta)
-		return nil
+	err = s.write(ctx, func(now int64) (err error) {
+		l, err = s.renewStep(now, tok, accountID, name, leaseID, t)
+		return err
 	})
 	if err != nil {
 		return lockcore.Lease{}, err
@@ -144,29 +239,86 @@ func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl 
 	return l, nil
 }
 
-// Release implements lockcore.Locks: one conditional DELETE in the writer's
+// Renew implements lockcore.Locks: one conditional UPDATE in the writer's
 // batch transaction, committed before it returns.
-func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) error {
-	if err := lockcore.ValidateName(name); err != nil {
-		return err
+func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	return s.renew(ctx, nil, accountID, name, leaseID, ttl)
+}
+
+// RenewAs implements lockcore.TokenLocks: it is Renew, done only if the
+// token hash belongs to accountID. The token condition is folded into
+// Renew's one conditional UPDATE in the writer's batch transaction, so a
+// token that RotateToken or RevokeToken retired before RenewAs was called
+// is refused. Input is validated first, with the errors of Renew; then a
+// token that does not belong to accountID gives an error wrapping
+// lockcore.ErrNotFound and changes nothing. With a good token the result
+// and errors are those of Renew (ErrLeaseNotCurrent for a lease that does
+// not hold the lock now).
+func (s *Store) RenewAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	return s.renew(ctx, token[:], accountID, name, leaseID, ttl)
+}
+
+// releaseStep is the writer step of Release (tok nil) and ReleaseAs (tok
+// the token hash that must belong to accountID), in the manner of
+// renewStep: one conditional DELETE, and a token lookup only when it
+// deletes nothing.
+func (s *Store) releaseStep(now int64, tok []byte, accountID, name, leaseID string) error {
+	var (
+		r   sql.Result
+		err error
+	)
+	if tok == nil {
+		r, err = s.w.lockRelease.ExecContext(bg, accountID, name, leaseID, now)
+	} else {
+		r, err = s.w.lockReleaseAs.ExecContext(bg, accountID, name, leaseID, now, tok)
 	}
-	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
+	if err != nil {
+		return translate("release", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return translate("release", err)
+	}
+	if n == 0 {
+		if tok != nil {
+			if ok, err := s.tokenIs("release", tok, accountID); err != nil {
+				return err
+			} else if !ok {
+				return errToken("release")
+			}
+		}
+		return fmt.Errorf("sqlitestore: release %q: %w", name, lockcore.ErrLeaseNotCurrent)
+	}
+	return nil
+}
+
+// release validates the input and runs releaseStep as one writer step.
+func (s *Store) release(ctx context.Context, tok []byte, accountID, name, leaseID string) error {
+	if err := releaseInput(name, leaseID); err != nil {
 		return err
 	}
 	return s.write(ctx, func(now int64) error {
-		r, err := s.w.lockRelease.ExecContext(bg, accountID, name, leaseID, now)
-		if err != nil {
-			return translate("release", err)
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return translate("release", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("sqlitestore: release %q: %w", name, lockcore.ErrLeaseNotCurrent)
-		}
-		return nil
+		return s.releaseStep(now, tok, accountID, name, leaseID)
 	})
+}
+
+// Release implements lockcore.Locks: one conditional DELETE in the writer's
+// batch transaction, committed before it returns.
+func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) error {
+	return s.release(ctx, nil, accountID, name, leaseID)
+}
+
+// ReleaseAs implements lockcore.TokenLocks: it is Release, done only if the
+// token hash belongs to accountID. The token condition is folded into
+// Release's one conditional DELETE in the writer's batch transaction, so a
+// token that RotateToken or RevokeToken retired before ReleaseAs was called
+// is refused. Input is validated first, with the errors of Release; then a
+// token that does not belong to accountID gives an error wrapping
+// lockcore.ErrNotFound and changes nothing. With a good token the errors
+// are those of Release (ErrLeaseNotCurrent for a lease that does not hold
+// the lock now).
+func (s *Store) ReleaseAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string) error {
+	return s.release(ctx, token[:], accountID, name, leaseID)
 }
 
 // Get implements lockcore.Locks on the read pool.

@@ -21,6 +21,11 @@ type writeStmts struct {
 	lockRenew   *sql.Stmt
 	lockRelease *sql.Stmt
 
+	// The TokenLocks variants: the same with a token condition.
+	lockRenewAs   *sql.Stmt
+	lockReleaseAs *sql.Stmt
+	tokenIs       *sql.Stmt
+
 	operatorByLogin *sql.Stmt
 	accountInsert   *sql.Stmt
 	githubUpsert    *sql.Stmt
@@ -117,6 +122,19 @@ func (w *writeStmts) defs() []stmtDef {
 		// (account, name, lease, now)
 		{&w.lockRelease, `DELETE FROM locks
 		 WHERE account_id = ?1 AND name = ?2 AND lease_id = ?3 AND expires_at_ms > ?4`},
+		// (account, name, lease, now, expires, ttl, token hash): lockRenew,
+		// done only if the token belongs to the account.
+		{&w.lockRenewAs, `UPDATE locks SET expires_at_ms = ?5, ttl_ms = ?6
+		 WHERE account_id = ?1 AND name = ?2 AND lease_id = ?3 AND expires_at_ms > ?4
+		   AND EXISTS (SELECT 1 FROM tokens WHERE hash = ?7 AND account_id = ?1)
+		 RETURNING fence, metadata`},
+		// (account, name, lease, now, token hash): lockRelease, done only if
+		// the token belongs to the account.
+		{&w.lockReleaseAs, `DELETE FROM locks
+		 WHERE account_id = ?1 AND name = ?2 AND lease_id = ?3 AND expires_at_ms > ?4
+		   AND EXISTS (SELECT 1 FROM tokens WHERE hash = ?5 AND account_id = ?1)`},
+		// (token hash, account): a row if the token belongs to the account.
+		{&w.tokenIs, `SELECT 1 FROM tokens WHERE hash = ?1 AND account_id = ?2`},
 
 		// (login)
 		{&w.operatorByLogin, `SELECT id, created_at_ms FROM accounts WHERE login = ?1 AND github_id IS NULL`},

@@ -2,7 +2,8 @@
 // pure-Go driver modernc.org/sqlite (so CGO_ENABLED=0 builds work).
 //
 // Durability: the database runs in WAL mode with synchronous=FULL, and every
-// write method (Acquire, Renew, Release and the account and token writes)
+// write method (Acquire, Renew, Release, their lockcore.TokenLocks variants
+// AcquireAs, RenewAs and ReleaseAs, and the account and token writes)
 // returns success only after its transaction has been committed and fsync'd.
 //
 // Group commit: all writes go through one writer goroutine that owns the
@@ -302,4 +303,7 @@ func ctxErr(ctx context.Context, unknown bool) error {
 	return fmt.Errorf("sqlitestore: %w: %w (the write was not applied)", lockcore.ErrUnavailable, context.Cause(ctx))
 }
 
-var _ lockcore.Store = (*Store)(nil)
+var (
+	_ lockcore.Store      = (*Store)(nil)
+	_ lockcore.TokenLocks = (*Store)(nil)
+)
