@@ -4,6 +4,9 @@
 --                       fields: lease, fence, expires (ms), ttl (ms), metadata (absent = none)
 -- KEYS[2] fence counter <prefix>{a:ID}:fence   (INCR only; never expires, never deleted)
 -- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms)
+-- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
+--                       the call is made with that bearer token and is done
+--                       only if the key exists (the token is the account's)
 -- ARGV[1] lock name (the zset member)
 -- ARGV[2] lease id
 -- ARGV[3] ttl in milliseconds (positive integer)
@@ -15,8 +18,15 @@
 --   {1, lease, fence, expires, ttl, hasmeta, metadata, now}  acquired (new or idempotent retry)
 --   {0, lease, fence, expires, ttl, hasmeta, metadata, now}  held by another lease (the holder's)
 --   {2, now}                                                 free, but the account is at its quota
+--   {-1}                                                     token not proved: KEYS[4] was given
+--                                                            and does not exist; nothing changed
 -- hasmeta is 1 when metadata is present, else 0 (metadata is then "").
 -- Times are milliseconds of the server clock (TIME); a lease is held while now < expires.
+-- With three KEYS the script never checks a token and never returns -1.
+
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) ~= 1 then
+  return {-1}
+end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

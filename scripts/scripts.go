@@ -17,19 +17,25 @@ import _ "embed"
 // Acquire is acquire.lua: take a lock for a lease (new lease, idempotent
 // retry of the current lease, refusal because another lease holds it, or
 // refusal because of the account's quota), and issue the fencing token from
-// the account's counter.
+// the account's counter. Given the account's token mirror key as an extra
+// fourth key, it first checks that the key exists and otherwise changes
+// nothing and answers "token not proved" (status -1).
 //
 //go:embed acquire.lua
 var Acquire string
 
 // Renew is renew.lua: move the expiry of the current lease if the lease id
-// holds the lock now.
+// holds the lock now. Given the account's token mirror key as an extra third
+// key, it first checks that the key exists and otherwise changes nothing and
+// answers "token not proved" (status -1).
 //
 //go:embed renew.lua
 var Renew string
 
 // Release is release.lua: free a lock if the lease id holds it now; the
-// fencing counter is never touched.
+// fencing counter is never touched. Given the account's token mirror key as
+// an extra third key, it first checks that the key exists and otherwise
+// changes nothing and answers "token not proved" (-1).
 //
 //go:embed release.lua
 var Release string
@@ -62,6 +68,13 @@ var Rotate string
 //
 //go:embed revoke.lua
 var Revoke string
+
+// NotProved is the status (first element of an array reply, or the whole
+// integer reply of release.lua) with which acquire.lua, renew.lua and
+// release.lua refuse a call whose optional token mirror key
+// <prefix>{a:ID}:tok:<sha256 hex> does not exist. They return it only when
+// that key is passed.
+const NotProved = -1
 
 // TombstonePrefix starts the value rotate.lua leaves under a retired token
 // key; a token key holding such a value is an unknown token.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,6 +67,26 @@ func TestScripts(t *testing.T) {
 		}
 		if strings.Contains(code.String(), "{a:") || strings.Contains(code.String(), "..") {
 			t.Errorf("%s: the code builds strings (key names?) itself; every key must come through KEYS", f)
+		}
+	}
+	// The lock writes take the token mirror as an optional last key, check
+	// it first, and document the status that refuses an unproved token.
+	status := strconv.Itoa(scripts.NotProved)
+	for f, key := range map[string]string{"acquire.lua": "KEYS[4]", "renew.lua": "KEYS[3]", "release.lua": "KEYS[3]"} {
+		var header strings.Builder
+		for _, line := range strings.Split(exported[f], "\n") {
+			if strings.HasPrefix(line, "--") {
+				header.WriteString(line + "\n")
+			}
+		}
+		if !strings.Contains(header.String(), "-- "+key+" token mirror") || !strings.Contains(header.String(), "OPTIONAL") {
+			t.Errorf("%s: header must document %s as the optional token mirror key", f, key)
+		}
+		if !strings.Contains(header.String(), status) || !strings.Contains(header.String(), "not proved") {
+			t.Errorf("%s: header must document the status %s (token not proved)", f, status)
+		}
+		if !strings.Contains(exported[f], "if "+key+" and redis.call('EXISTS', "+key+") ~= 1 then") {
+			t.Errorf("%s: want the mirror check on %s", f, key)
 		}
 	}
 	for f := range exported {

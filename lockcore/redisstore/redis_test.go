@@ -84,6 +84,14 @@ func outageOps(acct, held string, lease string, tok lockcore.TokenHash) map[stri
 			_, err := s.Renew(ctx, acct, held, lease, time.Minute)
 			return err
 		},
+		"AcquireAs": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.(lockcore.TokenLocks).AcquireAs(ctx, tok, acct, "other", acquireOpts(time.Minute))
+			return err
+		},
+		"RenewAs": func(ctx context.Context, s lockcore.Store) error {
+			_, err := s.(lockcore.TokenLocks).RenewAs(ctx, tok, acct, held, lease, time.Minute)
+			return err
+		},
 		"Get": func(ctx context.Context, s lockcore.Store) error {
 			_, err := s.Get(ctx, acct, held)
 			return err
@@ -313,8 +321,8 @@ func TestKeyLayout(t *testing.T) {
 	if _, err := s.Acquire(ctx, acct, "gone", gone); err != nil {
 		t.Fatalf("Acquire(gone): %v", err)
 	}
-	if _, err := s.Renew(ctx, acct, "keep", keep.LeaseID, 2*time.Minute); err != nil {
-		t.Fatalf("Renew(keep): %v", err)
+	if _, err := s.RenewAs(ctx, tok2, acct, "keep", keep.LeaseID, 2*time.Minute); err != nil {
+		t.Fatalf("RenewAs(keep): %v", err)
 	}
 	if err := s.Release(ctx, acct, "gone", gone.LeaseID); err != nil {
 		t.Fatalf("Release(gone): %v", err)
@@ -331,7 +339,9 @@ func TestKeyLayout(t *testing.T) {
 	}
 	slices.Sort(keys)
 	tag := prefix + "{a:" + acct + "}"
-	wantAcct := []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:keep"}
+	// The live token tok2 has its mirror in the account's slot; the
+	// rotated-out tok has none.
+	wantAcct := []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:keep", tag + ":tok:" + tok2.String()}
 	var acctKeys []string
 	for _, k := range keys {
 		if strings.HasPrefix(k, tag) {
@@ -372,6 +382,9 @@ func TestKeyLayout(t *testing.T) {
 		if got := keySlot(k); got != want {
 			t.Errorf("key %s is in slot %d, want the account's slot %d", k, got, want)
 		}
+	}
+	if pttl, err := rdb.PTTL(ctx, tag+":tok:"+tok2.String()).Result(); err != nil || pttl != -1 {
+		t.Errorf("PTTL of a live token's mirror: want -1, got %v, %v", pttl, err)
 	}
 	if pttl, err := rdb.PTTL(ctx, tag+":fence").Result(); err != nil || pttl != -1 {
 		t.Errorf("PTTL of the fence key after a release: want -1 (no expiry), got %v, %v", pttl, err)

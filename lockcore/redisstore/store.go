@@ -10,6 +10,14 @@
 // single commands or short sequences designed to stay correct across Cluster
 // slots (see the method docs).
 //
+// The lock writes with a bearer token (lockcore.TokenLocks: AcquireAs,
+// RenewAs, ReleaseAs) are one round trip too: the token's mirror key lives
+// in the account's slot, and the lock script checks that it exists in the
+// same atomic step as the write. AddToken, RotateToken and RevokeToken keep
+// the mirrors in step with the token keys, deleting a mirror before the
+// token key it mirrors is retired, so a retired token is refused at once by
+// every instance on a standalone Redis and on Redis Cluster alike.
+//
 // Fencing tokens come from one INCR counter per account that never expires
 // and is never deleted. They survive a Redis crash only as far as Redis
 // persists writes: run Redis with appendonly yes and appendfsync always (or
@@ -30,6 +38,12 @@
 //	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
 //	P{a:ID}:held         zset name -> expires (ms), for quota and List
 //	P{a:ID}:account      hash login, github_id, created (ms)
+//	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
+//	                     the account; no TTL. A mirror of Ptoken:<hex> in
+//	                     the account's slot, so AcquireAs, RenewAs and
+//	                     ReleaseAs check the token inside the lock script
+//	                     (tokens added before mirrors existed have none and
+//	                     are checked against Ptoken:<hex>, see AcquireAs)
 //	Ptoken:<sha256 hex>  account id of a token, or for a minute after it
 //	                     was rotated out a "rotated:<new hash>" tombstone
 //	Plogin:<login>       id of the operator-made account with that login
@@ -147,9 +161,10 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // a retried release or revoke that had already taken effect would be
 // misreported as ErrLeaseNotCurrent or ErrNotFound. The Cluster client keeps
 // go-redis' redirect and failover handling (MaxRedirects), which can retry a
-// command after a network error: acquire, renew and token rotation are safe
-// to retry; a retried release or revoke may be misreported as above (the
-// lock is free or the token gone either way).
+// command after a network error: acquire, renew and token rotation (and
+// AcquireAs, RenewAs) are safe to retry; a retried release or revoke (or
+// ReleaseAs) may be misreported as above (the lock is free or the token
+// gone either way).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	timeout := cfg.OpTimeout
 	if timeout <= 0 {
@@ -317,6 +332,12 @@ func (s *Store) githubKey(id int64) string    { return s.prefix + "gh:" + strcon
 func (s *Store) loginKey(login string) string { return s.prefix + "login:" + login }
 func (s *Store) accountsKey() string          { return s.prefix + "accounts" }
 
+// mirrorKey is the token mirror <tag>:tok:<hash hex>: it exists while the
+// token belongs to the account of tag.
+func (s *Store) mirrorKey(tag string, h lockcore.TokenHash) string {
+	return tag + ":tok:" + hex.EncodeToString(h[:])
+}
+
 // checkAccountID refuses ids that would break the hash tag.
 func checkAccountID(id string) error {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
@@ -327,6 +348,25 @@ func checkAccountID(id string) error {
 
 // Acquire implements lockcore.Locks.Acquire with one run of acquire.lua.
 func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	return s.acquire(ctx, nil, accountID, name, opts)
+}
+
+// AcquireAs implements lockcore.TokenLocks.AcquireAs: Acquire whose run of
+// acquire.lua also checks, in the same atomic step, that the token's mirror
+// key <prefix>{a:ID}:tok:<hash hex> exists, so it is one round trip on
+// Redis Cluster too. A token without a mirror (added before mirrors
+// existed, or of another account) costs two more: the token key is read
+// and, if it names accountID, acquire.lua runs again without the check.
+// Input errors are Acquire's, checked first. A token that is unknown,
+// revoked, rotated away or of another account gets an error wrapping
+// lockcore.ErrNotFound and nothing changes; an outage during the check
+// wraps lockcore.ErrUnavailable. Safe to retry, like Acquire.
+func (s *Store) AcquireAs(ctx context.Context, token lockcore.TokenHash, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	return s.acquire(ctx, &token, accountID, name, opts)
+}
+
+// acquire is Acquire, and AcquireAs when token is not nil.
+func (s *Store) acquire(ctx context.Context, token *lockcore.TokenHash, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
 	if err := lockcore.ValidateName(name); err != nil {
 		return lockcore.AcquireResult{}, err
 	}
@@ -354,7 +394,11 @@ func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockco
 	defer cancel()
 	tag := s.tag(accountID)
 	keys := []string{s.lockKey(tag, name), tag + ":fence", tag + ":held"}
-	res, err := s.runScript(ctx, acquireScript, keys, name, opts.LeaseID, ttl, opts.MaxHeld, hasMeta, meta).Slice()
+	cmd, err := s.lockScript(ctx, "acquire", acquireScript, accountID, token, keys, name, opts.LeaseID, ttl, opts.MaxHeld, hasMeta, meta)
+	if err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return lockcore.AcquireResult{}, s.fail("acquire", err)
 	}
@@ -380,6 +424,18 @@ func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockco
 
 // Renew implements lockcore.Locks.Renew with one run of renew.lua.
 func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	return s.renew(ctx, nil, accountID, name, leaseID, ttl)
+}
+
+// RenewAs implements lockcore.TokenLocks.RenewAs: Renew whose run of
+// renew.lua also checks the token's mirror key in the same atomic step,
+// with the same fallback, errors and retry safety as AcquireAs.
+func (s *Store) RenewAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	return s.renew(ctx, &token, accountID, name, leaseID, ttl)
+}
+
+// renew is Renew, and RenewAs when token is not nil.
+func (s *Store) renew(ctx context.Context, token *lockcore.TokenHash, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
 	if err := lockcore.ValidateName(name); err != nil {
 		return lockcore.Lease{}, err
 	}
@@ -399,7 +455,11 @@ func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl 
 	}
 	defer cancel()
 	tag := s.tag(accountID)
-	res, err := s.runScript(ctx, renewScript, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID, ms).Slice()
+	cmd, err := s.lockScript(ctx, "renew", renewScript, accountID, token, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID, ms)
+	if err != nil {
+		return lockcore.Lease{}, err
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return lockcore.Lease{}, s.fail("renew", err)
 	}
@@ -426,6 +486,19 @@ func (s *Store) Renew(ctx context.Context, accountID, name, leaseID string, ttl 
 
 // Release implements lockcore.Locks.Release with one run of release.lua.
 func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) error {
+	return s.release(ctx, nil, accountID, name, leaseID)
+}
+
+// ReleaseAs implements lockcore.TokenLocks.ReleaseAs: Release whose run of
+// release.lua also checks the token's mirror key in the same atomic step,
+// with the same fallback and errors as AcquireAs. Like Release, a retry of
+// a release that had taken effect reports ErrLeaseNotCurrent.
+func (s *Store) ReleaseAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string) error {
+	return s.release(ctx, &token, accountID, name, leaseID)
+}
+
+// release is Release, and ReleaseAs when token is not nil.
+func (s *Store) release(ctx context.Context, token *lockcore.TokenHash, accountID, name, leaseID string) error {
 	if err := lockcore.ValidateName(name); err != nil {
 		return err
 	}
@@ -441,7 +514,11 @@ func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) er
 	}
 	defer cancel()
 	tag := s.tag(accountID)
-	n, err := s.runScript(ctx, releaseScript, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID).Int64()
+	cmd, err := s.lockScript(ctx, "release", releaseScript, accountID, token, []string{s.lockKey(tag, name), tag + ":held"}, name, leaseID)
+	if err != nil {
+		return err
+	}
+	n, err := cmd.Int64()
 	if err != nil {
 		return s.fail("release", err)
 	}
@@ -449,6 +526,55 @@ func (s *Store) Release(ctx context.Context, accountID, name, leaseID string) er
 		return fmt.Errorf("redisstore: release %q: %w", name, lockcore.ErrLeaseNotCurrent)
 	}
 	return nil
+}
+
+// lockScript runs the lock write sc (acquire.lua, renew.lua or
+// release.lua) on keys through runScript. With a token it first runs sc
+// with the token's mirror key appended, so the token check and the write
+// are one atomic step in the account's slot. If the script answers
+// scripts.NotProved, the token key (the authority) decides: an error
+// (ErrNotFound for an unknown, revoked or rotated-away token, ErrUnavailable
+// for an outage) or another account (ErrNotFound) is returned; the token of
+// accountID that has no mirror (made before mirrors existed) gets sc run
+// again without the mirror, as the plain lock write. The fallback never
+// creates a mirror: one made now could outlive a revocation that runs
+// concurrently. The returned error is final (already translated); the
+// returned command succeeded and holds the write's reply.
+func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, accountID string, token *lockcore.TokenHash, keys []string, args ...any) (*redis.Cmd, error) {
+	if token != nil {
+		withMirror := append(keys[:len(keys):len(keys)], s.mirrorKey(s.tag(accountID), *token))
+		cmd := s.runScript(ctx, sc, withMirror, args...)
+		if err := cmd.Err(); err != nil {
+			return nil, s.fail(op, err)
+		}
+		if !notProved(cmd.Val()) {
+			return cmd, nil
+		}
+		id, err := s.accountIDByToken(ctx, *token)
+		if err != nil {
+			return nil, err
+		}
+		if id != accountID {
+			return nil, fmt.Errorf("redisstore: %s: token: %w (the token belongs to another account)", op, lockcore.ErrNotFound)
+		}
+	}
+	cmd := s.runScript(ctx, sc, keys, args...)
+	if err := cmd.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return cmd, nil
+}
+
+// notProved reports whether a lock script's reply is scripts.NotProved:
+// the integer itself (release.lua) or an array starting with it.
+func notProved(v any) bool {
+	switch v := v.(type) {
+	case int64:
+		return v == scripts.NotProved
+	case []any:
+		return len(v) > 0 && v[0] == int64(scripts.NotProved)
+	}
+	return false
 }
 
 // Get implements lockcore.Locks.Get with one run of get.lua.
@@ -682,7 +808,16 @@ func (s *Store) CountAccounts(ctx context.Context) (int64, error) {
 }
 
 // AddToken implements lockcore.Accounts.AddToken: it checks that the
-// account exists, then sets <prefix>token:<hash hex> to the account id.
+// account exists, sets the token's mirror <prefix>{a:ID}:tok:<hash hex>
+// (for AcquireAs and friends), then sets <prefix>token:<hash hex> to the
+// account id. The mirror comes first so that a live token key has its
+// mirror (except tokens added before mirrors existed, and a token while
+// RotateToken or RevokeToken retires it), so AcquireAs needs one round
+// trip. A call that fails between the two leaves a mirror whose token
+// AccountByToken does not know; the token was never reported added (the
+// HTTP handlers learn a token's account from AccountIDByToken before they
+// call AcquireAs), and a retry completes it. Setting both again is
+// harmless, so a retry is safe.
 func (s *Store) AddToken(ctx context.Context, accountID string, hash lockcore.TokenHash) error {
 	ctx, cancel, err := s.op(ctx)
 	if err != nil {
@@ -698,6 +833,9 @@ func (s *Store) AddToken(ctx context.Context, accountID string, hash lockcore.To
 	}
 	if n == 0 {
 		return fmt.Errorf("redisstore: add token: account %q: %w", accountID, lockcore.ErrNotFound)
+	}
+	if err := s.client.Set(ctx, s.mirrorKey(s.tag(accountID), hash), "1", 0).Err(); err != nil {
+		return s.fail("add token", err)
 	}
 	if err := s.client.Set(ctx, s.tokenKey(hash), accountID, 0).Err(); err != nil {
 		return s.fail("add token", err)
@@ -755,13 +893,23 @@ func (s *Store) accountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 
 // RotateToken implements lockcore.Accounts.RotateToken. The two token keys
 // may sit in different Cluster slots, so it is steps: read the account of
-// old, SET new, then retire old with rotate.lua, which replaces it by a
-// one-minute tombstone naming new (a lookup treats it as unknown). Only the
-// caller whose rotate.lua retired old succeeds; a caller that finds old gone
-// or retired by another rotation deletes its new key again and returns
-// ErrNotFound, so of concurrent rotations exactly one wins and no losing
-// token stays valid. A client-level retry of rotate.lua after a lost reply
-// recognises its own tombstone and still succeeds.
+// old; SET new's mirror <prefix>{a:ID}:tok:<new hex>, then new's token key;
+// DEL old's mirror; then retire old with rotate.lua, which replaces its
+// token key by a one-minute tombstone naming new (a lookup treats it as
+// unknown). Only the caller whose rotate.lua retired old succeeds; a caller
+// that finds old gone or retired by another rotation deletes new's mirror
+// and then new's token key again and returns ErrNotFound, so of concurrent
+// rotations exactly one wins and no losing token stays valid. A
+// client-level retry of rotate.lua after a lost reply recognises its own
+// tombstone and still succeeds.
+//
+// Old's mirror goes before rotate.lua runs, so once RotateToken returns
+// success (or even if the caller dies after rotate.lua), AcquireAs and
+// friends refuse old on every instance: their scripts no longer find the
+// mirror, and the token key they fall back to is the tombstone. A losing
+// call deletes old's mirror too, which is harmless: old is retired by the
+// winner or was revoked. A call that fails before rotate.lua leaves old
+// live without its mirror; it still works through the token-key fallback.
 func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	if old == new {
 		return lockcore.Account{}, errors.New("redisstore: rotate token: the new token hash equals the old one")
@@ -783,7 +931,15 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err != nil {
 		return lockcore.Account{}, err
 	}
+	tag := s.tag(id)
+	newMirror := s.mirrorKey(tag, new)
+	if err := s.client.Set(ctx, newMirror, "1", 0).Err(); err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
 	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
+		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	if err := s.client.Del(ctx, s.mirrorKey(tag, old)).Err(); err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
@@ -791,6 +947,11 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
 	if won != 1 {
+		// The mirror first: a mirror without its token key would let
+		// AcquireAs accept a token that AccountByToken refuses.
+		if err := s.client.Del(ctx, newMirror).Err(); err != nil {
+			return lockcore.Account{}, s.fail("rotate token", err)
+		}
 		if err := s.client.Del(ctx, newKey).Err(); err != nil {
 			return lockcore.Account{}, s.fail("rotate token", err)
 		}
@@ -799,15 +960,36 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	return acct, nil
 }
 
-// RevokeToken implements lockcore.Accounts.RevokeToken with revoke.lua
-// (a token already rotated out is unknown).
+// RevokeToken implements lockcore.Accounts.RevokeToken: it reads the token
+// key for the account, deletes the token's mirror <prefix>{a:ID}:tok:<hex>
+// (so AcquireAs and friends refuse it on every instance), then deletes the
+// token key with revoke.lua (a token already rotated out is unknown). The
+// mirror goes first, so no mirror outlives its token; a call that fails
+// between the two leaves the token live without its mirror (it still works
+// through AcquireAs' token-key fallback) until a retry revokes it. An
+// unknown, revoked or rotated-out token gets ErrNotFound; so does a retry
+// of a revocation that had taken effect. Concurrent revocations and
+// rotations of one token retire it once: at most one of them succeeds.
 func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error {
 	ctx, cancel, err := s.op(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	n, err := revokeScript.Run(ctx, s.client, []string{s.tokenKey(hash)}).Int64()
+	key := s.tokenKey(hash)
+	id, err := s.client.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) || (err == nil && strings.HasPrefix(id, scripts.TombstonePrefix)) {
+		return fmt.Errorf("redisstore: revoke token: %w", lockcore.ErrNotFound)
+	}
+	if err != nil {
+		return s.fail("revoke token", err)
+	}
+	if checkAccountID(id) == nil {
+		if err := s.client.Del(ctx, s.mirrorKey(s.tag(id), hash)).Err(); err != nil {
+			return s.fail("revoke token", err)
+		}
+	}
+	n, err := revokeScript.Run(ctx, s.client, []string{key}).Int64()
 	if err != nil {
 		return s.fail("revoke token", err)
 	}
@@ -875,4 +1057,7 @@ func (r *reply) lease(name string, i int) lockcore.Lease {
 	return l
 }
 
-var _ lockcore.Store = (*Store)(nil)
+var (
+	_ lockcore.Store      = (*Store)(nil)
+	_ lockcore.TokenLocks = (*Store)(nil)
+)
