@@ -9,7 +9,7 @@ import (
 // healthRoutes is the unauthenticated liveness check.
 func (s *server) healthRoutes() []route {
 	return []route{
-		{"GET /health", false, s.health},
+		{"GET /health", authNone, s.health},
 	}
 }
 

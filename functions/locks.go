@@ -12,11 +12,11 @@ import (
 // lockRoutes are the lock endpoints; all need a bearer token.
 func (s *server) lockRoutes() []route {
 	return []route{
-		{"POST /locks/{name}/acquire", true, s.acquire},
-		{"POST /locks/{name}/renew", true, s.renew},
-		{"POST /locks/{name}/release", true, s.release},
-		{"GET /locks/{name}", true, s.getLock},
-		{"GET /locks", true, s.listLocks},
+		{"POST /locks/{name}/acquire", authInStep, s.acquire},
+		{"POST /locks/{name}/renew", authInStep, s.renew},
+		{"POST /locks/{name}/release", authInStep, s.release},
+		{"GET /locks/{name}", authFirst, s.getLock},
+		{"GET /locks", authFirst, s.listLocks},
 	}
 }
 
@@ -122,7 +122,13 @@ func (s *server) acquire(ex *exchange, r *http.Request) error {
 	}
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	res, err := s.store.Acquire(ctx, ex.account.ID, name, opts)
+	var res lockcore.AcquireResult
+	if ex.unproved {
+		res, err = s.tokenLocks.AcquireAs(ctx, ex.tokenHash, ex.account.ID, name, opts)
+		err = s.stepProved(ex, err)
+	} else {
+		res, err = s.store.Acquire(ctx, ex.account.ID, name, opts)
+	}
 	if err != nil {
 		if errors.Is(err, lockcore.ErrLockLimitExceeded) {
 			return &handlerError{Kind: lockcore.ErrLockLimitExceeded, Msg: limitMsg(s.limits.MaxHeldLocks)}
@@ -167,7 +173,13 @@ func (s *server) renew(ex *exchange, r *http.Request) error {
 	}
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	l, err := s.store.Renew(ctx, ex.account.ID, name, body.leaseID, body.ttl)
+	var l lockcore.Lease
+	if ex.unproved {
+		l, err = s.tokenLocks.RenewAs(ctx, ex.tokenHash, ex.account.ID, name, body.leaseID, body.ttl)
+		err = s.stepProved(ex, err)
+	} else {
+		l, err = s.store.Renew(ctx, ex.account.ID, name, body.leaseID, body.ttl)
+	}
 	if err != nil {
 		return err
 	}
@@ -198,7 +210,12 @@ func (s *server) release(ex *exchange, r *http.Request) error {
 	}
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	if err := s.store.Release(ctx, ex.account.ID, name, body.leaseID); err != nil {
+	if ex.unproved {
+		err = s.stepProved(ex, s.tokenLocks.ReleaseAs(ctx, ex.tokenHash, ex.account.ID, name, body.leaseID))
+	} else {
+		err = s.store.Release(ctx, ex.account.ID, name, body.leaseID)
+	}
+	if err != nil {
 		return err
 	}
 	writeJSON(ex, http.StatusOK, &releasedBody{Status: "released", Name: name})

@@ -28,8 +28,12 @@ type exchange struct {
 	code        string // error code of an error answer, for the log
 
 	authed bool
+	// unproved: the account comes from the token map and the token has
+	// not been checked by the store yet (authInStep).
+	unproved bool
 	// account is the caller's account; when the store offers
-	// AccountIDByToken only its ID is set (all a handler needs).
+	// AccountIDByToken or the account comes from the token map only its ID
+	// is set (all a handler needs).
 	account   lockcore.Account
 	tokenHash lockcore.TokenHash
 }
@@ -175,25 +179,63 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 // Missing, malformed, unknown and revoked tokens are errUnauthorized; any
 // other store failure is ErrUnavailable (503: the token could not be
 // checked).
-func (s *server) authenticate(ex *exchange, r *http.Request) error {
+//
+// With inStep (a lock write) and a store with lockcore.TokenLocks, a token
+// whose account is in the token map is not looked up: ex is marked
+// unproved, and the handler's store step (or proveToken, if the handler
+// fails first) checks it.
+func (s *server) authenticate(ex *exchange, r *http.Request, inStep bool) error {
+	hash, err := bearerHash(r)
+	if err != nil {
+		return err
+	}
+	if inStep && s.tokenLocks != nil {
+		if id, ok := s.tokens.account(hash); ok {
+			ex.authed, ex.unproved, ex.account.ID, ex.tokenHash = true, true, id, hash
+			return nil
+		}
+	}
+	acct, err := s.lookupToken(r, hash)
+	if err != nil {
+		return err
+	}
+	ex.authed, ex.account, ex.tokenHash = true, acct, hash
+	return nil
+}
+
+// bearerHash returns the hash of the well-formed bearer token of r, or
+// errUnauthorized.
+func bearerHash(r *http.Request) (lockcore.TokenHash, error) {
 	vals := r.Header.Values("Authorization")
 	switch {
 	case len(vals) == 0:
-		return newError(errUnauthorized, `missing bearer token: send "Authorization: Bearer <token>"`)
+		return lockcore.TokenHash{}, newError(errUnauthorized, `missing bearer token: send "Authorization: Bearer <token>"`)
 	case len(vals) > 1:
-		return newError(errUnauthorized, "more than one Authorization header")
+		return lockcore.TokenHash{}, newError(errUnauthorized, "more than one Authorization header")
 	}
 	scheme, tok, ok := strings.Cut(strings.Trim(vals[0], " "), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return newError(errUnauthorized, `malformed Authorization header: want "Bearer <token>"`)
+		return lockcore.TokenHash{}, newError(errUnauthorized, `malformed Authorization header: want "Bearer <token>"`)
 	}
 	hash, err := lockcore.ParseToken(strings.TrimLeft(tok, " "))
 	if err != nil {
-		return newError(errUnauthorized, "malformed bearer token: "+err.Error())
+		return lockcore.TokenHash{}, newError(errUnauthorized, "malformed bearer token: "+err.Error())
 	}
+	return hash, nil
+}
+
+// errUnknownToken is the answer to a token the store does not know.
+func errUnknownToken() error { return newError(errUnauthorized, "unknown or revoked bearer token") }
+
+// lookupToken asks the store whose token hash is, and remembers the answer
+// in the token map.
+func (s *server) lookupToken(r *http.Request, hash lockcore.TokenHash) (lockcore.Account, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
 	defer cancel()
-	var acct lockcore.Account
+	var (
+		acct lockcore.Account
+		err  error
+	)
 	if s.tokenIDs != nil {
 		acct.ID, err = s.tokenIDs.AccountIDByToken(ctx, hash)
 	} else {
@@ -201,11 +243,51 @@ func (s *server) authenticate(ex *exchange, r *http.Request) error {
 	}
 	if err != nil {
 		if errors.Is(err, lockcore.ErrNotFound) {
-			return newError(errUnauthorized, "unknown or revoked bearer token")
+			s.tokens.forget(hash)
+			return lockcore.Account{}, errUnknownToken()
 		}
 		// Whatever else the store says, the token could not be checked.
-		return &handlerError{Kind: lockcore.ErrUnavailable, Detail: err}
+		return lockcore.Account{}, &handlerError{Kind: lockcore.ErrUnavailable, Detail: err}
 	}
-	ex.authed, ex.account, ex.tokenHash = true, acct, hash
+	s.tokens.remember(hash, acct.ID)
+	return acct, nil
+}
+
+// proveToken looks up the token of an unproved exchange whose handler
+// failed before its store step proved it. It returns errUnauthorized (and
+// marks ex unauthenticated) for a bad token, which then wins over the
+// handler's error; nil otherwise, including when the store cannot tell
+// (the handler's own error then stands: it is about the request, which was
+// wrong whatever the token).
+func (s *server) proveToken(ex *exchange, r *http.Request) error {
+	ex.unproved = false
+	acct, err := s.lookupToken(r, ex.tokenHash)
+	if err != nil {
+		var he *handlerError
+		if errors.As(err, &he) && errors.Is(he.Kind, lockcore.ErrUnavailable) {
+			return nil
+		}
+		ex.authed = false
+		return err
+	}
+	ex.account = acct
 	return nil
+}
+
+// stepProved interprets the error of a TokenLocks step of an unproved
+// exchange: a refused token (ErrNotFound) becomes errUnauthorized and is
+// forgotten; an answer about the lock (nil, ErrLeaseNotCurrent,
+// ErrLockLimitExceeded) proves the token; anything else leaves it unproved
+// for proveToken.
+func (s *server) stepProved(ex *exchange, err error) error {
+	switch {
+	case err == nil, errors.Is(err, lockcore.ErrLeaseNotCurrent), errors.Is(err, lockcore.ErrLockLimitExceeded):
+		ex.unproved = false
+		return err
+	case errors.Is(err, lockcore.ErrNotFound):
+		s.tokens.forget(ex.tokenHash)
+		ex.unproved, ex.authed = false, false
+		return errUnknownToken()
+	}
+	return err
 }

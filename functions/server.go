@@ -52,6 +52,11 @@ type server struct {
 	// tokenIDs is the store's optional one-step token → account id
 	// lookup (nil when it has none): authentication needs only the id.
 	tokenIDs accountIDByToken
+	// tokenLocks is the store's optional TokenLocks (nil when it has
+	// none): with it, lock writes check their token in the store step and
+	// take the account from tokens instead of a lookup first.
+	tokenLocks lockcore.TokenLocks
+	tokens     *tokenMap
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -82,6 +87,8 @@ func New(d Deps) http.Handler {
 		mux:       http.NewServeMux(),
 	}
 	s.tokenIDs, _ = d.Store.(accountIDByToken)
+	s.tokenLocks, _ = d.Store.(lockcore.TokenLocks)
+	s.tokens = newTokenMap(defaultTokenMapSize)
 	if s.limits == (lockcore.Limits{}) {
 		s.limits = lockcore.DefaultLimits
 	}
@@ -124,13 +131,32 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // set when the route requires authentication.
 type handlerFunc func(ex *exchange, r *http.Request) error
 
-// route is one endpoint: a ServeMux pattern, whether it needs a bearer
+// route is one endpoint: a ServeMux pattern, how it checks the bearer
 // token, and its handler.
 type route struct {
 	pattern string
-	auth    bool
+	auth    authMode
 	handle  handlerFunc
 }
+
+// authMode is how an endpoint checks the bearer token.
+type authMode uint8
+
+const (
+	// authNone: no token needed.
+	authNone authMode = iota
+	// authFirst: the token is looked up in the store before the handler
+	// runs (and before the body is read).
+	authFirst
+	// authInStep: for a lock write (acquire, renew, release). When the
+	// store has lockcore.TokenLocks and the server's token map knows the
+	// token's account, the handler runs at once and its store write checks
+	// the token in the same atomic step (one store round trip instead of
+	// two); if the handler fails before that step proved the token, the
+	// token is looked up after all, so a bad token still gets its 401
+	// before any other error. Otherwise it is authFirst.
+	authInStep
+)
 
 // routes lists every endpoint. A feature in its own file adds its routes
 // here with one line. A handler from another package (an http.Handler) is
@@ -154,17 +180,26 @@ func concat(lists ...[]route) []route {
 }
 
 // endpoint adapts a route to http.Handler: authentication first (before any
-// body is read), then the handler, then error mapping.
+// body is read; for authInStep possibly from the token map, see there),
+// then the handler, then error mapping.
 func (s *server) endpoint(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := exchangeOf(w, r)
-		if rt.auth {
-			if err := s.authenticate(ex, r); err != nil {
+		if rt.auth != authNone {
+			if err := s.authenticate(ex, r, rt.auth == authInStep); err != nil {
 				s.writeError(ex, r, err)
 				return
 			}
 		}
-		if err := rt.handle(ex, r); err != nil {
+		err := rt.handle(ex, r)
+		if err != nil && ex.unproved {
+			// The handler failed before its store step proved the token:
+			// a bad token's 401 (or an unreachable store's 503) comes first.
+			if aerr := s.proveToken(ex, r); aerr != nil {
+				err = aerr
+			}
+		}
+		if err != nil {
 			s.writeError(ex, r, err)
 		}
 	})

@@ -10,7 +10,7 @@ import (
 // tokenRoutes are the token endpoints that need a bearer token.
 func (s *server) tokenRoutes() []route {
 	return []route{
-		{"POST /auth/token/rotate", true, s.rotateToken},
+		{"POST /auth/token/rotate", authFirst, s.rotateToken},
 	}
 }
 
@@ -39,6 +39,7 @@ func (s *server) rotateToken(ex *exchange, r *http.Request) error {
 		}
 		return err
 	}
+	s.tokens.forget(ex.tokenHash)
 	writeJSON(ex, http.StatusOK, &tokenBody{Token: token, AccountID: acct.ID, Login: acct.Login})
 	return nil
 }

@@ -1,0 +1,206 @@
+package functions_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/lockcore"
+)
+
+// stepStore wraps a store that has lockcore.TokenLocks and counts how the
+// handlers use it: token lookups, lock writes that check their token
+// (steps) and plain lock writes.
+type stepStore struct {
+	lockcore.Store
+	tl                   lockcore.TokenLocks
+	lookups, steps, bare atomic.Int64
+}
+
+func newStepStore(t testing.TB, st lockcore.Store) *stepStore {
+	t.Helper()
+	tl, ok := st.(lockcore.TokenLocks)
+	if !ok {
+		t.Fatalf("%T has no lockcore.TokenLocks", st)
+	}
+	return &stepStore{Store: st, tl: tl}
+}
+
+func (s *stepStore) AccountByToken(ctx context.Context, h lockcore.TokenHash) (lockcore.Account, error) {
+	s.lookups.Add(1)
+	return s.Store.AccountByToken(ctx, h)
+}
+
+func (s *stepStore) Acquire(ctx context.Context, acct, name string, o lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	s.bare.Add(1)
+	return s.Store.Acquire(ctx, acct, name, o)
+}
+
+func (s *stepStore) Renew(ctx context.Context, acct, name, lease string, ttl time.Duration) (lockcore.Lease, error) {
+	s.bare.Add(1)
+	return s.Store.Renew(ctx, acct, name, lease, ttl)
+}
+
+func (s *stepStore) Release(ctx context.Context, acct, name, lease string) error {
+	s.bare.Add(1)
+	return s.Store.Release(ctx, acct, name, lease)
+}
+
+func (s *stepStore) AcquireAs(ctx context.Context, h lockcore.TokenHash, acct, name string, o lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	s.steps.Add(1)
+	return s.tl.AcquireAs(ctx, h, acct, name, o)
+}
+
+func (s *stepStore) RenewAs(ctx context.Context, h lockcore.TokenHash, acct, name, lease string, ttl time.Duration) (lockcore.Lease, error) {
+	s.steps.Add(1)
+	return s.tl.RenewAs(ctx, h, acct, name, lease, ttl)
+}
+
+func (s *stepStore) ReleaseAs(ctx context.Context, h lockcore.TokenHash, acct, name, lease string) error {
+	s.steps.Add(1)
+	return s.tl.ReleaseAs(ctx, h, acct, name, lease)
+}
+
+// counts returns lookups, steps and plain writes so far.
+func (s *stepStore) counts() [3]int64 {
+	return [3]int64{s.lookups.Load(), s.steps.Load(), s.bare.Load()}
+}
+
+// TestLockWritesCheckTokenInStep: once an instance has seen a token, its
+// acquire, renew and release cost one store step each (no token lookup),
+// on every backend; get, list and rotate still look the token up first.
+func TestLockWritesCheckTokenInStep(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			var st *stepStore
+			e := newEnv(t, b, func(d *functions.Deps) { st = newStepStore(t, d.Store); d.Store = st })
+			want := func(what string, lookups, steps, bare int64) {
+				t.Helper()
+				if got := st.counts(); got != [3]int64{lookups, steps, bare} {
+					t.Fatalf("after %s: want %d lookups, %d token-checked steps, %d plain writes; got %v", what, lookups, steps, bare, got)
+				}
+			}
+			w := e.do(t, req{method: "POST", path: "/locks/a/acquire", body: `{"lease_id":"l1"}`})
+			if w.Code != http.StatusOK {
+				t.Fatalf("first acquire: %d %s", w.Code, w.Body)
+			}
+			want("the first acquire (token not yet seen)", 1, 0, 1)
+			for _, q := range []req{
+				{method: "POST", path: "/locks/a/renew", body: `{"lease_id":"l1"}`},
+				{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`},
+				{method: "POST", path: "/locks/b/acquire", body: `{"lease_id":"l2"}`},
+			} {
+				if w := e.do(t, q); w.Code != http.StatusOK {
+					t.Fatalf("%s: %d %s", q.path, w.Code, w.Body)
+				}
+			}
+			want("renew, release and acquire with a known token", 1, 3, 1)
+			if w := e.do(t, req{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`}); w.Code != http.StatusConflict {
+				t.Fatalf("release of a released lease: want 409, got %d %s", w.Code, w.Body)
+			}
+			want("a refused release (the lease is not current)", 1, 4, 1)
+			if w := e.do(t, req{method: "GET", path: "/locks/b"}); w.Code != http.StatusOK {
+				t.Fatalf("get: %d %s", w.Code, w.Body)
+			}
+			want("a get (which looks the token up)", 2, 4, 1)
+			if st2, err := e.store.Get(t.Context(), e.ids["alice"], "b"); err != nil || !st2.Held || st2.Lease.LeaseID != "l2" {
+				t.Fatalf("lock b in alice's namespace: want held by l2, got %+v, %v", st2, err)
+			}
+		})
+	}
+}
+
+// TestTokenRetiredAtOnceOnEveryInstance is the proof that the handlers'
+// token map does not weaken "the old token is rejected (401) from that
+// moment, on every instance": instance A has seen a token (so it no longer
+// looks it up), instance B rotates it, or the operator revokes it in the
+// store; A's next lock write with it is 401 and changes nothing. A bad
+// token with a bad body or name is still 401, not 400.
+func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			a := newEnv(t, b)
+			bInst := *a
+			bInst.h = contracttest.Wrap(t, functions.New(functions.Deps{Store: a.store, StoreName: storeKind(b.name), Version: "test"}))
+			ctx := t.Context()
+			alice := a.ids["alice"]
+
+			// A sees alice's token.
+			if w := a.do(t, req{method: "POST", path: "/locks/x/acquire", body: `{"lease_id":"l1","ttl_seconds":60}`}); w.Code != http.StatusOK {
+				t.Fatalf("acquire on A: %d %s", w.Code, w.Body)
+			}
+			old := a.tokens["alice"]
+
+			// B rotates it.
+			w := bInst.do(t, req{method: "POST", path: "/auth/token/rotate"})
+			if w.Code != http.StatusOK {
+				t.Fatalf("rotate on B: %d %s", w.Code, w.Body)
+			}
+			a.tokens["alice"] = decode(t, w)["token"].(string)
+			a.tokens["old"] = old
+
+			before, err := a.store.Get(ctx, alice, "x")
+			if err != nil || !before.Held {
+				t.Fatalf("Get(x): want held, got %+v, %v", before, err)
+			}
+			for _, q := range []req{
+				{method: "POST", path: "/locks/x/renew", auth: "old", body: `{"lease_id":"l1","ttl_seconds":300}`},
+				{method: "POST", path: "/locks/x/release", auth: "old", body: `{"lease_id":"l1"}`},
+				{method: "POST", path: "/locks/y/acquire", auth: "old", body: `{"lease_id":"l2"}`},
+				{method: "POST", path: "/locks/y/acquire", auth: "old", body: `{"ttl_seconds":"soon"}`},
+				{method: "POST", path: "/locks/bad%2Fname/acquire", auth: "old", body: `{}`},
+				{method: "POST", path: "/locks/x/renew", auth: "old", body: `{}`},
+			} {
+				w := a.do(t, q)
+				if w.Code != http.StatusUnauthorized || decode(t, w)["code"] != "unauthorized" {
+					t.Errorf("%s %s with the rotated-away token on A: want 401 unauthorized, got %d %s", q.path, q.body, w.Code, w.Body)
+				}
+			}
+			after, err := a.store.Get(ctx, alice, "x")
+			if err != nil || !after.Held || after.Lease.LeaseID != "l1" || !after.Lease.ExpiresAt.Equal(before.Lease.ExpiresAt) {
+				t.Errorf("lock x after refused writes: want unchanged %+v, got %+v, %v", before.Lease, after.Lease, err)
+			}
+			if st, err := a.store.Get(ctx, alice, "y"); err != nil || st.Held {
+				t.Errorf("lock y after a refused acquire: want free, got %+v, %v", st, err)
+			}
+
+			// The new token works on A; then the operator revokes it in
+			// the store, and A refuses it at once.
+			if w := a.do(t, req{method: "POST", path: "/locks/x/renew", body: `{"lease_id":"l1","ttl_seconds":120}`}); w.Code != http.StatusOK {
+				t.Fatalf("renew with the new token on A: %d %s", w.Code, w.Body)
+			}
+			h, err := lockcore.ParseToken(a.tokens["alice"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.store.RevokeToken(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []req{
+				{method: "POST", path: "/locks/x/release", body: `{"lease_id":"l1"}`},
+				{method: "POST", path: "/locks/z/acquire", body: `{}`},
+			} {
+				if w := a.do(t, q); w.Code != http.StatusUnauthorized {
+					t.Errorf("%s with the revoked token on A: want 401, got %d %s", q.path, w.Code, w.Body)
+				}
+			}
+			if st, err := a.store.Get(ctx, alice, "x"); err != nil || !st.Held {
+				t.Errorf("lock x after a release with a revoked token: want still held, got %+v, %v", st, err)
+			}
+			if st, err := a.store.Get(ctx, alice, "z"); err != nil || st.Held {
+				t.Errorf("lock z after an acquire with a revoked token: want free, got %+v, %v", st, err)
+			}
+			// Bob, untouched, still works on both instances.
+			for i, inst := range []*env{a, &bInst} {
+				path := []string{"/locks/x/acquire", "/locks/w/acquire"}[i]
+				if w := inst.do(t, req{method: "POST", path: path, auth: "bob", body: `{}`}); w.Code != http.StatusOK {
+					t.Errorf("bob's acquire %s: %d %s", path, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
