@@ -98,22 +98,26 @@ func errToken(what string) error {
 // validated; ttl is in milliseconds.
 func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID string, ttl int64, maxHeld int, meta sql.NullString) (lockcore.AcquireResult, error) {
 	w := s.w
-	if tok != nil {
-		if ok, err := s.tokenIs("acquire", tok, accountID); err != nil {
-			return lockcore.AcquireResult{}, err
-		} else if !ok {
+	res := lockcore.AcquireResult{Now: msTime(now)}
+	var (
+		curLease        sql.NullString
+		fence, exp, tms sql.NullInt64
+		curMeta         sql.NullString
+		err             error
+	)
+	if tok == nil {
+		err = w.lockSelect.QueryRowContext(bg, accountID, name).Scan(&curLease, &fence, &exp, &tms, &curMeta)
+	} else {
+		// The token check rides on the lock's read: one statement.
+		var tokenOK bool
+		err = w.lockSelectAs.QueryRowContext(bg, accountID, name, tok).Scan(&tokenOK, &curLease, &fence, &exp, &tms, &curMeta)
+		if err == nil && !tokenOK {
 			return lockcore.AcquireResult{}, errToken("acquire")
 		}
 	}
-	res := lockcore.AcquireResult{Now: msTime(now)}
-	var (
-		curLease        string
-		fence, exp, tms int64
-		curMeta         sql.NullString
-	)
-	err := w.lockSelect.QueryRowContext(bg, accountID, name).Scan(&curLease, &fence, &exp, &tms, &curMeta)
+	found := err == nil && curLease.Valid
 	switch {
-	case err == nil && exp > now && curLease == leaseID:
+	case found && exp.Int64 > now && curLease.String == leaseID:
 		// Idempotent retry of the current lease.
 		if _, err := w.lockRetry.ExecContext(bg, accountID, name, now+ttl, ttl, meta); err != nil {
 			return lockcore.AcquireResult{}, translate("acquire", err)
@@ -122,34 +126,44 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 			curMeta = meta
 		}
 		res.Acquired = true
-		res.Lease = lease(name, curLease, fence, now+ttl, ttl, curMeta)
+		res.Lease = lease(name, curLease.String, fence.Int64, now+ttl, ttl, curMeta)
 		return res, nil
-	case err == nil && exp > now:
-		res.Lease = lease(name, curLease, fence, exp, tms, curMeta)
+	case found && exp.Int64 > now:
+		res.Lease = lease(name, curLease.String, fence.Int64, exp.Int64, tms.Int64, curMeta)
 		return res, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return lockcore.AcquireResult{}, translate("acquire", err)
 	}
-	// Free: drop the account's expired rows (this one included), check
-	// the quota, then take a fresh fencing token.
-	if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
+	// Free. Quota: while the account has fewer rows than its quota (expired
+	// ones included) it cannot be at it, and nothing needs cleaning; only
+	// at the quota are its expired rows dropped (this one included) and the
+	// unexpired ones counted. An account's rows so stay bounded by its
+	// quota without a DELETE on every acquire.
+	var rows int64
+	if err := w.countRows.QueryRowContext(bg, accountID, maxHeld).Scan(&rows); err != nil {
 		return lockcore.AcquireResult{}, translate("acquire", err)
 	}
-	var held int64
-	if err := w.countHeld.QueryRowContext(bg, accountID, now, maxHeld).Scan(&held); err != nil {
+	if rows >= int64(maxHeld) {
+		if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
+			return lockcore.AcquireResult{}, translate("acquire", err)
+		}
+		var held int64
+		if err := w.countHeld.QueryRowContext(bg, accountID, now, maxHeld).Scan(&held); err != nil {
+			return lockcore.AcquireResult{}, translate("acquire", err)
+		}
+		if held >= int64(maxHeld) {
+			return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
+		}
+	}
+	var next int64
+	if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&next); err != nil {
 		return lockcore.AcquireResult{}, translate("acquire", err)
 	}
-	if held >= int64(maxHeld) {
-		return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
-	}
-	if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&fence); err != nil {
-		return lockcore.AcquireResult{}, translate("acquire", err)
-	}
-	if _, err := w.lockInsert.ExecContext(bg, accountID, name, leaseID, fence, now+ttl, ttl, meta); err != nil {
+	if _, err := w.lockInsert.ExecContext(bg, accountID, name, leaseID, next, now+ttl, ttl, meta); err != nil {
 		return lockcore.AcquireResult{}, translate("acquire", err)
 	}
 	res.Acquired = true
-	res.Lease = lease(name, leaseID, fence, now+ttl, ttl, meta)
+	res.Lease = lease(name, leaseID, next, now+ttl, ttl, meta)
 	return res, nil
 }
 
@@ -160,7 +174,7 @@ func (s *Store) acquire(ctx context.Context, tok []byte, accountID, name string,
 		return lockcore.AcquireResult{}, err
 	}
 	var res lockcore.AcquireResult
-	err = s.write(ctx, func(now int64) (err error) {
+	err = s.writeClean(ctx, func(now int64) (err error) {
 		res, err = s.acquireStep(now, tok, accountID, name, opts.LeaseID, ttl, opts.MaxHeld, meta)
 		return err
 	})
@@ -229,7 +243,7 @@ func (s *Store) renew(ctx context.Context, tok []byte, accountID, name, leaseID 
 		return lockcore.Lease{}, err
 	}
 	var l lockcore.Lease
-	err = s.write(ctx, func(now int64) (err error) {
+	err = s.writeClean(ctx, func(now int64) (err error) {
 		l, err = s.renewStep(now, tok, accountID, name, leaseID, t)
 		return err
 	})
@@ -297,7 +311,7 @@ func (s *Store) release(ctx context.Context, tok []byte, accountID, name, leaseI
 	if err := releaseInput(name, leaseID); err != nil {
 		return err
 	}
-	return s.write(ctx, func(now int64) error {
+	return s.writeClean(ctx, func(now int64) error {
 		return s.releaseStep(now, tok, accountID, name, leaseID)
 	})
 }

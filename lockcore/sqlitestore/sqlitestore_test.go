@@ -614,27 +614,42 @@ func TestAccounts(t *testing.T) {
 	}
 }
 
-// TestExpiredRowsPurged checks that a new acquire forgets the account's
-// expired rows, so a namespace's table rows stay bounded.
+// TestExpiredRowsPurged checks that an account's table rows stay bounded by
+// its quota: expired rows are left alone while the account has fewer rows
+// than its quota (no DELETE on every acquire), and dropped by the acquire
+// that finds it at the quota.
 func TestExpiredRowsPurged(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{})
 	ctx := context.Background()
 	acct := mustAccount(t, s, "alice")
-	for i := 0; i < 3; i++ {
-		if _, err := s.Acquire(ctx, acct.ID, fmt.Sprintf("old-%d", i), opts(fmt.Sprintf("l%d", i))); err != nil {
+	o := func(lease string) lockcore.AcquireOptions {
+		return lockcore.AcquireOptions{LeaseID: lease, TTL: 10 * time.Second, MaxHeld: 3}
+	}
+	rows := func() int {
+		t.Helper()
+		var n int
+		if err := s.ReadDB().QueryRowContext(ctx, "SELECT count(*) FROM locks WHERE account_id = ?", acct.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := s.Acquire(ctx, acct.ID, fmt.Sprintf("old-%d", i), o(fmt.Sprintf("l%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.clock.Advance(11 * time.Second)
-	if _, err := s.Acquire(ctx, acct.ID, "new", opts("l9")); err != nil {
-		t.Fatal(err)
+	if res, err := s.Acquire(ctx, acct.ID, "new-1", o("l8")); err != nil || !res.Acquired {
+		t.Fatalf("Acquire(new-1): %+v, %v", res, err)
 	}
-	var rows int
-	if err := s.ReadDB().QueryRowContext(ctx, "SELECT count(*) FROM locks WHERE account_id = ?", acct.ID).Scan(&rows); err != nil {
-		t.Fatal(err)
+	if n := rows(); n != 3 {
+		t.Fatalf("rows below the quota: %d, want 3 (two expired rows left alone, one held)", n)
 	}
-	if rows != 1 {
-		t.Fatalf("lock rows after expiry and a new acquire: %d, want 1", rows)
+	if res, err := s.Acquire(ctx, acct.ID, "new-2", o("l9")); err != nil || !res.Acquired {
+		t.Fatalf("Acquire(new-2) at the quota with two expired rows: %+v, %v", res, err)
+	}
+	if n := rows(); n != 2 {
+		t.Fatalf("rows after an acquire at the quota: %d, want 2 (the expired rows dropped)", n)
 	}
 }
 

@@ -12,14 +12,16 @@ type writeStmts struct {
 	begin, commit, rollback            *sql.Stmt
 	savepoint, releaseSP, rollbackToSP *sql.Stmt
 
-	lockSelect  *sql.Stmt
-	lockPurge   *sql.Stmt
-	countHeld   *sql.Stmt
-	nextFence   *sql.Stmt
-	lockInsert  *sql.Stmt
-	lockRetry   *sql.Stmt
-	lockRenew   *sql.Stmt
-	lockRelease *sql.Stmt
+	lockSelect   *sql.Stmt
+	lockSelectAs *sql.Stmt
+	lockPurge    *sql.Stmt
+	countRows    *sql.Stmt
+	countHeld    *sql.Stmt
+	nextFence    *sql.Stmt
+	lockInsert   *sql.Stmt
+	lockRetry    *sql.Stmt
+	lockRenew    *sql.Stmt
+	lockRelease  *sql.Stmt
 
 	// The TokenLocks variants: the same with a token condition.
 	lockRenewAs   *sql.Stmt
@@ -96,8 +98,17 @@ func (w *writeStmts) defs() []stmtDef {
 
 		// (account, name)
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},
+		// (account, name, token hash): always one row: whether the token
+		// belongs to the account, then the lock's columns (NULL when there
+		// is no row).
+		{&w.lockSelectAs, `SELECT EXISTS (SELECT 1 FROM tokens WHERE hash = ?3 AND account_id = ?1),
+		 l.lease_id, l.fence, l.expires_at_ms, l.ttl_ms, l.metadata
+		 FROM (SELECT 1) LEFT JOIN locks l ON l.account_id = ?1 AND l.name = ?2`},
+		// (account, limit): the account's rows, expired or not, counted up
+		// to limit.
+		{&w.countRows, `SELECT count(*) FROM (SELECT 1 FROM locks WHERE account_id = ?1 LIMIT ?2)`},
 		// (account, now): forget the account's expired leases, so that the
-		// rows an account keeps stay bounded by what it holds.
+		// rows an account keeps stay bounded by its quota.
 		{&w.lockPurge, `DELETE FROM locks WHERE account_id = ?1 AND expires_at_ms <= ?2`},
 		// (account, now, limit): unexpired locks, counted up to limit.
 		{&w.countHeld, `SELECT count(*) FROM

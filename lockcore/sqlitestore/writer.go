@@ -2,8 +2,12 @@ package sqlitestore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 // Op states: a queued op is pending until either the writer claims it (just
@@ -21,19 +25,46 @@ const (
 type op struct {
 	ctx   context.Context
 	apply func(now int64) error
+	// clean: apply either succeeds, or fails with a refusal (see refusal)
+	// having changed nothing anyone can observe, or fails otherwise (a
+	// database error) and the whole batch is rolled back. Such an op needs
+	// no SAVEPOINT of its own.
+	clean bool
 	state atomic.Uint32
 	done  chan error // buffered (1): the writer never blocks on an answer
 }
+
+// refusal reports whether err is an answer about the request (the lock,
+// lease, quota or token say no) rather than a failure of the database.
+func refusal(err error) bool {
+	return errors.Is(err, lockcore.ErrLeaseNotCurrent) || errors.Is(err, lockcore.ErrLockLimitExceeded) ||
+		errors.Is(err, lockcore.ErrNotFound)
+}
+
+// errBatchFailed answers the other ops of a batch that a clean op's
+// database error rolled back: none of them took effect.
+var errBatchFailed = fmt.Errorf("sqlitestore: the batch was rolled back after a database error in another write: %w", lockcore.ErrUnavailable)
 
 // write queues apply for the writer and waits for the outcome: nil once the
 // batch that applied it has committed, apply's own error, or an error
 // wrapping lockcore.ErrUnavailable (closed store, failed commit, context
 // ended). The caller returns as soon as ctx ends.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
+	return s.enqueue(ctx, apply, false)
+}
+
+// writeClean is write for an apply that is clean (see op.clean): the lock
+// writes, whose refusals all come before any change other than dropping
+// expired rows, which no reader can tell from their absence.
+func (s *Store) writeClean(ctx context.Context, apply func(now int64) error) error {
+	return s.enqueue(ctx, apply, true)
+}
+
+func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean bool) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
 	}
-	o := &op{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	o := &op{ctx: ctx, apply: apply, clean: clean, done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -139,7 +170,9 @@ func (s *Store) writeLoop() {
 }
 
 // runBatch applies the ops of one batch in one transaction, commits once
-// and answers every op whose caller is still waiting.
+// and answers every op whose caller is still waiting. An op that is not
+// clean runs inside its own SAVEPOINT, rolled back if it fails; a clean op
+// runs without one, and a database error in it rolls the whole batch back.
 func (s *Store) runBatch(batch []*op) {
 	s.batches.Add(1)
 	bg := context.Background() // ops' own contexts must not interrupt the batch
@@ -183,6 +216,23 @@ func (s *Store) runBatch(batch []*op) {
 			}
 			applied++
 			break
+		}
+		if o.clean {
+			if errs[i] = o.apply(s.nowMs()); errs[i] == nil {
+				applied++
+			} else if !refusal(errs[i]) {
+				_, _ = s.w.rollback.ExecContext(bg)
+				for j, other := range batch {
+					switch {
+					case j == i:
+						o.done <- errs[i]
+					case j < i && !skip[j] || j > i && other.state.CompareAndSwap(opPending, opClaimed):
+						other.done <- errBatchFailed
+					}
+				}
+				return
+			}
+			continue
 		}
 		if _, err := s.w.savepoint.ExecContext(bg); err != nil {
 			fatal(i, "savepoint", err)
