@@ -74,11 +74,20 @@ func exchangeOf(w http.ResponseWriter, r *http.Request) *exchange {
 func newExchange(w http.ResponseWriter, r *http.Request) *exchange {
 	ex := &exchange{ResponseWriter: w, requestID: requestIDOf(r)}
 	h := w.Header()
-	h.Set("X-Request-Id", ex.requestID)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["X-Request-Id"] = []string{ex.requestID}
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = nosniff
 	return ex
 }
+
+// Header values every answer carries, shared read-only by all of them (one
+// allocation fewer per header and request; the keys are already canonical).
+// net/http only reads them, and Header.Add or Set on one replaces or grows
+// a copy, never the shared array.
+var (
+	noStore = []string{"no-store"}
+	nosniff = []string{"nosniff"}
+)
 
 // requestIDOf returns the incoming X-Request-Id if it matches
 // ^[A-Za-z0-9._:-]{1,128}$, else 16 fresh random bytes in hex.

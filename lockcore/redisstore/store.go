@@ -244,14 +244,22 @@ func (s *Store) Close() error {
 	return s.client.Close()
 }
 
-// op derives the context of one operation.
+// op derives the context of one operation: ctx bounded by OpTimeout (ctx
+// itself, with no new timer, when its deadline is already that close).
 func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if s.closed.Load() {
 		return nil, nil, fmt.Errorf("redisstore: %w: store is closed", lockcore.ErrUnavailable)
 	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.opTimeout {
+		// Already bounded at least as tightly (the HTTP handlers give
+		// every store call such a context): no second timer.
+		return ctx, noCancel, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	return ctx, cancel, nil
 }
+
+func noCancel() {}
 
 // transientPrefixes are server error replies that mean "not now" rather
 // than "wrong request".
