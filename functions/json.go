@@ -120,7 +120,10 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// decodeBody is readBody after the read.
+// decodeBody is readBody after the read. Once utf8.Valid and json.Valid
+// have accepted body, it walks the object with bodyScanner, answering as
+// the encoding/json Decoder.Token walk it replaced did for every input
+// (json_scan_test.go checks that against a copy of the old walk).
 func (s *server) decodeBody(body []byte, allowed fieldSet, out *requestBody) error {
 	empty := true
 	for _, c := range body {
@@ -138,52 +141,62 @@ func (s *server) decodeBody(body []byte, allowed fieldSet, out *requestBody) err
 	if !json.Valid(body) {
 		return syntaxError(body)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, _ := dec.Token()
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	// From here on body is one valid JSON value in valid UTF-8: the
+	// scanner relies on that and never meets a syntax error.
+	sc := bodyScanner{buf: body}
+	if sc.peek() != '{' {
 		return newError(errInvalidJSON, "request body must be a JSON object")
 	}
+	sc.pos++ // the '{'
 	var seen fieldSet
-	for dec.More() {
-		keyTok, _ := dec.Token()
-		key, _ := keyTok.(string)
+	for {
+		c := sc.peek()
+		if c == ',' {
+			sc.pos++
+			c = sc.peek()
+		}
+		if c == '}' {
+			return nil
+		}
+		key := sc.key()
 		var bit fieldSet
 		for _, fn := range fieldNames {
-			if fn.name == key {
+			if string(key) == fn.name {
 				bit = fn.bit
 			}
 		}
 		if bit == 0 || allowed&bit == 0 {
 			if allowed == 0 {
-				return newError(errInvalidJSON, fmt.Sprintf("unknown field %s in request body: this endpoint takes no fields", quoteKey(key)))
+				return newError(errInvalidJSON, fmt.Sprintf("unknown field %s in request body: this endpoint takes no fields", quoteKey(string(key))))
 			}
-			return newError(errInvalidJSON, fmt.Sprintf("unknown field %s in request body (allowed: %s)", quoteKey(key), allowed.list()))
+			return newError(errInvalidJSON, fmt.Sprintf("unknown field %s in request body (allowed: %s)", quoteKey(string(key)), allowed.list()))
 		}
 		if seen&bit != 0 {
-			return newError(errInvalidJSON, fmt.Sprintf("duplicate field %s in request body", quoteKey(key)))
+			return newError(errInvalidJSON, fmt.Sprintf("duplicate field %s in request body", quoteKey(string(key))))
 		}
 		seen |= bit
-		val, _ := dec.Token()
-		if err := s.setField(bit, val, out); err != nil {
+		sc.peek() // whitespace before the ':'
+		sc.pos++  // the ':'
+		sc.peek() // whitespace before the value
+		if err := s.setField(bit, sc.value(), out); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // setField checks one value against its field's type and rule and stores it.
-func (s *server) setField(bit fieldSet, val json.Token, out *requestBody) error {
+func (s *server) setField(bit fieldSet, val bodyValue, out *requestBody) error {
 	switch bit {
 	case fieldTTL:
-		num, ok := val.(json.Number)
-		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + tokenKind(val) + ")"}
+		if val.kind != kindNumber {
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + tokenKind(val.token()) + ")"}
 		}
-		n, err := strconv.ParseInt(string(num), 10, 64)
+		// As json.Number would: the literal as written, parsed as a
+		// base-10 int64 (so 1e3, 1.0 and out-of-range integers fail).
+		n, err := strconv.ParseInt(string(val.num), 10, 64)
 		if err != nil {
 			max := int64(s.limits.MaxTTL / time.Second)
-			lit := string(num)
+			lit := string(val.num)
 			if len(lit) > 32 {
 				lit = lit[:32] + "..."
 			}
@@ -195,25 +208,185 @@ func (s *server) setField(bit fieldSet, val json.Token, out *requestBody) error 
 		}
 		out.ttl = ttl
 	case fieldMetadata:
-		m, ok := val.(string)
-		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be a string (got " + tokenKind(val) + ")"}
+		if val.kind != kindString {
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be a string (got " + tokenKind(val.token()) + ")"}
 		}
-		if err := s.limits.ValidateMetadata(m); err != nil {
+		if err := s.limits.ValidateMetadata(val.str); err != nil {
 			return err
 		}
-		out.metadata, out.hasMetadata = m, true
+		out.metadata, out.hasMetadata = val.str, true
 	case fieldLeaseID:
-		id, ok := val.(string)
-		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidLeaseID, Msg: "lease_id must be a string (got " + tokenKind(val) + ")"}
+		if val.kind != kindString {
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidLeaseID, Msg: "lease_id must be a string (got " + tokenKind(val.token()) + ")"}
 		}
-		if err := lockcore.ValidateLeaseID(id); err != nil {
+		if err := lockcore.ValidateLeaseID(val.str); err != nil {
 			return err
 		}
-		out.leaseID, out.hasLeaseID = id, true
+		out.leaseID, out.hasLeaseID = val.str, true
 	}
 	return nil
+}
+
+// bodyScanner walks the top-level object of a request body without
+// encoding/json's Decoder, which allocates on every token.
+//
+// It assumes buf is valid UTF-8 and exactly one valid JSON value with only
+// whitespace around it (decodeBody checks both with utf8.Valid and
+// json.Valid first). It therefore does no syntax checking at all: on valid
+// input each step has one possible reading, and on invalid input its results
+// are meaningless (it may even index out of range). It yields what
+// encoding/json's Decoder.Token with UseNumber would: the same keys, the
+// same decoded strings and the same number literals.
+type bodyScanner struct {
+	buf []byte
+	pos int // index of the next unread byte
+}
+
+// peek skips whitespace and returns the next byte without consuming it,
+// or 0 at the end of buf.
+func (sc *bodyScanner) peek() byte {
+	for sc.pos < len(sc.buf) && isJSONSpace(sc.buf[sc.pos]) {
+		sc.pos++
+	}
+	if sc.pos == len(sc.buf) {
+		return 0
+	}
+	return sc.buf[sc.pos]
+}
+
+// stringLit consumes the string starting at sc.pos (its opening quote) and
+// returns it with its quotes, as written, and whether it holds a backslash
+// escape.
+func (sc *bodyScanner) stringLit() (lit []byte, escaped bool) {
+	start := sc.pos
+	i := start + 1
+	for sc.buf[i] != '"' {
+		if sc.buf[i] == '\\' {
+			escaped = true
+			i++ // the escaped byte: '"' and '\\' must not end the loop
+		}
+		i++
+	}
+	sc.pos = i + 1
+	return sc.buf[start:sc.pos], escaped
+}
+
+// key consumes an object key and returns it decoded. Without escapes it is
+// a slice of buf (no allocation); with them it is decoded by encoding/json
+// itself, so that e.g. "ttl\u005fseconds" is the key ttl_seconds.
+func (sc *bodyScanner) key() []byte {
+	lit, escaped := sc.stringLit()
+	if !escaped {
+		return lit[1 : len(lit)-1]
+	}
+	return []byte(unquoteJSON(lit))
+}
+
+// unquoteJSON decodes a valid JSON string literal (quotes included) exactly
+// as encoding/json does, invalid surrogate escapes becoming U+FFFD.
+func unquoteJSON(lit []byte) string {
+	var s string
+	_ = json.Unmarshal(lit, &s) // lit is valid JSON: no error
+	return s
+}
+
+// valueKind is the JSON type of a scanned value.
+type valueKind uint8
+
+const (
+	kindNull valueKind = iota
+	kindBool
+	kindNumber
+	kindString
+	kindObject
+	kindArray
+)
+
+// bodyValue is one scanned field value.
+type bodyValue struct {
+	kind valueKind
+	b    bool   // kindBool: the value
+	num  []byte // kindNumber: the literal as written (a slice of the body)
+	str  string // kindString: the decoded string
+}
+
+// token returns the token encoding/json's Decoder.Token (with UseNumber)
+// gives for the start of v, for tokenKind's wording in error sentences.
+func (v bodyValue) token() json.Token {
+	switch v.kind {
+	case kindBool:
+		return v.b
+	case kindNumber:
+		return json.Number(v.num)
+	case kindString:
+		return v.str
+	case kindObject:
+		return json.Delim('{')
+	case kindArray:
+		return json.Delim('[')
+	}
+	return nil
+}
+
+// value consumes the value starting at sc.pos (after any whitespace) and
+// returns it. An object or array is skipped whole and returned as its kind
+// only: no field takes one.
+func (sc *bodyScanner) value() bodyValue {
+	switch c := sc.buf[sc.pos]; c {
+	case '"':
+		lit, escaped := sc.stringLit()
+		if !escaped {
+			return bodyValue{kind: kindString, str: string(lit[1 : len(lit)-1])}
+		}
+		return bodyValue{kind: kindString, str: unquoteJSON(lit)}
+	case 'n':
+		sc.pos += len("null")
+		return bodyValue{kind: kindNull}
+	case 't':
+		sc.pos += len("true")
+		return bodyValue{kind: kindBool, b: true}
+	case 'f':
+		sc.pos += len("false")
+		return bodyValue{kind: kindBool, b: false}
+	case '{', '[':
+		sc.skipComposite()
+		if c == '[' {
+			return bodyValue{kind: kindArray}
+		}
+		return bodyValue{kind: kindObject}
+	}
+	// A number: '-' or a digit, then digits, '.', 'e', 'E', '+', '-'. In
+	// valid JSON no other byte belongs to it and the next one never does.
+	start := sc.pos
+	for sc.pos < len(sc.buf) && isNumberByte(sc.buf[sc.pos]) {
+		sc.pos++
+	}
+	return bodyValue{kind: kindNumber, num: sc.buf[start:sc.pos]}
+}
+
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// skipComposite consumes the object or array starting at sc.pos, nested
+// ones included, counting brackets outside strings.
+func (sc *bodyScanner) skipComposite() {
+	depth := 0
+	for {
+		switch sc.buf[sc.pos] {
+		case '"':
+			sc.stringLit()
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		}
+		sc.pos++
+		if depth == 0 {
+			return
+		}
+	}
 }
 
 // tokenKind names the JSON type of a decoder token for an error sentence.
