@@ -179,6 +179,9 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("loadgen: %s: create clients: %w", target.Name(), err)
 	}
 
+	// The clock starts before the duration's timer, so that a run measures
+	// at least its Duration.
+	start := time.Now()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Duration > 0 {
@@ -192,7 +195,6 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 		workers                   = make([]worker, cfg.Clients)
 		wg                        sync.WaitGroup
 	)
-	start := time.Now()
 	for i := range clients {
 		wg.Add(1)
 		go func() {
