@@ -194,7 +194,7 @@ func (s *server) endpoint(rt route) http.Handler {
 		err := rt.handle(ex, r)
 		if err != nil && ex.unproved {
 			// The handler failed before its store step proved the token:
-			// a bad token's 401 (or an unreachable store's 503) comes first.
+			// a bad token's 401 comes first (see proveToken).
 			if aerr := s.proveToken(ex, r); aerr != nil {
 				err = aerr
 			}
