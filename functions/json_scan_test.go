@@ -76,7 +76,7 @@ func referenceSetField(s *server, bit fieldSet, val json.Token, out *requestBody
 	case fieldTTL:
 		num, ok := val.(json.Number)
 		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + referenceTokenKind(val) + ")"}
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + tokenKind(val) + ")"}
 		}
 		n, err := strconv.ParseInt(string(num), 10, 64)
 		if err != nil {
@@ -95,7 +95,7 @@ func referenceSetField(s *server, bit fieldSet, val json.Token, out *requestBody
 	case fieldMetadata:
 		m, ok := val.(string)
 		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be a string (got " + referenceTokenKind(val) + ")"}
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be a string (got " + tokenKind(val) + ")"}
 		}
 		if err := s.limits.ValidateMetadata(m); err != nil {
 			return err
@@ -104,7 +104,7 @@ func referenceSetField(s *server, bit fieldSet, val json.Token, out *requestBody
 	case fieldLeaseID:
 		id, ok := val.(string)
 		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidLeaseID, Msg: "lease_id must be a string (got " + referenceTokenKind(val) + ")"}
+			return &lockcore.InputError{Kind: lockcore.ErrInvalidLeaseID, Msg: "lease_id must be a string (got " + tokenKind(val) + ")"}
 		}
 		if err := lockcore.ValidateLeaseID(id); err != nil {
 			return err
@@ -112,26 +112,6 @@ func referenceSetField(s *server, bit fieldSet, val json.Token, out *requestBody
 		out.leaseID, out.hasLeaseID = id, true
 	}
 	return nil
-}
-
-// referenceTokenKind is tokenKind as it was.
-func referenceTokenKind(t json.Token) string {
-	switch v := t.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	case string:
-		return "a string"
-	case json.Delim:
-		if v == '[' {
-			return "an array"
-		}
-		return "an object"
-	}
-	return "an unexpected value"
 }
 
 // decodeOutcome is everything a decode produces that a caller can see.

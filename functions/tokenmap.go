@@ -65,10 +65,3 @@ func (m *tokenMap) forget(h lockcore.TokenHash) {
 	delete(m.ids, h)
 	m.mu.Unlock()
 }
-
-// len returns the number of entries.
-func (m *tokenMap) len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.ids)
-}

@@ -32,7 +32,7 @@ func TestTokenMapBounded(t *testing.T) {
 			for range 500 {
 				_, h := lockcore.NewToken()
 				m.remember(h, "acct")
-				if n := m.len(); n > 64 {
+				if n := size(m); n > 64 {
 					t.Errorf("goroutine %d: map holds %d entries, bound 64", g, n)
 					return
 				}
@@ -40,7 +40,7 @@ func TestTokenMapBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := m.len(); n == 0 || n > 64 {
+	if n := size(m); n == 0 || n > 64 {
 		t.Fatalf("after 4000 remembers: want 1..64 entries, got %d", n)
 	}
 	_, lh := lockcore.NewToken()
@@ -48,4 +48,11 @@ func TestTokenMapBounded(t *testing.T) {
 	if id, ok := m.account(lh); !ok || id != "last" {
 		t.Fatalf("the newest entry must survive the eviction it caused: got %q, %v", id, ok)
 	}
+}
+
+// size returns the number of entries of m.
+func size(m *tokenMap) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.ids)
 }
