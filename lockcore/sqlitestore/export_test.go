@@ -1,6 +1,9 @@
 package sqlitestore
 
-import "database/sql"
+import (
+	"database/sql"
+	"time"
+)
 
 // Commits returns how many batch transactions have committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
@@ -24,3 +27,17 @@ func (s *Store) ReadDB() *sql.DB { return s.rdb }
 
 // WriteConn returns the writer's connection (use only while no write runs).
 func (s *Store) WriteConn() *sql.Conn { return s.wconn }
+
+// WaitIdle waits until the writer is idle, so that the next lone write is
+// committed on its caller's goroutine.
+func (s *Store) WaitIdle() {
+	for {
+		s.mu.Lock()
+		idle := s.idle
+		s.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

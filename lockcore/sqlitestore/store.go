@@ -9,18 +9,27 @@
 // Group commit: all writes go through one writer goroutine that owns the
 // only write connection. It takes every write that is waiting (up to
 // Options.MaxBatch), applies them one after another inside ONE transaction,
-// each in its own SAVEPOINT so that one operation's failure does not undo the
-// others, commits once (one fsync for the whole batch) and then answers every
-// caller. Later operations of a batch see the effects of earlier ones, so the
-// batch is equivalent to running its operations one by one in queue order.
-// While a batch commits, new writes queue up and form the next batch, so the
-// busier the store, the more writes share each fsync.
+// commits once (one fsync for the whole batch) and then answers every
+// caller. One operation's refusal (lock held, quota, stale lease) does not
+// undo the others: the lock writes refuse before they change anything, and
+// the account and token writes run in a SAVEPOINT of their own. A database
+// error in a lock write rolls the whole batch back, and every operation of
+// the batch gets an error wrapping lockcore.ErrUnavailable. Later operations
+// of a batch see the effects of earlier ones, so the batch is equivalent to
+// running its operations one by one in queue order. While a batch commits,
+// new writes queue up and form the next batch, so the busier the store, the
+// more writes share each fsync. When the writer is idle (its last batch
+// held at most one write and nothing is queued), a write is instead run as
+// a batch of one on its caller's goroutine, holding the same write
+// connection; writes that arrive meanwhile queue up for the writer.
 //
-// Cancellation: a write whose context ends before the writer applies it is
-// never applied; its caller gets an error wrapping lockcore.ErrUnavailable.
-// If the context ends after the writer has applied it but before the commit
-// has been acknowledged, the caller also returns at once with ErrUnavailable
-// and the outcome is unknown (as ErrUnavailable documents).
+// Cancellation: a write whose context ends before it is applied is never
+// applied; its caller gets an error wrapping lockcore.ErrUnavailable. If
+// the context ends after the writer has applied it but before the commit
+// has been acknowledged, the caller also returns at once with
+// ErrUnavailable and the outcome is unknown (as ErrUnavailable documents).
+// A lone write run on its caller's goroutine cannot be abandoned once
+// applied: its caller returns when that commit ends.
 //
 // Reads (Get, List, AccountByID, AccountByToken, CountAccounts, Ping) run on
 // a separate pool of read-only connections concurrently with the writer;
@@ -94,6 +103,11 @@ type Store struct {
 	queue  []*op
 	closed bool
 	wake   chan struct{} // capacity 1: "the queue or closed changed"
+	idle   bool          // the writer waits on wake after a batch of at most one
+
+	// running is held by whoever runs a batch: the writer, or a lone
+	// caller committing its own write while the writer is idle.
+	running sync.Mutex
 
 	shut atomic.Bool // set by Close; read without the lock by readers
 
@@ -222,6 +236,8 @@ func (s *Store) Close() error {
 	s.signal()
 	s.mu.Unlock()
 	<-s.writerDone
+	s.running.Lock() // a lone caller's batch may still be running
+	defer s.running.Unlock()
 	return s.closeDB()
 }
 

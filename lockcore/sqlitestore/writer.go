@@ -48,7 +48,9 @@ var errBatchFailed = fmt.Errorf("sqlitestore: the batch was rolled back after a 
 // write queues apply for the writer and waits for the outcome: nil once the
 // batch that applied it has committed, apply's own error, or an error
 // wrapping lockcore.ErrUnavailable (closed store, failed commit, context
-// ended). The caller returns as soon as ctx ends.
+// ended). The caller returns as soon as ctx ends, unless it is committing
+// its write itself (the writer was idle; see enqueue), in which case it
+// returns when that commit ends.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
 	return s.enqueue(ctx, apply, false)
 }
@@ -70,6 +72,14 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 		s.mu.Unlock()
 		return errClosed
 	}
+	if s.idle && len(s.queue) == 0 && s.running.TryLock() {
+		// Nobody else is writing: commit this write on the caller's own
+		// goroutine, sparing the two goroutine hand-offs to the writer and
+		// back. Writes that arrive meanwhile queue up for the writer.
+		s.mu.Unlock()
+		s.runOne(o)
+		return <-o.done
+	}
 	s.queue = append(s.queue, o)
 	s.mu.Unlock()
 	s.signal()
@@ -85,12 +95,32 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 	}
 }
 
+// runOne runs a batch of the one op o on the calling goroutine, which holds
+// s.running, and releases s.running. If writes queued up meanwhile, the
+// writer (which they signalled) takes them next.
+func (s *Store) runOne(o *op) {
+	defer s.running.Unlock()
+	if s.beforeBatch != nil {
+		s.beforeBatch(1)
+	}
+	one := [1]*op{o}
+	s.runBatch(one[:])
+}
+
 // signal wakes the writer if it is waiting.
 func (s *Store) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// setIdle records whether the writer is waiting with nothing to do after
+// a batch of at most one write.
+func (s *Store) setIdle(idle bool) {
+	s.mu.Lock()
+	s.idle = idle
+	s.mu.Unlock()
 }
 
 // queued returns the queue length and whether the store is closing.
@@ -123,7 +153,11 @@ func (s *Store) writeLoop() {
 			return
 		}
 		if n == 0 && last <= 1 {
+			// Idle: a lone caller may now commit its write itself (see
+			// enqueue) until the writer is woken by a queued write.
+			s.setIdle(true)
 			<-s.wake
+			s.setIdle(false)
 			continue
 		}
 		if linger := min(s.maxLinger, lastCommit/2); n < min(last, s.maxBatch) && !closed && linger > 0 {
@@ -151,6 +185,7 @@ func (s *Store) writeLoop() {
 			continue
 		}
 
+		s.running.Lock()
 		s.mu.Lock()
 		n = min(len(s.queue), s.maxBatch)
 		batch = append(batch[:0], s.queue[:n]...)
@@ -164,6 +199,7 @@ func (s *Store) writeLoop() {
 		}
 		start := time.Now()
 		s.runBatch(batch)
+		s.running.Unlock()
 		last, lastCommit = len(batch), time.Since(start)
 		clear(batch)
 	}
@@ -173,6 +209,7 @@ func (s *Store) writeLoop() {
 // and answers every op whose caller is still waiting. An op that is not
 // clean runs inside its own SAVEPOINT, rolled back if it fails; a clean op
 // runs without one, and a database error in it rolls the whole batch back.
+// The caller holds s.running.
 func (s *Store) runBatch(batch []*op) {
 	s.batches.Add(1)
 	bg := context.Background() // ops' own contexts must not interrupt the batch
