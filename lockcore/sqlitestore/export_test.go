@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"context"
 	"database/sql"
 	"time"
 )
@@ -40,4 +41,9 @@ func (s *Store) WaitIdle() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// WriteFunc queues apply as a write of its own, as the store's methods do.
+func (s *Store) WriteFunc(ctx context.Context, apply func(now int64) error) error {
+	return s.write(ctx, apply)
 }

@@ -95,3 +95,30 @@ func TestLoneWriteRunsOnCallersGoroutine(t *testing.T) {
 		t.Fatalf("List: %d leases, %v; want %d", len(held), err, 3+len(errs))
 	}
 }
+
+// TestLoneWritePanicRollsBack checks that a panic inside a lone write,
+// which runs on its caller's goroutine (where an HTTP server's recovery
+// may catch it and carry on), reaches the caller and leaves the store
+// usable: its transaction is rolled back, not left open under the next
+// write.
+func TestLoneWritePanicRollsBack(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	s.WaitIdle()
+
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		_ = s.WriteFunc(ctx, func(int64) error { panic("boom") })
+		return nil
+	}()
+	if got != "boom" {
+		t.Fatalf("panic in a lone write: recovered %v, want boom", got)
+	}
+	for i := range 2 {
+		r, err := s.Acquire(ctx, acct.ID, fmt.Sprintf("after-%d", i), opts(lockcore.NewLeaseID()))
+		if err != nil || !r.Acquired {
+			t.Fatalf("Acquire %d after the panic: %+v, %v", i, r, err)
+		}
+	}
+}

@@ -97,9 +97,18 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 
 // runOne runs a batch of the one op o on the calling goroutine, which holds
 // s.running, and releases s.running. If writes queued up meanwhile, the
-// writer (which they signalled) takes them next.
+// writer (which they signalled) takes them next. A panic in the batch (a
+// bug) is passed on to the caller after the transaction has been rolled
+// back, so that it does not leave the write connection inside an open
+// transaction for the writes that follow.
 func (s *Store) runOne(o *op) {
 	defer s.running.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			_, _ = s.w.rollback.ExecContext(bg)
+			panic(v)
+		}
+	}()
 	if s.beforeBatch != nil {
 		s.beforeBatch(1)
 	}
