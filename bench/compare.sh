@@ -10,6 +10,9 @@
 #                   the same on a second redis-server with appendfsync always
 #                   (every write fsync'd before Redis answers)
 #   octostore-sqlite OctoStore over HTTP on SQLite (WAL, synchronous=FULL)
+#   nethttp-floor   bench/floor: net/http with the server's limits and fixed
+#                   answers, no store: the ceiling of any net/http service
+#                   here (distinct names only; it never answers "held")
 # with 1 and 32 clients, on distinct and on one contended name. Every
 # server listens on 127.0.0.1 only and keeps its data in a temp dir; all
 # are stopped when the script ends, however it ends.
@@ -39,9 +42,10 @@ for p in $(seq "$BASE" $((BASE + 7))); do
   port_free "$p" || { log "port $p is in use; set BENCH_PORT_BASE"; exit 1; }
 done
 ETCD=$BASE ETCD_PEER=$((BASE + 1)) REDIS=$((BASE + 2)) REDIS_ALWAYS=$((BASE + 3))
-OS_SQLITE=$((BASE + 4)) OS_REDIS=$((BASE + 5)) OS_REDIS_ALWAYS=$((BASE + 6))
+OS_SQLITE=$((BASE + 4)) OS_REDIS=$((BASE + 5)) OS_REDIS_ALWAYS=$((BASE + 6)) FLOOR=$((BASE + 7))
 
 build_octostore
+"$GO" build -o "$tmp/floor" ./bench/floor
 
 log "starting etcd on 127.0.0.1:$ETCD"
 etcd --name bench --data-dir "$tmp/etcd" \
@@ -76,6 +80,10 @@ tok_always=$("$bin" token create --login bench --redis-url "redis://127.0.0.1:$R
 start_octostore "$OS_SQLITE" octostore-sqlite --db "$tmp/octostore.db"
 start_octostore "$OS_REDIS" octostore-redis --redis-url "redis://127.0.0.1:$REDIS"
 start_octostore "$OS_REDIS_ALWAYS" octostore-redis-always --redis-url "redis://127.0.0.1:$REDIS_ALWAYS"
+log "starting bench/floor on 127.0.0.1:$FLOOR"
+"$tmp/floor" -addr "127.0.0.1:$FLOOR" >"$tmp/floor.log" 2>&1 &
+pids+=($!)
+wait_until curl -fsS "http://127.0.0.1:$FLOOR/health"
 
 # Each target: label | persistence note | bench flags. The token goes
 # through the environment, not the command line.
@@ -86,6 +94,7 @@ targets=(
   "redis-lua-always|redis AOF always|--target redis --redis-url redis://127.0.0.1:$REDIS_ALWAYS --redis-prefix raw: --redis-account bench"
   "octostore-redis-always|redis AOF always|--target octostore --url http://127.0.0.1:$OS_REDIS_ALWAYS TOKEN=$tok_always"
   "octostore-sqlite|SQLite WAL synchronous=FULL|--target octostore --url http://127.0.0.1:$OS_SQLITE TOKEN=$tok_sqlite"
+  "nethttp-floor|none (ceiling: net/http, fixed answers)|--target octostore --url http://127.0.0.1:$FLOOR TOKEN=floor"
 )
 
 bench() { # spec clients contended(0/1) duration [record]
@@ -110,6 +119,7 @@ for round in $(seq "$ROUNDS"); do
     for contended in 0 1; do
       for i in $(seq 0 $((n - 1))); do
         t=${targets[$(((i + round - 1) % n))]}
+        [ "$contended" = 1 ] && [ "${t%%|*}" = nethttp-floor ] && continue
         log "== round $round, ${t%%|*}: $c clients, $([ "$contended" = 1 ] && echo contended || echo distinct), $DURATION"
         bench "$t" "$c" "$contended" "$DURATION" | tee -a "$tmp/results.jsonl" | cut -c1-160 >&2
         sleep 0.5

@@ -165,7 +165,37 @@ func writeMarkdown(w io.Writer, rows []row) error {
 			r.Release.P50MS, r.Release.P99MS, r.Wait.P99MS, r.Errors)
 	}
 	fmt.Fprintln(w)
-	return writeChecks(w, rows)
+	if err := writeChecks(w, rows); err != nil {
+		return err
+	}
+	return writeCeiling(w, rows)
+}
+
+// floorLabel is the label of bench/floor, the net/http server that does no
+// work, in compare.sh.
+const floorLabel = "nethttp-floor"
+
+// writeCeiling states, when the run measured bench/floor at 32 clients on
+// distinct names, what share of that ceiling each target reached and what
+// share OctoStore would need for 3× etcd. Without a floor row it writes
+// nothing.
+func writeCeiling(w io.Writer, rows []row) error {
+	f, ok := find(rows, floorLabel, 32, false)
+	if !ok || f.CyclesPerSec <= 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "Ceiling: %s (bench/floor: net/http with the server's limits, fixed answers, no store, no log) "+
+		"ran %.0f cycles/s at 32 clients on distinct names. Share of it reached, same load:", floorLabel, f.CyclesPerSec)
+	for _, x := range rows {
+		if x.name != floorLabel && x.r.Clients == 32 && !x.r.Contended {
+			fmt.Fprintf(w, " %s %.0f%%;", x.name, 100*x.r.CyclesPerSec/f.CyclesPerSec)
+		}
+	}
+	if e, ok := find(rows, "etcd", 32, false); ok {
+		fmt.Fprintf(w, " 3× etcd would be %.0f%%.", 300*e.CyclesPerSec/f.CyclesPerSec)
+	}
+	_, err := fmt.Fprint(w, "\n\n")
+	return err
 }
 
 // find returns the result of target label name at clients and mode.

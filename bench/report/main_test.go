@@ -55,6 +55,9 @@ func TestMediansAndChecks(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "Ceiling") {
+		t.Errorf("a ceiling line without a floor row:\n%s", out)
+	}
 	if err := writeDat(&dat, rows); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,28 @@ func TestMediansAndChecks(t *testing.T) {
 	}
 	if _, err := read(strings.NewReader("{nope\n")); err == nil {
 		t.Error("malformed line accepted")
+	}
+}
+
+// With a bench/floor row, the report gives each 32-client distinct
+// target's share of it, and the share 3× etcd would be.
+func TestCeiling(t *testing.T) {
+	in := line(t, "etcd|e", 32, false, 250, 2) +
+		line(t, "nethttp-floor|f", 32, false, 1000, 1) +
+		line(t, "nethttp-floor|f", 1, false, 50, 1) +
+		line(t, "octostore-redis|r", 32, false, 600, 1) +
+		line(t, "octostore-redis|r", 32, true, 90, 1)
+	rows, err := read(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := writeMarkdown(&md, rows); err != nil {
+		t.Fatal(err)
+	}
+	want := "ran 1000 cycles/s at 32 clients on distinct names. Share of it reached, same load: etcd 25%; octostore-redis 60%; 3× etcd would be 75%.\n"
+	if !strings.Contains(md.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md.String())
 	}
 }
 
