@@ -25,6 +25,7 @@ import (
 
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/internal/buildinfo"
+	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 )
@@ -70,16 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	srv := &http.Server{
-		Handler: functions.New(functions.Deps{
-			Store:     store,
-			StoreName: "redis",
-			Logger:    logger,
-			Version:   buildinfo.Version(),
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := httpserver.New(functions.New(functions.Deps{
+		Store:     store,
+		StoreName: "redis",
+		Logger:    logger,
+		Version:   buildinfo.Version(),
+	}), slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

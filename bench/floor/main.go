@@ -23,31 +23,18 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-)
 
-// The limits of `octostore serve` (cmd/octostore/serve.go): each sets a
-// deadline per request, which is part of what a request costs.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 32 << 10
-	maxBody           = 64 << 10
+	"github.com/octostore/octostore/functions"
+	"github.com/octostore/octostore/internal/httpserver"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8099", "listen address")
 	flag.Parse()
-	srv := &http.Server{
-		Addr:              *addr,
-		Handler:           newHandler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-	}
+	// serve's limits: each sets a deadline per request, part of what a
+	// request costs.
+	srv := httpserver.New(newHandler(), nil)
+	srv.Addr = *addr
 	log.Fatal(srv.ListenAndServe())
 }
 
@@ -84,11 +71,12 @@ func newHandler() http.Handler {
 	return mux
 }
 
-// drain reads the request body (at most maxBody bytes) as a real handler
+// drain reads the request body (at most functions.MaxBodyBytes, the API
+// handlers' bound) as a real handler
 // must before it answers; on a failed read it answers 400 and reports
 // false.
 func drain(w http.ResponseWriter, r *http.Request) bool {
-	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, functions.MaxBodyBytes)); err != nil {
 		http.Error(w, `{"error":"unreadable body","code":"invalid_request"}`, http.StatusBadRequest)
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/internal/loadgen"
 )
 
@@ -62,7 +63,7 @@ func TestAnswers(t *testing.T) {
 	if rec := do("POST", "/locks/a%20b/release", `{"lease_id":"x"}`); rec.Code != http.StatusOK || rec.Body.String() != `{"status":"released","name":"a b"}` {
 		t.Fatalf("release: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do("POST", "/locks/a/acquire", strings.Repeat("x", maxBody+1)); rec.Code != http.StatusBadRequest {
+	if rec := do("POST", "/locks/a/acquire", strings.Repeat("x", functions.MaxBodyBytes+1)); rec.Code != http.StatusBadRequest {
 		t.Fatalf("oversized body: %d, want 400", rec.Code)
 	}
 	if rec := do("GET", "/locks/a/acquire", ""); rec.Code != http.StatusMethodNotAllowed {

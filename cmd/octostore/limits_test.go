@@ -22,6 +22,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/internal/httpserver"
 )
 
 // Sizes of TestServerLimits.
@@ -31,7 +32,7 @@ const (
 	normalRounds = 50
 	// slowHeader is what each slow connection trickles after its request
 	// line, a byte every slowEvery: it would take about 37 s, far longer
-	// than readHeaderTimeout.
+	// than httpserver.ReadHeaderTimeout.
 	slowHeader = "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
 	slowEvery  = 500 * time.Millisecond
 	// clientTimeout bounds every answer a normal client waits for.
@@ -211,7 +212,7 @@ func TestServerLimits(t *testing.T) {
 	for i := range slowConns {
 		slow.Go(func() { results[i] = trickle(addr, stop) })
 	}
-	giveUp := time.AfterFunc(3*readHeaderTimeout, func() { close(stop) })
+	giveUp := time.AfterFunc(3*httpserver.ReadHeaderTimeout, func() { close(stop) })
 	t.Cleanup(func() { giveUp.Stop(); slow.Wait() })
 
 	client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
@@ -260,7 +261,7 @@ func TestServerLimits(t *testing.T) {
 		}
 		longest = max(longest, r.closedAfter)
 	}
-	t.Logf("%d idle connections held; %d slow-header connections all closed by the server, the last after %v (readHeaderTimeout %v)", idleConns, slowConns, longest.Round(10*time.Millisecond), readHeaderTimeout)
+	t.Logf("%d idle connections held; %d slow-header connections all closed by the server, the last after %v (httpserver.ReadHeaderTimeout %v)", idleConns, slowConns, longest.Round(10*time.Millisecond), httpserver.ReadHeaderTimeout)
 
 	// The idle connections are still open and serve: a sample of 100.
 	for i := 0; i < idleConns; i += idleConns / 100 {

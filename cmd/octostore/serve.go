@@ -17,19 +17,15 @@ import (
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/functions/oauth"
 	"github.com/octostore/octostore/internal/buildinfo"
+	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/internal/logbuf"
 	"github.com/octostore/octostore/lockcore"
 )
 
-// Server limits: a slow or abusive client cannot hold a connection or a
-// goroutine for long, and headers are bounded.
+// How long a shutdown waits for requests in flight, and the access log's
+// buffering. (The HTTP server's limits are internal/httpserver's.)
 const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 32 << 10
-	shutdownTimeout   = 10 * time.Second
+	shutdownTimeout = 10 * time.Second
 
 	// The log is written at least every logFlush, or when logBufSize bytes
 	// are waiting; a SIGKILL loses at most the last logFlush of lines.
@@ -94,15 +90,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OpTimeout: sf.opTimeout,
 		OAuth:     flow,
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := httpserver.New(handler, slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

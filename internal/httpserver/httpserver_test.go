@@ -1,0 +1,54 @@
+package httpserver
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A request whose headers exceed MaxHeaderBytes is refused with 431 before
+// the handler runs; a normal one reaches the handler. (With net/http's
+// default of 1 MB the large one would reach it too.)
+func TestNewBoundsHeaders(t *testing.T) {
+	var calls atomic.Int32
+	srv := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	status := func(header string) int {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\nConnection: close\r\n\r\n", header)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := status(strings.Repeat("a", 2*MaxHeaderBytes)); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("headers of %d bytes: %d, want 431", 2*MaxHeaderBytes, got)
+	}
+	if got := status("a"); got != http.StatusOK {
+		t.Errorf("small headers: %d, want 200", got)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+	if srv.ReadHeaderTimeout != ReadHeaderTimeout || srv.WriteTimeout != WriteTimeout || srv.IdleTimeout != IdleTimeout || srv.ReadTimeout != ReadTimeout {
+		t.Errorf("timeouts %v %v %v %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+}
