@@ -3,11 +3,16 @@ package sqlitestore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -107,18 +112,117 @@ func TestLoneWritePanicRollsBack(t *testing.T) {
 	acct := mustAccount(t, s, "alice")
 	s.WaitIdle()
 
-	got := func() (v any) {
-		defer func() { v = recover() }()
-		_ = s.WriteFunc(ctx, func(int64) error { panic("boom") })
-		return nil
-	}()
-	if got != "boom" {
-		t.Fatalf("panic in a lone write: recovered %v, want boom", got)
+	if got := recoverWrite(s, func(int64) error { panic("boom") }); !strings.Contains(got, "boom") {
+		t.Fatalf("panic in a lone write: recovered %q, want boom", got)
 	}
 	for i := range 2 {
 		r, err := s.Acquire(ctx, acct.ID, fmt.Sprintf("after-%d", i), opts(lockcore.NewLeaseID()))
 		if err != nil || !r.Acquired {
 			t.Fatalf("Acquire %d after the panic: %+v, %v", i, r, err)
 		}
+	}
+}
+
+// recoverWrite runs apply as a write and returns what the write panicked
+// with, as text ("" if it did not panic).
+func recoverWrite(s *testStore, apply func(int64) error) (got string) {
+	defer func() {
+		if v := recover(); v != nil {
+			got = fmt.Sprint(v)
+		}
+	}()
+	_ = s.WriteFunc(context.Background(), apply)
+	return ""
+}
+
+// TestBatchedPanicRollsBack: a write that panics while it runs in a batch
+// on the writer goroutine does not take the process down. Its caller gets
+// the panic on its own goroutine, the other write of the batch is answered
+// with an error and not applied, and the store goes on writing.
+func TestBatchedPanicRollsBack(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	release := s.stall(t)
+	panicked := make(chan string, 1)
+	go func() { panicked <- recoverWrite(s, func(int64) error { panic("boom") }) }()
+	s.waitQueued(1)
+	bystander := make(chan error, 1)
+	go func() {
+		_, err := s.Acquire(ctx, acct.ID, "bystander", opts(lockcore.NewLeaseID()))
+		bystander <- err
+	}()
+	s.waitQueued(2)
+	release()
+	if got := <-panicked; !strings.Contains(got, "boom") || !strings.Contains(got, "writeLoop") {
+		t.Fatalf("caller of the panicking write recovered %q, want boom and the writer's stack", got)
+	}
+	if err := <-bystander; !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("the other write of the batch: %v, want ErrUnavailable", err)
+	}
+	if l, err := s.Get(ctx, acct.ID, "bystander"); err != nil || l.Held {
+		t.Fatalf("the rolled-back acquire is visible: %+v, %v", l, err)
+	}
+	if r, err := s.Acquire(ctx, acct.ID, "after", opts(lockcore.NewLeaseID())); err != nil || !r.Acquired {
+		t.Fatalf("Acquire after the panic: %+v, %v", r, err)
+	}
+}
+
+// TestLoneWriteGoexitRollsBack: runtime.Goexit (t.FailNow) inside a lone
+// write ends its goroutine without leaving the write connection inside an
+// open transaction.
+func TestLoneWriteGoexitRollsBack(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	s.WaitIdle()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.WriteFunc(ctx, func(int64) error { runtime.Goexit(); return nil })
+	}()
+	<-done
+	if r, err := s.Acquire(ctx, acct.ID, "next", opts(lockcore.NewLeaseID())); err != nil || !r.Acquired {
+		t.Fatalf("Acquire after a Goexit in a lone write: %+v, %v", r, err)
+	}
+}
+
+// TestReadRacingCloseIsUnavailable: a read that passed the closed check just
+// before Close ran, and only then uses its statement, gets an error wrapping
+// ErrUnavailable, not a nil-pointer panic or an internal error. The store's
+// clock, which List reads between the check and the query, holds the read
+// there while Close runs.
+func TestReadRacingCloseIsUnavailable(t *testing.T) {
+	var hold atomic.Bool
+	inList, closed := make(chan struct{}), make(chan struct{})
+	now := func() time.Time {
+		if hold.CompareAndSwap(true, false) {
+			close(inList)
+			<-closed
+		}
+		return time.Now()
+	}
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlitestore.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan string, 1)
+	hold.Store(true)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				res <- fmt.Sprint("panic: ", v)
+			}
+		}()
+		_, err := s.List(context.Background(), "acct")
+		res <- fmt.Sprintf("%v (ErrUnavailable: %v)", err, errors.Is(err, lockcore.ErrUnavailable))
+	}()
+	<-inList
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(closed)
+	if got := <-res; !strings.HasSuffix(got, "(ErrUnavailable: true)") {
+		t.Fatalf("List racing Close: %s; want an error wrapping ErrUnavailable", got)
 	}
 }

@@ -75,13 +75,16 @@ func prepareAll(ctx context.Context, p preparer, defs []stmtDef) error {
 	return nil
 }
 
-// closeAll closes every prepared statement of defs.
+// closeAll closes every prepared statement of defs. It leaves the fields
+// set: a read that passed the store's closed check just before Close may
+// still load one, and must get "statement is closed" (which translate maps
+// to ErrUnavailable) rather than a nil pointer. Closing a statement twice
+// is harmless.
 func closeAll(defs []stmtDef) error {
 	var errs []error
 	for _, d := range defs {
 		if *d.dst != nil {
 			errs = append(errs, (*d.dst).Close())
-			*d.dst = nil
 		}
 	}
 	return errors.Join(errs...)

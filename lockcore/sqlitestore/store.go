@@ -31,6 +31,13 @@
 // A lone write run on its caller's goroutine cannot be abandoned once
 // applied: its caller returns when that commit ends.
 //
+// Panics: a write that panics (a bug) rolls its whole batch back, wherever
+// it ran; the other operations of the batch get an error wrapping
+// lockcore.ErrUnavailable, and the panic goes on on the goroutine of the
+// write's caller (with the stack where it happened in its message), so that
+// an HTTP server's recovery fails that one request and the store keeps
+// working.
+//
 // Reads (Get, List, AccountByID, AccountByToken, CountAccounts, Ping) run on
 // a separate pool of read-only connections concurrently with the writer;
 // under WAL they see every write that was acknowledged before they began.
@@ -223,8 +230,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close lets the writer finish the writes already queued, stops it and
-// closes the database. Calls after Close (including a second Close) fail
-// with an error wrapping lockcore.ErrUnavailable.
+// closes the database. Calls after Close (including a second Close), and
+// reads that were under way when it closed the database, fail with an
+// error wrapping lockcore.ErrUnavailable.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -295,7 +303,9 @@ func unavailable(err error) bool {
 		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
 		return true
 	}
-	if err.Error() == "sql: database is closed" {
+	// database/sql's errors for a closed pool or statement have no exported
+	// value; a call racing Close gets one of them.
+	if msg := err.Error(); msg == "sql: database is closed" || msg == "sql: statement is closed" {
 		return true
 	}
 	var se *sqlite.Error

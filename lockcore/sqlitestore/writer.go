@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -42,15 +43,52 @@ func refusal(err error) bool {
 }
 
 // errBatchFailed answers the other ops of a batch that a clean op's
-// database error rolled back: none of them took effect.
-var errBatchFailed = fmt.Errorf("sqlitestore: the batch was rolled back after a database error in another write: %w", lockcore.ErrUnavailable)
+// database error, or a panic in another op, rolled back: none of them took
+// effect.
+var errBatchFailed = fmt.Errorf("sqlitestore: the batch was rolled back after a failure of another write: %w", lockcore.ErrUnavailable)
+
+// writePanic is what an op's apply panicked with (a bug), with the stack
+// of the goroutine that ran it. runBatch treats it as a failure of the whole
+// batch (rolled back, the other ops answered errBatchFailed), and the
+// caller of write re-panics with it on its own goroutine, so that a bug in
+// one write fails that request instead of the writer goroutine and with it
+// the process.
+type writePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *writePanic) Error() string {
+	return fmt.Sprintf("sqlitestore: a write panicked: %v\n\nstack of the goroutine that ran it:\n%s", p.value, p.stack)
+}
+
+// applyOp runs o.apply, turning a panic in it into a *writePanic error.
+func (s *Store) applyOp(o *op) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &writePanic{value: v, stack: debug.Stack()}
+		}
+	}()
+	return o.apply(s.nowMs())
+}
+
+// outcome is what the caller of write gets for the answer err: err itself,
+// except that a write that panicked panics again here.
+func outcome(err error) error {
+	var p *writePanic
+	if errors.As(err, &p) {
+		panic(p)
+	}
+	return err
+}
 
 // write queues apply for the writer and waits for the outcome: nil once the
 // batch that applied it has committed, apply's own error, or an error
 // wrapping lockcore.ErrUnavailable (closed store, failed commit, context
 // ended). The caller returns as soon as ctx ends, unless it is committing
 // its write itself (the writer was idle; see enqueue), in which case it
-// returns when that commit ends.
+// returns when that commit ends. If apply panics, its batch is rolled back
+// and write panics with a *writePanic on the caller's goroutine.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
 	return s.enqueue(ctx, apply, false)
 }
@@ -78,7 +116,7 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 		// back. Writes that arrive meanwhile queue up for the writer.
 		s.mu.Unlock()
 		s.runOne(o)
-		return <-o.done
+		return outcome(<-o.done)
 	}
 	s.queue = append(s.queue, o)
 	s.mu.Unlock()
@@ -86,27 +124,34 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 
 	select {
 	case err := <-o.done:
-		return err
+		return outcome(err)
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opPending, opAbandoned) {
 			return ctxErr(ctx, false)
 		}
-		return ctxErr(ctx, true)
+		select {
+		case err := <-o.done: // answered as the context ended: say what happened
+			return outcome(err)
+		default:
+			return ctxErr(ctx, true)
+		}
 	}
 }
 
 // runOne runs a batch of the one op o on the calling goroutine, which holds
 // s.running, and releases s.running. If writes queued up meanwhile, the
-// writer (which they signalled) takes them next. A panic in the batch (a
-// bug) is passed on to the caller after the transaction has been rolled
-// back, so that it does not leave the write connection inside an open
+// writer (which they signalled) takes them next. A panic in o's apply comes
+// back as its answer (see writePanic); should the batch end otherwise
+// abnormally (a panic outside apply, or runtime.Goexit, which a test's
+// t.FailNow calls), the transaction is rolled back before the panic or exit
+// goes on, so that it does not leave the write connection inside an open
 // transaction for the writes that follow.
 func (s *Store) runOne(o *op) {
 	defer s.running.Unlock()
+	completed := false
 	defer func() {
-		if v := recover(); v != nil {
+		if !completed {
 			_, _ = s.w.rollback.ExecContext(bg)
-			panic(v)
 		}
 	}()
 	if s.beforeBatch != nil {
@@ -114,6 +159,7 @@ func (s *Store) runOne(o *op) {
 	}
 	one := [1]*op{o}
 	s.runBatch(one[:])
+	completed = true
 }
 
 // signal wakes the writer if it is waiting.
@@ -217,8 +263,8 @@ func (s *Store) writeLoop() {
 // runBatch applies the ops of one batch in one transaction, commits once
 // and answers every op whose caller is still waiting. An op that is not
 // clean runs inside its own SAVEPOINT, rolled back if it fails; a clean op
-// runs without one, and a database error in it rolls the whole batch back.
-// The caller holds s.running.
+// runs without one, and a database error in it rolls the whole batch back,
+// as does a panic in any op (see writePanic). The caller holds s.running.
 func (s *Store) runBatch(batch []*op) {
 	s.batches.Add(1)
 	bg := context.Background() // ops' own contexts must not interrupt the batch
@@ -239,6 +285,22 @@ func (s *Store) runBatch(batch []*op) {
 		}
 	}
 
+	// abort ends the batch after op i failed in a way that spoils the
+	// transaction (a clean op's database error, a panic): everything is
+	// rolled back, op i gets its error, every other op that is still wanted
+	// or can still be claimed gets errBatchFailed.
+	abort := func(i int) {
+		_, _ = s.w.rollback.ExecContext(bg)
+		for j, other := range batch {
+			switch {
+			case j == i:
+				other.done <- errs[i]
+			case j < i && !skip[j] || j > i && other.state.CompareAndSwap(opPending, opClaimed):
+				other.done <- errBatchFailed
+			}
+		}
+	}
+
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fatal(-1, "begin", err)
 		return
@@ -255,7 +317,7 @@ func (s *Store) runBatch(batch []*op) {
 			continue
 		}
 		if !multi {
-			if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
+			if errs[i] = s.applyOp(o); errs[i] != nil {
 				_, _ = s.w.rollback.ExecContext(bg)
 				o.done <- errs[i]
 				return
@@ -264,18 +326,10 @@ func (s *Store) runBatch(batch []*op) {
 			break
 		}
 		if o.clean {
-			if errs[i] = o.apply(s.nowMs()); errs[i] == nil {
+			if errs[i] = s.applyOp(o); errs[i] == nil {
 				applied++
 			} else if !refusal(errs[i]) {
-				_, _ = s.w.rollback.ExecContext(bg)
-				for j, other := range batch {
-					switch {
-					case j == i:
-						o.done <- errs[i]
-					case j < i && !skip[j] || j > i && other.state.CompareAndSwap(opPending, opClaimed):
-						other.done <- errBatchFailed
-					}
-				}
+				abort(i)
 				return
 			}
 			continue
@@ -284,7 +338,12 @@ func (s *Store) runBatch(batch []*op) {
 			fatal(i, "savepoint", err)
 			return
 		}
-		if errs[i] = o.apply(s.nowMs()); errs[i] != nil {
+		if errs[i] = s.applyOp(o); errs[i] != nil {
+			var p *writePanic
+			if errors.As(errs[i], &p) {
+				abort(i)
+				return
+			}
 			if _, err := s.w.rollbackToSP.ExecContext(bg); err != nil {
 				fatal(i, "rollback to savepoint", err)
 				return
