@@ -32,6 +32,17 @@ func TestRunCommands(t *testing.T) {
 		{name: "serve bad log format", args: []string{"serve", "--db", db, "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "serve stray argument", args: []string{"serve", "--db", db, "extra"}, wantErr: "unexpected arguments"},
 		{name: "create prints one token", args: []string{"token", "create", "--db", db, "--login", "cli"}, wantOut: "os_"},
+		{name: "--help shows every command", args: []string{"--help"}, wantOut: "usage:\n  octostore [serve]"},
+		{name: "-h shows every command", args: []string{"-h"}, wantOut: "usage:\n  octostore [serve]"},
+		{name: "help", args: []string{"help"}, wantOut: "usage:\n  octostore [serve]"},
+		{name: "token --help", args: []string{"token", "--help"}, wantOut: "usage:\n  octostore [serve]"},
+		// A Redis URL from the environment that nothing answers: --db on the
+		// command line wins, so the token is created in SQLite.
+		{name: "--db beats REDIS_URL from the environment", args: []string{"token", "create", "--db", db, "--login", "cli"},
+			env: map[string]string{"REDIS_URL": "redis://127.0.0.1:1", "REDIS_CLUSTER": "true"}, wantOut: "os_"},
+		{name: "REDIS_URL from the environment without --db", args: []string{"token", "create", "--login", "cli", "--op-timeout", "200ms"},
+			env: map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, wantErr: "open redis store"},
+		{name: "--db and --redis-url", args: []string{"token", "create", "--db", db, "--redis-url", "redis://127.0.0.1:1", "--login", "cli"}, wantErr: "choose one store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,11 @@ import (
 )
 
 // storeFlags choose and configure the store; serve and token share them.
+// Each flag's default comes from its environment variable, and a flag given
+// on the command line wins: --db on the command line means SQLite even when
+// REDIS_URL is set in the environment.
 type storeFlags struct {
+	fs           *flag.FlagSet
 	db           string
 	redisURL     string
 	redisCluster bool
@@ -23,6 +27,7 @@ type storeFlags struct {
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
+	s.fs = fs
 	fs.StringVar(&s.db, "db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file (env OCTOSTORE_DB)")
 	fs.StringVar(&s.redisURL, "redis-url", envString("REDIS_URL", ""), "use Redis at this redis:// or rediss:// URL instead of SQLite (env REDIS_URL)")
 	fs.BoolVar(&s.redisCluster, "redis-cluster", envBool("REDIS_CLUSTER"), "the Redis URL is a cluster URL redis://h1:p1?addr=h2:p2 (env REDIS_CLUSTER=true)")
@@ -34,6 +39,19 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 	if s.opTimeout <= 0 {
 		return nil, "", fmt.Errorf("--op-timeout must be positive (got %v)", s.opTimeout)
+	}
+	given := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["db"] && given["redis-url"] {
+		return nil, "", fmt.Errorf("--db and --redis-url both given: choose one store")
+	}
+	if given["db"] {
+		// The command line asks for SQLite: Redis settings that come only
+		// from the environment do not apply.
+		s.redisURL = ""
+		if !given["redis-cluster"] {
+			s.redisCluster = false
+		}
 	}
 	if s.redisURL != "" {
 		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout})

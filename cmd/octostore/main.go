@@ -28,10 +28,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flags were printed
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "octostore:", err)
-		}
+		fmt.Fprintln(os.Stderr, "octostore:", err)
 		os.Exit(2)
 	}
 }
@@ -40,18 +41,27 @@ const usage = `usage:
   octostore [serve] [flags]          run the server (default)
   octostore token create --login NAME [store flags]
                                      create the account if needed and print a new token
-  octostore token revoke [TOKEN|-]   revoke a token (read from stdin when absent or "-")
+  octostore token revoke [store flags] [TOKEN|-]
+                                     revoke a token (read from stdin when absent or "-")
   octostore bench [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
                                      load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version
 
-Run "octostore serve -h", "octostore token create -h" or "octostore bench -h" for the flags.
+Run "octostore serve -h", "octostore token create -h", "octostore token revoke -h"
+or "octostore bench -h" for the flags.
 `
+
+// isHelp reports whether arg asks for help instead of naming a command.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
 
 // run executes one command line; it is main without the process around it,
 // so tests can call it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
@@ -62,6 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if len(args) == 0 {
 			fmt.Fprint(stderr, usage)
 			return errors.New("token: want a subcommand: create or revoke")
+		}
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, usage)
+			return nil
 		}
 		switch args[0] {
 		case "create":
@@ -75,9 +89,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return bench(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "octostore", buildinfo.Version())
-		return nil
-	case "help":
-		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
