@@ -252,7 +252,13 @@ const (
 // limits of cmd/octostore.
 func hostileServer(t *testing.T, e *env) string {
 	t.Helper()
-	ts := httptest.NewUnstartedServer(e.h)
+	return serveWithLimits(t, e.h)
+}
+
+// serveWithLimits serves h as hostileServer does.
+func serveWithLimits(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(h)
 	ts.Config.ReadHeaderTimeout = testReadHeaderTimeout
 	ts.Config.ReadTimeout = testReadTimeout
 	ts.Config.WriteTimeout = 5 * time.Second
@@ -358,4 +364,24 @@ func TestHostileConnections(t *testing.T) {
 	}
 	resp.Body.Close()
 	c.CloseIdleConnections()
+}
+
+// TestOversizedBodyRefusedUnread: a body whose declared length is over the
+// limit is refused with 413 before a byte of it is read, so a client that
+// sent "Expect: 100-continue" is not invited to upload it first. (Served
+// without the contract check, which reads every body to its end.)
+func TestOversizedBodyRefusedUnread(t *testing.T) {
+	e := newEnv(t, sqliteBackend)
+	hostileSetup(t, e)
+	addr := serveWithLimits(t, e.bare)
+	mark := e.mark(t, "held")
+	raw, closed := rawExchange(t, addr, 0, "POST /locks/held/release HTTP/1.1\r\nHost: octostore.test\r\nConnection: close\r\n"+
+		"Authorization: Bearer "+e.tokens["alice"]+"\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n")
+	if got := statusOf(raw); got != http.StatusRequestEntityTooLarge || !strings.Contains(raw, `"code":"body_too_large"`) {
+		t.Fatalf("status %d, want 413 body_too_large first; got %q", got, truncate(raw, 300))
+	}
+	if !closed {
+		t.Errorf("the server kept the connection open")
+	}
+	e.unchanged(t, mark, "oversized body")
 }

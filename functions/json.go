@@ -99,6 +99,11 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
+	if r.ContentLength > MaxBodyBytes {
+		// Refused on its declared length without reading it (a client that
+		// sent "Expect: 100-continue" is not invited to upload it).
+		return newError(errBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
