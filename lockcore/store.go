@@ -7,10 +7,15 @@ import (
 
 // Store is a backend that keeps accounts, tokens and locks. Every method is
 // safe for concurrent use by many goroutines and, for a shared backend such as
-// Redis, by many processes. Every method honours ctx: a cancelled or expired
-// context makes it return promptly with an error wrapping ErrUnavailable (or
-// ctx.Err()). Any failure to reach or hear from the backend wraps
-// ErrUnavailable.
+// Redis, by many processes. Every method honours ctx: a context that has
+// ended before the call makes it return at once with an error wrapping
+// ErrUnavailable (or ctx.Err()), without touching the backend, and a call
+// under way returns by ctx's deadline at the latest. (Whether a
+// cancellation without a deadline also cuts short a call already waiting on
+// the backend depends on the store: the SQLite writer's queue and the Redis
+// pipeline do, a direct Redis round trip waits for its deadline or the
+// store's operation timeout.) Any failure to reach or hear from the backend
+// wraps ErrUnavailable.
 //
 // Times are the store's own clock (the database server's for a shared store,
 // the injected clock for an embedded one) at millisecond precision.

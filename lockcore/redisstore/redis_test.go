@@ -418,3 +418,40 @@ func keySlot(key string) int {
 	}
 	return int(crc) % 16384
 }
+
+// TestFullRedisIsUnavailable: a Redis at its maxmemory under noeviction
+// refuses writes with OOM; the store reports that as ErrUnavailable (a 503
+// with Retry-After over HTTP), not as an internal error, and the lock held
+// before is still held by its lease.
+func TestFullRedisIsUnavailable(t *testing.T) {
+	srv := redistest.Start(t, "--maxmemory-policy", "noeviction")
+	s := open(t, srv.URL(), "oom:", time.Second)
+	ctx := t.Context()
+	acct := account(t, s, "oom")
+	held := acquireOpts(time.Hour)
+	if _, err := s.Acquire(ctx, acct, "held", held); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, hash := lockcore.NewToken()
+	for name, call := range map[string]func() error{
+		"Acquire":       func() error { _, err := s.Acquire(ctx, acct, "new", acquireOpts(time.Minute)); return err },
+		"Renew":         func() error { _, err := s.Renew(ctx, acct, "held", held.LeaseID, time.Hour); return err },
+		"EnsureAccount": func() error { _, _, err := s.EnsureAccount(ctx, "someone-new"); return err },
+		"AddToken":      func() error { return s.AddToken(ctx, acct, hash) },
+	} {
+		if err := call(); !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Errorf("%s on a full Redis: %v, want an error wrapping ErrUnavailable", name, err)
+		}
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.Get(ctx, acct, "held"); err != nil || !l.Held || l.Lease.LeaseID != held.LeaseID {
+		t.Fatalf("the lock held before: %+v, %v", l, err)
+	}
+}

@@ -20,14 +20,21 @@
 //
 // Fencing tokens come from one INCR counter per account that never expires
 // and is never deleted. They survive a Redis crash only as far as Redis
-// persists writes: run Redis with appendonly yes and appendfsync always (or
-// a replicated, persistent managed Redis) when fencing tokens must never go
-// backwards. Keep maxmemory-policy at noeviction (or a volatile-* policy):
-// an allkeys-* policy may evict the fence counter, which has no TTL, and so
-// reset fencing tokens.
+// persists writes: run Redis with appendonly yes and appendfsync always when
+// fencing tokens must never go backwards. Replication does not help by
+// itself: it is asynchronous, so a failover to a replica loses the acquires
+// it had not received and hands their tokens out again (a managed service
+// that acknowledges a write only once it is durable, such as MemoryDB, does
+// not have that gap). Keep maxmemory-policy at noeviction: an allkeys-*
+// policy may evict the fence counter, which has no TTL, and so reset
+// fencing tokens, and a volatile-* policy evicts held locks (the keys with a
+// TTL) before they expire, so that a second lease can take a lock whose
+// holder still has it. Under noeviction a full Redis refuses writes, and
+// the store reports that as ErrUnavailable.
 //
-// Failures to reach Redis, timeouts, cancelled contexts and transient server
-// states (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, BUSY, READONLY) are
+// Failures to reach Redis, timeouts, cancelled contexts and server states
+// that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
+// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
 // state of its own: when Redis comes back, calls succeed again (within about
 // a second, once go-redis' dial probe notices).
@@ -262,8 +269,11 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc, er
 func noCancel() {}
 
 // transientPrefixes are server error replies that mean "not now" rather
-// than "wrong request".
-var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK"}
+// than "wrong request". OOM (a full Redis under noeviction) and MISCONF (a
+// failed RDB snapshot with stop-writes-on-bgsave-error) refuse every write
+// until an operator acts; a script is refused at its first write, so it
+// changed nothing.
+var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF"}
 
 // fail translates a go-redis error: server replies that are not transient
 // are plain errors (a bug or a misconfiguration); everything else (network,
