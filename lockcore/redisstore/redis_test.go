@@ -50,6 +50,11 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Prefix: "a{b}:"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("Open(prefix with braces): want a configuration error not wrapping ErrUnavailable, got %v", err)
 	}
+	for _, q := range []string{"read_only=true", "route_by_latency=true", "route_randomly=true"} {
+		if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1?" + q, Cluster: true}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
+			t.Errorf("Open(cluster URL with %s): want a configuration error not wrapping ErrUnavailable, got %v", q, err)
+		}
+	}
 	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Cluster: true, OpTimeout: 200 * time.Millisecond}); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("Open(cluster at a closed port): want an error wrapping ErrUnavailable, got %v", err)
 	}

@@ -186,6 +186,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: cluster URL: %w", err)
 		}
+		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			// Reads from replicas lag: a token revoked or rotated on the
+			// master could still be accepted, and a lock shown free.
+			return nil, fmt.Errorf("redisstore: cluster URL: read_only, route_by_latency and route_randomly send reads to replicas, which may not have seen the latest writes; remove them")
+		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 		o.ContextTimeoutEnabled = true
 		o.MaxRetries = -1
