@@ -368,6 +368,15 @@ func TestLazyStoreForwardsEveryMethod(t *testing.T) {
 			return err
 		}},
 		{"Release", func(s *lazyStore) error { return s.Release(ctx, acct.ID, "job", "L1") }},
+		{"AcquireAs", func(s *lazyStore) error {
+			r, err := s.AcquireAs(ctx, h2, acct.ID, "job2", lockcore.AcquireOptions{LeaseID: "L2", TTL: time.Minute, MaxHeld: 10})
+			if err == nil && !r.Acquired {
+				return errors.New("not acquired")
+			}
+			return err
+		}},
+		{"RenewAs", func(s *lazyStore) error { _, err := s.RenewAs(ctx, h2, acct.ID, "job2", "L2", time.Minute); return err }},
+		{"ReleaseAs", func(s *lazyStore) error { return s.ReleaseAs(ctx, h2, acct.ID, "job2", "L2") }},
 		{"RevokeToken", func(s *lazyStore) error { return s.RevokeToken(ctx, h2) }},
 	}
 	for _, st := range steps {
@@ -377,5 +386,70 @@ func TestLazyStoreForwardsEveryMethod(t *testing.T) {
 		if err := st.call(up); err != nil {
 			t.Errorf("%s through the wrapper: %v", st.name, err)
 		}
+	}
+}
+
+// TestLazyStoreKeepsTokenLocks: the lazy wrapper is a lockcore.TokenLocks
+// (the handlers look for the capability once, when built, so without it an
+// instance that started while Redis was away would pay a token lookup per
+// lock write for its whole life). Over a backend with the capability and
+// over one without it, a lock write with the account's token works and one
+// with a retired or another account's token is refused with ErrNotFound.
+func TestLazyStoreKeepsTokenLocks(t *testing.T) {
+	ctx := context.Background()
+	backend, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "lazy.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	if _, ok := any(newLazyStore(nil)).(lockcore.TokenLocks); !ok {
+		t.Fatal("*lazyStore is not a lockcore.TokenLocks")
+	}
+	for _, b := range []struct {
+		name  string
+		store lockcore.Store
+	}{
+		{"backend with TokenLocks", backend},
+		{"backend without", struct{ lockcore.Store }{backend}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			l := newLazyStore(func(context.Context) (lockcore.Store, error) { return b.store, nil })
+			alice, _, err := backend.EnsureAccount(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob, _, err := backend.EnsureAccount(ctx, "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, ha := lockcore.NewToken()
+			_, hb := lockcore.NewToken()
+			if err := backend.AddToken(ctx, alice.ID, ha); err != nil {
+				t.Fatal(err)
+			}
+			if err := backend.AddToken(ctx, bob.ID, hb); err != nil {
+				t.Fatal(err)
+			}
+			name := "tl-" + strings.ReplaceAll(b.name, " ", "-")
+			o := lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 10}
+			if r, err := l.AcquireAs(ctx, hb, alice.ID, name, o); !errors.Is(err, lockcore.ErrNotFound) || r.Acquired {
+				t.Fatalf("AcquireAs with bob's token for alice: %+v, %v; want ErrNotFound", r, err)
+			}
+			if r, err := l.AcquireAs(ctx, ha, alice.ID, name, o); err != nil || !r.Acquired {
+				t.Fatalf("AcquireAs: %+v, %v", r, err)
+			}
+			if _, err := l.RenewAs(ctx, ha, alice.ID, name, o.LeaseID, time.Minute); err != nil {
+				t.Fatalf("RenewAs: %v", err)
+			}
+			if err := backend.RevokeToken(ctx, ha); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.ReleaseAs(ctx, ha, alice.ID, name, o.LeaseID); !errors.Is(err, lockcore.ErrNotFound) {
+				t.Fatalf("ReleaseAs with a revoked token: %v, want ErrNotFound", err)
+			}
+			if st, err := backend.Get(ctx, alice.ID, name); err != nil || !st.Held {
+				t.Fatalf("the lock after a refused release: %+v, %v", st, err)
+			}
+		})
 	}
 }

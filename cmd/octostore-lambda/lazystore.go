@@ -179,6 +179,88 @@ func (l *lazyStore) AccountIDByToken(ctx context.Context, hash lockcore.TokenHas
 	return acct.ID, err
 }
 
+// tokenLocks returns the backend as a lockcore.TokenLocks: the backend
+// itself when it has the capability (the Redis store does), else a
+// two-step stand-in that checks the token's account first.
+func (l *lazyStore) tokenLocks(ctx context.Context) (lockcore.TokenLocks, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tl, ok := s.(lockcore.TokenLocks); ok {
+		return tl, nil
+	}
+	return checkedLocks{s}, nil
+}
+
+// AcquireAs implements lockcore.TokenLocks, so that the handlers keep the
+// backend's one-round-trip lock writes behind the lazy wrapper (they look
+// for the capability once, when they are built).
+func (l *lazyStore) AcquireAs(ctx context.Context, token lockcore.TokenHash, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	tl, err := l.tokenLocks(ctx)
+	if err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	return tl.AcquireAs(ctx, token, accountID, name, opts)
+}
+
+// RenewAs implements lockcore.TokenLocks.
+func (l *lazyStore) RenewAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	tl, err := l.tokenLocks(ctx)
+	if err != nil {
+		return lockcore.Lease{}, err
+	}
+	return tl.RenewAs(ctx, token, accountID, name, leaseID, ttl)
+}
+
+// ReleaseAs implements lockcore.TokenLocks.
+func (l *lazyStore) ReleaseAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string) error {
+	tl, err := l.tokenLocks(ctx)
+	if err != nil {
+		return err
+	}
+	return tl.ReleaseAs(ctx, token, accountID, name, leaseID)
+}
+
+// checkedLocks is lockcore.TokenLocks for a store without it: the token's
+// account is looked up, then the plain lock write runs. (Two steps, not
+// one: a token retired between them is not seen by that write.)
+type checkedLocks struct{ s lockcore.Store }
+
+func (c checkedLocks) check(ctx context.Context, token lockcore.TokenHash, accountID string) error {
+	acct, err := c.s.AccountByToken(ctx, token)
+	if err != nil {
+		return err
+	}
+	if acct.ID != accountID {
+		return fmt.Errorf("token of another account: %w", lockcore.ErrNotFound)
+	}
+	return nil
+}
+
+func (c checkedLocks) AcquireAs(ctx context.Context, token lockcore.TokenHash, accountID, name string, opts lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
+	if err := c.check(ctx, token, accountID); err != nil {
+		return lockcore.AcquireResult{}, err
+	}
+	return c.s.Acquire(ctx, accountID, name, opts)
+}
+
+func (c checkedLocks) RenewAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string, ttl time.Duration) (lockcore.Lease, error) {
+	if err := c.check(ctx, token, accountID); err != nil {
+		return lockcore.Lease{}, err
+	}
+	return c.s.Renew(ctx, accountID, name, leaseID, ttl)
+}
+
+func (c checkedLocks) ReleaseAs(ctx context.Context, token lockcore.TokenHash, accountID, name, leaseID string) error {
+	if err := c.check(ctx, token, accountID); err != nil {
+		return err
+	}
+	return c.s.Release(ctx, accountID, name, leaseID)
+}
+
+var _ lockcore.TokenLocks = (*lazyStore)(nil)
+
 // RotateToken implements lockcore.Accounts.
 func (l *lazyStore) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	s, err := l.get(ctx)
