@@ -52,7 +52,9 @@ or "octostore bench -h" for the flags.
 `
 
 // isHelp reports whether arg asks for help instead of naming a command.
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
 
 // run executes one command line; it is main without the process around it,
 // so tests can call it.
