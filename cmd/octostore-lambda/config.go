@@ -52,7 +52,7 @@ var envVars = []string{
 }
 
 // config is the bootstrap's whole configuration, read once at start-up.
-// Unset variables take the defaults documented in docs/deploy-aws.md.
+// Unset variables take the defaults documented in README.md, "Deploy to AWS".
 type config struct {
 	// Redis is where locks and accounts live.
 	Redis redisstore.Config

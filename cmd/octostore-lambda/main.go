@@ -1,6 +1,6 @@
 // Command octostore-lambda is OctoStore's AWS Lambda bootstrap (the
 // provided.al2023 custom runtime's "bootstrap" executable; see
-// template.yaml and docs/deploy-aws.md).
+// template.yaml and README.md, "Deploy to AWS").
 //
 // At start-up it reads its configuration from the environment (REDIS_URL
 // and the rest of envVars), opens the Redis store and builds the API handler

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
@@ -23,8 +24,11 @@ import (
 //   - API Gateway REST API events and HTTP API events of payload format 1.0
 //     (anything else).
 //
-// The Lambda request context (with the invocation deadline) becomes the
-// request's context, so store calls stop when the invocation must end.
+// The Lambda request context becomes the request's context, its deadline
+// brought deadlineMargin forward, so that store and GitHub calls stop in
+// time for the answer to reach API Gateway before the invocation ends.
+//
+// The handler gets what a net/http server would give it (see asNetHTTP).
 //
 // A proxy is safe for concurrent use.
 type proxy struct {
@@ -35,8 +39,64 @@ type proxy struct {
 }
 
 func newProxy(h http.Handler, logger *slog.Logger) *proxy {
-	return &proxy{h: h, v1: httpadapter.New(h), v2: httpadapter.NewV2(h), log: logger}
+	a := asNetHTTP(h)
+	return &proxy{h: h, v1: httpadapter.New(a), v2: httpadapter.NewV2(a), log: logger}
 }
+
+// deadlineMargin is how long before the invocation deadline the request's
+// context ends: time to write the answer (a 503 or a 502) and hand it back.
+const deadlineMargin = 500 * time.Millisecond
+
+// asNetHTTP wraps h so that, behind the proxy library, it is served as
+// net/http's server serves it:
+//   - request header values are as sent: the library splits every value at
+//     its commas (so "X-Request-Id: a,b" would reach h as "a", and
+//     "Accept-Encoding: deflate, gzip" as two values of which Get sees only
+//     the first); they are joined again (Cookie excepted, whose values the
+//     library builds from the event's cookies);
+//   - a handler that writes nothing answers 200 (the library would report
+//     "status code not set" and the proxy a 400; static-file handlers do
+//     that for HEAD);
+//   - the answer to HEAD has no body.
+func asNetHTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, vs := range r.Header {
+			if len(vs) > 1 && k != "Cookie" {
+				r.Header[k] = []string{strings.Join(vs, ",")}
+			}
+		}
+		nw := &netWriter{ResponseWriter: w, head: r.Method == http.MethodHead}
+		h.ServeHTTP(nw, r)
+		if !nw.wrote {
+			nw.WriteHeader(http.StatusOK)
+		}
+	})
+}
+
+// netWriter is asNetHTTP's http.ResponseWriter: it notes whether the
+// handler wrote anything and, for HEAD, drops the body.
+type netWriter struct {
+	http.ResponseWriter
+	head, wrote bool
+}
+
+func (w *netWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *netWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.head {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the library's writer.
+func (w *netWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // handle is the Lambda handler. The event is decoded as payload 2.0 first,
 // so HTTP API and Function URL events are decoded once; any other event
@@ -44,6 +104,11 @@ func newProxy(h http.Handler, logger *slog.Logger) *proxy {
 // error (a function error, which API Gateway shows as a 5xx) only for a
 // payload that is not a JSON object, which API Gateway never sends.
 func (p *proxy) handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-deadlineMargin))
+		defer cancel()
+	}
 	var v2 events.APIGatewayV2HTTPRequest
 	err := json.Unmarshal(raw, &v2)
 	if v2.Version == "2.0" {
@@ -61,6 +126,12 @@ func (p *proxy) handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		}
 		p.log.Warn("unreadable REST API event", slog.String("error", err.Error()))
 		return badRequestV1(v1.Headers), nil
+	}
+	if v2.Version == "1.0" {
+		// An HTTP API event of payload 1.0: on a named stage its path
+		// starts with "/<stage>", as in payload 2.0. (A REST API event has
+		// no version, and its path never carries the stage.)
+		v1.Path = stripStage(v1.Path, v1.RequestContext.Stage)
 	}
 	return p.serveV1(ctx, v1), nil
 }
@@ -81,8 +152,8 @@ func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 	return resp
 }
 
-// serveV1 answers a REST API (or payload 1.0) event, whose path never
-// carries the stage.
+// serveV1 answers a REST API (or payload 1.0) event, its path without the
+// stage.
 func (p *proxy) serveV1(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
 	ev.Path = cleanRawPath(ev.Path)
 	resp, err := p.v1.ProxyWithContext(ctx, ev)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -81,5 +82,71 @@ func TestProxyHandle(t *testing.T) {
 				t.Errorf("handle = %d %q, want %d containing %q", status, body, tt.wantStatus, tt.wantBody)
 			}
 		})
+	}
+}
+
+// TestProxyServesAsNetHTTP: behind the proxy the handler is served as
+// net/http's server serves it: header values as sent (the library splits
+// them at commas), an implicit 200 from a handler that writes nothing, no
+// body for HEAD, a payload-1.0 HTTP API path without its stage, and a
+// context that ends deadlineMargin before the invocation does.
+func TestProxyServesAsNetHTTP(t *testing.T) {
+	var seen struct {
+		reqID, accept []string
+		deadline      time.Time
+		hasDeadline   bool
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.reqID, seen.accept = r.Header.Values("X-Request-Id"), r.Header.Values("Accept-Encoding")
+		seen.deadline, seen.hasDeadline = r.Context().Deadline()
+		switch r.URL.Path {
+		case "/silent": // headers only, as a static-file handler answers HEAD
+			w.Header().Set("Content-Type", "text/css")
+		default:
+			io.WriteString(w, r.Method+" "+r.URL.Path)
+		}
+	})
+	p := newProxy(h, slog.New(slog.DiscardHandler))
+	v2 := func(t *testing.T, ctx context.Context, event string) events.APIGatewayV2HTTPResponse {
+		t.Helper()
+		out, err := p.handle(ctx, json.RawMessage(event))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.(events.APIGatewayV2HTTPResponse)
+	}
+
+	r := v2(t, context.Background(), `{"version":"2.0","rawPath":"/x","headers":{"x-request-id":"abc,def","accept-encoding":"deflate, gzip"},"requestContext":{"http":{"method":"GET"}}}`)
+	if r.StatusCode != 200 || len(seen.reqID) != 1 || seen.reqID[0] != "abc,def" || len(seen.accept) != 1 || !strings.Contains(seen.accept[0], "gzip") {
+		t.Errorf("headers reached the handler as X-Request-Id %q, Accept-Encoding %q; want each as sent", seen.reqID, seen.accept)
+	}
+	if seen.hasDeadline {
+		t.Errorf("a context without a deadline got one")
+	}
+
+	for _, method := range []string{"GET", "HEAD"} {
+		r = v2(t, context.Background(), `{"version":"2.0","rawPath":"/silent","requestContext":{"http":{"method":"`+method+`"}}}`)
+		if r.StatusCode != 200 || r.Headers["Content-Type"] != "text/css" {
+			t.Errorf("%s of a handler that writes no status: %d %v, want 200 text/css", method, r.StatusCode, r.Headers)
+		}
+	}
+	if r = v2(t, context.Background(), `{"version":"2.0","rawPath":"/page","requestContext":{"http":{"method":"HEAD"}}}`); r.StatusCode != 200 || r.Body != "" {
+		t.Errorf("HEAD: %d %q, want 200 with no body", r.StatusCode, r.Body)
+	}
+
+	out, err := p.handle(context.Background(), json.RawMessage(`{"version":"1.0","resource":"/{proxy+}","path":"/dev/health","httpMethod":"GET","requestContext":{"stage":"dev"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1 := out.(events.APIGatewayProxyResponse); v1.StatusCode != 200 || v1.Body != "GET /health" {
+		t.Errorf("payload 1.0 on stage dev: %d %q, want GET /health", v1.StatusCode, v1.Body)
+	}
+
+	deadline := time.Now().Add(time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	v2(t, ctx, `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"GET"}}}`)
+	if !seen.hasDeadline || !seen.deadline.Equal(deadline.Add(-deadlineMargin)) {
+		t.Errorf("handler's deadline %v (%v), want the invocation's less %v", seen.deadline, seen.hasDeadline, deadlineMargin)
 	}
 }
