@@ -34,6 +34,7 @@ func TestFailTranslation(t *testing.T) {
 		{serverErr("READONLY You can't write against a read only replica."), true},
 		{serverErr("OOM command not allowed when used memory > 'maxmemory'. script: 32e2, on @user_script:73."), true},
 		{serverErr("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk."), true},
+		{serverErr("ERR max number of clients reached"), true},
 		{serverErr("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 		{serverErr("ERR Error running script (call to f_x): @user_script:1: boom"), false},
 		{serverErr("NOSCRIPT No matching script. Please use EVAL."), false},

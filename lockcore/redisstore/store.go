@@ -34,7 +34,7 @@
 //
 // Failures to reach Redis, timeouts, cancelled contexts and server states
 // that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
-// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF) are
+// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF, maxclients) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
 // state of its own: when Redis comes back, calls succeed again (within about
 // a second, once go-redis' dial probe notices).
@@ -277,8 +277,9 @@ func noCancel() {}
 // than "wrong request". OOM (a full Redis under noeviction) and MISCONF (a
 // failed RDB snapshot with stop-writes-on-bgsave-error) refuse every write
 // until an operator acts; a script is refused at its first write, so it
-// changed nothing.
-var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF"}
+// changed nothing. "max number of clients reached" (ERR) is a Redis at its
+// maxclients, as when many Lambda instances start at once.
+var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF", "max number of clients reached"}
 
 // fail translates a go-redis error: server replies that are not transient
 // are plain errors (a bug or a misconfiguration); everything else (network,
