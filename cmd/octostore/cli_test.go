@@ -66,3 +66,38 @@ func TestRunCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestStartupErrorsHideSecrets: a configuration error about a URL that
+// holds a password (a Redis URL that does not parse, a GitHub URL with user
+// info) never prints the password; main writes these errors to stderr,
+// which is usually the log.
+func TestStartupErrorsHideSecrets(t *testing.T) {
+	const pw = "Sup3rS3cretPw"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"redis URL that does not parse", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:" + pw + "@bad%zzhost:6379/0"}, nil},
+		{"cluster URL that does not parse", []string{"token", "create", "--login", "x", "--redis-cluster", "--redis-url", "redis://default:" + pw + "@bad%zzhost:6379"}, nil},
+		{"redis unreachable", []string{"token", "create", "--login", "x", "--op-timeout", "200ms", "--redis-url", "redis://default:" + pw + "@127.0.0.1:1/0"}, nil},
+		{"GitHub API URL with user info", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
+			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "GITHUB_API_URL": "https://u:" + pw + "@ghe.example.com/api/v3"}},
+		{"public URL that does not parse", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
+			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "OCTOSTORE_PUBLIC_URL": "https://u:" + pw + "@bad%zzhost"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error()+out.String()+errOut.String(), pw) {
+				t.Errorf("the password is printed: %v", err)
+			}
+		})
+	}
+}

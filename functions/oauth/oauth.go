@@ -217,12 +217,18 @@ func parseOrigin(what, s, def string) (string, error) {
 		}
 		s = def
 	}
+	// The messages never quote s whole: a URL with user info holds a
+	// password.
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("oauth: %s %q: %v", what, s, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("oauth: %s does not parse: %v", what, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return "", fmt.Errorf("oauth: %s %q must be an absolute http or https URL without user info, query or fragment", what, s)
+		return "", fmt.Errorf("oauth: %s %q must be an absolute http or https URL without user info, query or fragment", what, u.Redacted())
 	}
 	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }

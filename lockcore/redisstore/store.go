@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -184,7 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Cluster {
 		o, err := redis.ParseClusterURL(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: cluster URL: %w", err)
+			return nil, urlError("cluster URL", err)
 		}
 		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
 			// Reads from replicas lag: a token revoked or rotated on the
@@ -201,7 +202,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		o, err := redis.ParseURL(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: URL: %w", err)
+			return nil, urlError("URL", err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 		o.ContextTimeoutEnabled = true
@@ -224,6 +225,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// urlError reports a Redis URL that does not parse without the URL itself,
+// which may hold a password (url.Parse's errors quote it whole).
+func urlError(what string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("redisstore: %s (not shown: it may hold a password): %v", what, ue.Err)
+	}
+	return fmt.Errorf("redisstore: %s: %w", what, err)
 }
 
 // Dial retries of the clients Open builds (unless the URL sets
