@@ -78,9 +78,10 @@ type Config struct {
 	// PublicURL is the externally visible base URL of the service, e.g.
 	// https://locks.example.com, or with a path prefix such as an API
 	// Gateway stage (https://x.execute-api.eu-west-1.amazonaws.com/prod);
-	// no query or fragment. The callback is PublicURL + CallbackPath, the
-	// state cookie's Path is the prefix + StartPath, and the cookie is
-	// Secure iff PublicURL is https.
+	// no query or fragment. The callback is PublicURL + CallbackPath. The
+	// state cookie is Secure iff PublicURL is https; its Path is the prefix
+	// + StartPath, except at an https root, where it is the host-only
+	// "__Host-" cookie with Path=/ (see StateCookie).
 	PublicURL string
 	// StateSecret is the HMAC key signing the state cookie, at least
 	// MinStateSecretLen bytes, the same on every instance. When empty, the
@@ -115,7 +116,8 @@ type Flow struct {
 	userURL    string
 	public     string // PublicURL without a trailing slash
 	secure     bool   // Secure cookie
-	cookiePath string // path of PublicURL + StartPath
+	cookieName string // StateCookie, prefixed on https
+	cookiePath string // see cookieNameAndPath
 	secret     []byte
 	client     *http.Client
 	timeout    time.Duration
@@ -169,6 +171,7 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
+	cookieName, cookiePath := cookieNameAndPath(public)
 	f := &Flow{
 		enabled: true,
 		oauth: oauth2.Config{
@@ -188,7 +191,8 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 		userURL:    api + "/user",
 		public:     public,
 		secure:     strings.HasPrefix(public, "https://"),
-		cookiePath: publicPath(public) + StartPath,
+		cookieName: cookieName,
+		cookiePath: cookiePath,
 		secret:     append([]byte(nil), secret...),
 		client:     cfg.HTTPClient,
 		timeout:    DefaultGitHubTimeout,

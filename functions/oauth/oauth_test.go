@@ -86,8 +86,9 @@ func TestStartCookieFollowsPublicURL(t *testing.T) {
 		public, path, redirect string
 		secure                 bool
 	}{
-		{"https://locks.example.com", "/auth/github", "https://locks.example.com/auth/github/callback", true},
-		{"https://locks.example.com/", "/auth/github", "https://locks.example.com/auth/github/callback", true},
+		// At an https root the cookie is __Host-, which must have Path=/.
+		{"https://locks.example.com", "/", "https://locks.example.com/auth/github/callback", true},
+		{"https://locks.example.com/", "/", "https://locks.example.com/auth/github/callback", true},
 		{"https://api.example.com/prod", "/prod/auth/github", "https://api.example.com/prod/auth/github/callback", true},
 		{"http://127.0.0.1:8080", "/auth/github", "http://127.0.0.1:8080/auth/github/callback", false},
 	} {
@@ -690,4 +691,52 @@ func FuzzCallback(f *testing.F) {
 		flow.Callback(w, r)
 		checkError(t, w.Result(), w.Body.Bytes(), http.StatusBadRequest, "invalid_oauth_state")
 	})
+}
+
+// TestHTTPSStateCookieIsPrefixed: on an https public URL the state cookie
+// carries the prefix browsers enforce (__Host- at the root, __Secure- under
+// a path), so a cookie planted by a sibling subdomain or over plain http,
+// which cannot carry it, is not taken for the state cookie: the callback
+// refuses a request whose state cookie has the bare name, and accepts the
+// same value under the prefixed name (it then fails at GitHub, which here
+// does not answer, with 502).
+func TestHTTPSStateCookieIsPrefixed(t *testing.T) {
+	store := sqliteBacking(t).open(t)
+	for _, tc := range []struct{ public, name, path string }{
+		{"https://locks.example.com", "__Host-octostore_oauth_state", "/"},
+		{"https://example.com/locks", "__Secure-octostore_oauth_state", "/locks/auth/github"},
+		{"http://127.0.0.1:8080", "octostore_oauth_state", "/auth/github"},
+	} {
+		t.Run(tc.public, func(t *testing.T) {
+			f, err := oauth.New(oauth.Config{ClientID: "id", ClientSecret: strings.Repeat("s", 40), PublicURL: tc.public,
+				BaseURL: "http://127.0.0.1:1", APIURL: "http://127.0.0.1:1"}, store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			f.Start(rec, httptest.NewRequest("GET", tc.public+oauth.StartPath, nil))
+			cookies := rec.Result().Cookies()
+			if len(cookies) != 1 || cookies[0].Name != tc.name || cookies[0].Path != tc.path || cookies[0].Secure != strings.HasPrefix(tc.public, "https") {
+				t.Fatalf("state cookie %+v, want name %s, path %s", cookies, tc.name, tc.path)
+			}
+			loc, _ := url.Parse(rec.Header().Get("Location"))
+			state := loc.Query().Get("state")
+			callback := func(name string) int {
+				req := httptest.NewRequest("GET", tc.public+oauth.CallbackPath+"?code=c&state="+url.QueryEscape(state), nil)
+				req.Header.Set("Accept", "application/json")
+				req.AddCookie(&http.Cookie{Name: name, Value: cookies[0].Value})
+				rec := httptest.NewRecorder()
+				f.Callback(rec, req)
+				return rec.Code
+			}
+			if tc.name != oauth.StateCookie {
+				if got := callback(oauth.StateCookie); got != http.StatusBadRequest {
+					t.Errorf("callback with the bare-named cookie: %d, want 400", got)
+				}
+			}
+			if got := callback(tc.name); got != http.StatusBadGateway {
+				t.Errorf("callback with the state cookie: %d, want 502 (past the state check)", got)
+			}
+		})
+	}
 }

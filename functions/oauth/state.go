@@ -12,8 +12,27 @@ import (
 	"time"
 )
 
-// StateCookie is the name of the cookie carrying the signed state.
+// StateCookie is the name of the cookie carrying the signed state when the
+// public URL is http. On https it carries a prefix that browsers enforce,
+// so that neither a sibling subdomain nor a network attacker can plant one
+// (a planted cookie of the attacker's own sign-in would sign the victim in
+// to the attacker's account): "__Host-" (host-only, Secure, Path=/) when
+// the public URL has no path, else "__Secure-" (see cookieNameAndPath).
 const StateCookie = "octostore_oauth_state"
+
+// cookieNameAndPath returns the state cookie's name and path for the
+// checked public origin: prefixed on https (see StateCookie), and scoped
+// to the sign-in routes where the prefix allows it.
+func cookieNameAndPath(public string) (name, path string) {
+	prefix := publicPath(public)
+	switch {
+	case !strings.HasPrefix(public, "https://"):
+		return StateCookie, prefix + StartPath
+	case prefix == "":
+		return "__Host-" + StateCookie, "/"
+	}
+	return "__Secure-" + StateCookie, prefix + StartPath
+}
 
 // MAC domains, so a MAC made for one purpose is never valid for another.
 const (
@@ -56,7 +75,7 @@ func (f *Flow) stateCookie(state string) *http.Cookie {
 	exp := strconv.FormatInt(f.now().Add(StateTTL).Unix(), 10)
 	payload := state + "." + exp
 	return &http.Cookie{
-		Name:     StateCookie,
+		Name:     f.cookieName,
 		Value:    payload + "." + f.mac(macCookie, payload),
 		Path:     f.cookiePath,
 		MaxAge:   int(StateTTL / time.Second),
@@ -69,7 +88,7 @@ func (f *Flow) stateCookie(state string) *http.Cookie {
 // clearCookie returns a cookie that deletes the state cookie.
 func (f *Flow) clearCookie() *http.Cookie {
 	return &http.Cookie{
-		Name:     StateCookie,
+		Name:     f.cookieName,
 		Value:    "",
 		Path:     f.cookiePath,
 		MaxAge:   -1,
@@ -84,7 +103,7 @@ func (f *Flow) clearCookie() *http.Cookie {
 // returns the 400 invalid_oauth_state answer otherwise, naming the first
 // reason found.
 func (f *Flow) checkState(r *http.Request, state string) *flowError {
-	cookies := r.CookiesNamed(StateCookie)
+	cookies := r.CookiesNamed(f.cookieName)
 	if len(cookies) == 0 {
 		return badState("The sign-in state cookie is missing (cookies must be enabled, and the sign-in must start and end in the same browser); start again at "+f.public+StartPath+".",
 			"state cookie missing")
