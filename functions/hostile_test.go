@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/lockcore"
 )
 
@@ -239,17 +240,17 @@ func hostileAuth(e *env, auth string) string {
 	return strings.ReplaceAll(auth, "TOKEN", e.tokens["alice"])
 }
 
-// The limits of cmd/octostore's http.Server, but for the timeouts, which
-// are short here so that the slow-client rows take well under a second
-// each; cmd/octostore's limits_test checks the binary's own settings.
+// The server's timeouts (internal/httpserver's), shortened here so that
+// the slow-client rows take well under a second each; cmd/octostore's
+// limits_test checks the binary's own settings. The header bound is
+// httpserver.MaxHeaderBytes itself.
 const (
-	testMaxHeaderBytes    = 32 << 10
 	testReadHeaderTimeout = 300 * time.Millisecond
 	testReadTimeout       = 600 * time.Millisecond
 )
 
 // hostileServer serves e's handler on a loopback listener with the server
-// limits of cmd/octostore.
+// limits of cmd/octostore (internal/httpserver).
 func hostileServer(t *testing.T, e *env) string {
 	t.Helper()
 	return serveWithLimits(t, e.h)
@@ -263,7 +264,7 @@ func serveWithLimits(t *testing.T, h http.Handler) string {
 	ts.Config.ReadTimeout = testReadTimeout
 	ts.Config.WriteTimeout = 5 * time.Second
 	ts.Config.IdleTimeout = 5 * time.Second
-	ts.Config.MaxHeaderBytes = testMaxHeaderBytes
+	ts.Config.MaxHeaderBytes = httpserver.MaxHeaderBytes
 	ts.Config.ErrorLog = nil
 	ts.Start()
 	t.Cleanup(ts.Close)
