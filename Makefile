@@ -33,9 +33,16 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 ## lint: gofmt and go vet
+## fmt checks the tracked Go files, or every Go file where git cannot list
+## them (no checkout, or git refusing a directory owned by another user);
+## an empty list is an error, never a silent pass, and gofmt never reads
+## stdin (with no file arguments it would check stdin, or wait on it).
 lint: fmt vet
 fmt:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@files=$$(git ls-files '*.go' 2>/dev/null) || files=$$(find . -name '*.go' -not -path './.git/*'); \
+	if [ -z "$$files" ]; then echo "fmt: no Go files found"; exit 1; fi; \
+	out=$$(gofmt -l $$files </dev/null) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 vet:
 	$(GO) vet $(PKGS)
 
