@@ -103,6 +103,7 @@ func runDocs(t *testing.T, base, token, lock string) {
 	defer cancel()
 
 	op := "#operations-locks-acquireLock"
+	nameInput := op + ` tr[data-param-name="name"] input`
 	steps := []struct {
 		what string
 		do   chromedp.Action[chromedp.Void]
@@ -119,13 +120,23 @@ func runDocs(t *testing.T, base, token, lock string) {
 		{"close the dialog", chromedp.Click(chromedp.CSS(".modal-ux button.btn-done"))},
 		{"open acquire", chromedp.Click(chromedp.CSS(op + " .opblock-summary-control"))},
 		{"try it out", chromedp.Click(chromedp.CSS(op + " .try-out__btn"))},
+		// "Try it out" renders the field in its own update; the click can
+		// return before it is there.
+		{"wait for the name field", chromedp.WaitVisible(chromedp.CSS(nameInput))},
 		// The field shows the parameter's example; select it so typing
 		// replaces it.
 		{"select the name", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`(function () { var i = document.querySelector('`+op+` tr[data-param-name="name"] input'); i.focus(); i.select(); return true; })()`)(ctx, tg)
+			_, err := chromedp.Evaluate[bool](`(function () { var i = document.querySelector('`+nameInput+`'); i.focus(); i.select(); return true; })()`)(ctx, tg)
 			return err
 		})},
-		{"set the name", chromedp.SendKeys(chromedp.CSS(op+` tr[data-param-name="name"] input`), lock)},
+		{"set the name", chromedp.SendKeys(chromedp.CSS(nameInput), lock)},
+		{"check the name", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			got, err := chromedp.Evaluate[string](`document.querySelector('`+nameInput+`').value`)(ctx, tg)
+			if err == nil && got != lock {
+				err = fmt.Errorf("the name field holds %q, want %q", got, lock)
+			}
+			return err
+		})},
 		{"execute", chromedp.Click(chromedp.CSS(op + " button.execute"))},
 		{"wait for the answer", chromedp.WaitVisible(chromedp.CSS(op + " .live-responses-table .response-col_status"))},
 	}
