@@ -473,7 +473,11 @@ func TestTokenLocksRevokeRace(t *testing.T) {
 	a := mustAccount(t, s, "alice")
 	tok := mustToken(t, s, a.ID, "tok")
 
-	const workers, perWorker = 16, 40
+	// Each worker makes at least perWorker calls and goes on until it has
+	// made one that started after the revoke: how many calls a worker gets
+	// through before the test goroutine records the revoke depends on the
+	// scheduler, and a fixed count could all finish before it (no late call).
+	const workers, perWorker, maxHeld = 16, 40, 1 << 20
 	var (
 		revoked   atomic.Bool
 		started   atomic.Int64 // AcquireAs calls begun
@@ -486,12 +490,12 @@ func TestTokenLocksRevokeRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < perWorker; i++ {
+			for i := 0; ; i++ {
 				name := fmt.Sprintf("w%d-%d", w, i)
 				late := revoked.Load() // read before the call starts
 				started.Add(1)
 				o := opts("lease-" + name)
-				o.MaxHeld = workers * perWorker
+				o.MaxHeld = maxHeld
 				r, err := s.AcquireAs(ctx, tok, a.ID, name, o)
 				switch {
 				case late && !errors.Is(err, lockcore.ErrNotFound):
@@ -507,6 +511,9 @@ func TestTokenLocksRevokeRace(t *testing.T) {
 					mu.Lock()
 					lateCalls++
 					mu.Unlock()
+					if i+1 >= perWorker {
+						return
+					}
 				}
 			}
 		}()
@@ -549,7 +556,7 @@ func TestTokenLocksRevokeRace(t *testing.T) {
 	}
 	// Refused calls spent no fencing token.
 	last := opts("lease-last")
-	last.MaxHeld = workers*perWorker + 1
+	last.MaxHeld = maxHeld
 	r, err := s.Acquire(ctx, a.ID, "last", last)
 	if err != nil || !r.Acquired || r.Lease.FencingToken != int64(len(wins))+1 {
 		t.Fatalf("Acquire after the race: %+v, %v; want fencing token %d", r, err, len(wins)+1)
