@@ -15,7 +15,9 @@ func TestLeakedFindsALiveGoroutine(t *testing.T) {
 		t.Fatalf("Leaked = %q, want the one goroutine started here", leaked)
 	}
 	close(stop)
-	if leaked := Leaked(before, time.Second); len(leaked) != 0 {
+	// Leaked returns as soon as the goroutine is gone; the full Grace only
+	// matters when a loaded machine is slow to schedule its exit.
+	if leaked := Leaked(before, Grace); len(leaked) != 0 {
 		t.Fatalf("after it ended, Leaked = %q", leaked)
 	}
 }
