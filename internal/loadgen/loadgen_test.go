@@ -155,11 +155,15 @@ func TestErrorsAreCountedAndRunGoesOn(t *testing.T) {
 func TestDurationBoundAndProgress(t *testing.T) {
 	f := newFake()
 	var buf bytes.Buffer
-	res, err := Run(context.Background(), f, Config{Clients: 3, Duration: 50 * time.Millisecond, Progress: &buf})
+	// A worker that has not started its first cycle when the duration ends
+	// does none, so the duration must comfortably exceed how long a busy
+	// machine (two cores, -race) can take to schedule the workers.
+	const d = 500 * time.Millisecond
+	res, err := Run(context.Background(), f, Config{Clients: 3, Duration: d, Progress: &buf})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Cycles == 0 || res.Errors != 0 || res.Seconds < 0.05 {
+	if res.Cycles == 0 || res.Errors != 0 || res.Seconds < d.Seconds() {
 		t.Fatalf("result %+v", res)
 	}
 	if !strings.HasSuffix(buf.String(), "\n") {

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +61,10 @@ func TestPosterEndsAtTheContextDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	err := p.post(ctx, "/", "", nil, func(int, []byte) error { return nil })
-	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "timeout") {
+	// fasthttp's "timeout", or the context's own error if this goroutine was
+	// descheduled past the deadline before post looked at ctx: either way
+	// the request ended at the deadline.
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "timeout") && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("post to a server that never answers: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -84,7 +84,9 @@ func TestHTTPTargetReportsErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { target.Close() })
-	res, err := Run(context.Background(), target, Config{Clients: 1, Duration: 100 * time.Millisecond, ErrorDelay: time.Millisecond})
+	// Long enough that the worker surely sends a request before the run
+	// ends (a worker that starts after the duration sends none).
+	res, err := Run(context.Background(), target, Config{Clients: 1, Duration: 500 * time.Millisecond, ErrorDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
