@@ -123,7 +123,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
-	if err := waitPing(s.Addr(), done); err != nil {
+	if err := waitPing(s.Addr(), cmd.Process.Pid, done); err != nil {
 		cmd.Process.Kill()
 		<-done
 		log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
@@ -202,25 +202,52 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitPing waits until addr answers PING with PONG, the process exits, or
-// startTimeout passes.
-func waitPing(addr string, exited <-chan struct{}) error {
+// waitPing waits until the redis-server with process id pid answers PING
+// with PONG at addr, the process exits, or startTimeout passes.
+//
+// The port was free when freePort chose it, but another process (another
+// test binary starting its own redis-server, or one restarting on a port it
+// had before) may have taken it since; our server then fails to bind and
+// exits, but until it has, the other one would answer PING. So the answer
+// counts only once INFO shows our process id.
+func waitPing(addr string, pid int, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return errors.New("redis-server exited during start")
+			return fmt.Errorf("redis-server exited during start (last check: %v)", last)
 		default:
 		}
 		reply, err := command(addr, "PING")
 		if err == nil && reply == "+PONG" {
-			return nil
+			if err = ours(addr, pid); err == nil {
+				return nil
+			}
+			last = err
+		} else {
+			last = fmt.Errorf("PING: %q %v", reply, err)
 		}
-		last = fmt.Errorf("PING: %q %v", reply, err)
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("redis-server at %s did not answer PING within %v: %v", addr, startTimeout, last)
+}
+
+// ours checks that the redis-server answering at addr has process id pid.
+func ours(addr string, pid int) error {
+	info, err := command(addr, "INFO", "server")
+	if err != nil {
+		return fmt.Errorf("INFO server: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v == strconv.Itoa(pid) {
+				return nil
+			}
+			return fmt.Errorf("%s is answered by another redis-server (process %s, ours is %d)", addr, v, pid)
+		}
+	}
+	return errors.New("INFO server: no process_id")
 }
 
 // command sends one inline command and returns the first line of the

@@ -36,3 +36,24 @@ func TestClusterURL(t *testing.T) {
 		t.Errorf("URL: want %q, got %q", want, got)
 	}
 }
+
+// TestStartIgnoresAnotherServerOnThePort: when the chosen port has been
+// taken by another redis-server in the meantime, that server's PONG must not
+// pass for ours (which cannot bind and exits): start fails, so that Start
+// tries another port, and the other server is left alone.
+func TestStartIgnoresAnotherServerOnThePort(t *testing.T) {
+	other := Start(t)
+	s := &Server{t: t, bin: Require(t), dir: t.TempDir(), port: other.port}
+	if err := s.start(); err == nil {
+		s.Stop()
+		t.Fatal("start on a port another redis-server holds: want an error, got nil (its PONG was taken for ours)")
+	} else if !strings.Contains(err.Error(), "exited during start") {
+		t.Errorf("start on a taken port: want the process to have exited, got %v", err)
+	}
+	if err := ours(other.Addr(), other.cmd.Process.Pid); err != nil {
+		t.Errorf("the other server after the failed start: %v", err)
+	}
+	if err := ours(other.Addr(), other.cmd.Process.Pid+1); err == nil {
+		t.Error("ours with a wrong process id: want an error, got nil")
+	}
+}
