@@ -18,8 +18,9 @@ import (
 	"github.com/octostore/octostore/lockcore/redisstore"
 )
 
-// open opens a Store on srv with a short op timeout and closes it at the
-// end of the test.
+// open opens a Store on srv with the given op timeout and closes it at the
+// end of the test. Tests whose calls must succeed use slowOpTimeout: a short
+// one is a deadline a loaded machine can miss on a correct store.
 func open(t *testing.T, url, prefix string, timeout time.Duration) *redisstore.Store {
 	t.Helper()
 	s, err := redisstore.Open(t.Context(), redisstore.Config{URL: url, Prefix: prefix, OpTimeout: timeout})
@@ -65,7 +66,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestClosedStoreFails(t *testing.T) {
 	srv := redistest.Start(t)
-	s := open(t, srv.URL(), "closed:", time.Second)
+	s := open(t, srv.URL(), "closed:", slowOpTimeout)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -119,8 +120,13 @@ func outageOps(acct, held string, lease string, tok lockcore.TokenHash) map[stri
 // TestOutage kills, pauses and restarts Redis under one Store: calls fail
 // with ErrUnavailable within a bound of the op timeout and work again once
 // Redis is back, without a new Store.
+//
+// The op timeout is also what a call against the live server must beat, and
+// the bound leaves 2×opTimeout for the scheduler beyond the timeout itself:
+// at 500 ms (1 s of slack) a descheduled test goroutine on two busy cores
+// under -race could exceed either on a correct store.
 func TestOutage(t *testing.T) {
-	const opTimeout = 500 * time.Millisecond
+	const opTimeout = time.Second
 	const bound = 3 * opTimeout
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	s := open(t, srv.URL(), "outage:", opTimeout)
@@ -166,14 +172,15 @@ func TestOutage(t *testing.T) {
 		}
 	}
 
-	// waitBack gives the client up to 10s (go-redis probes a dead server
-	// about once a second) to answer a Ping again.
+	// waitBack gives the client up to 30s (go-redis probes a dead server
+	// about once a second; the rest is for a loaded machine) to answer a
+	// Ping again. It returns as soon as it does.
 	waitBack := func(phase string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for s.Ping(ctx) != nil {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the store did not recover within 10s: %v", phase, s.Ping(ctx))
+				t.Fatalf("%s: the store did not recover within 30s: %v", phase, s.Ping(ctx))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -254,19 +261,36 @@ func TestCrashDurability(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// runPhase lets the workers run for at least 700 ms and until an
+	// acquire that counts for phase p has been acknowledged (at most 30 s):
+	// how many acquires fit in a fixed time depends on the scheduler, and
+	// the checks below need at least one on each side of the crash.
+	runPhase := func(p int32) {
+		deadline := time.Now().Add(30 * time.Second)
+		time.Sleep(700 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			seen := slices.ContainsFunc(acks, func(a ack) bool { return p == 0 && a.endPhase == 0 || p == 2 && a.startPhase == 2 })
+			mu.Unlock()
+			if seen {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	runPhase(0)
 	phase.Store(1)
 	srv.Kill()
 	time.Sleep(100 * time.Millisecond)
 	srv.Restart()
 	// go-redis probes a dead server about once a second; wait until the
 	// store answers again before timing the second phase.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for s.Ping(ctx) != nil && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	phase.Store(2)
-	time.Sleep(700 * time.Millisecond)
+	runPhase(2)
 	stop.Store(true)
 	wg.Wait()
 
@@ -304,7 +328,7 @@ func TestCrashDurability(t *testing.T) {
 func TestKeyLayout(t *testing.T) {
 	srv := redistest.Start(t)
 	const prefix = "kl:"
-	s := open(t, srv.URL(), prefix, time.Second)
+	s := open(t, srv.URL(), prefix, slowOpTimeout)
 	ctx := t.Context()
 	acct := account(t, s, "layout")
 	if _, err := s.UpsertGitHubAccount(ctx, 7, "gh-user"); err != nil {
@@ -430,7 +454,7 @@ func keySlot(key string) int {
 // before is still held by its lease.
 func TestFullRedisIsUnavailable(t *testing.T) {
 	srv := redistest.Start(t, "--maxmemory-policy", "noeviction")
-	s := open(t, srv.URL(), "oom:", time.Second)
+	s := open(t, srv.URL(), "oom:", slowOpTimeout)
 	ctx := t.Context()
 	acct := account(t, s, "oom")
 	held := acquireOpts(time.Hour)
