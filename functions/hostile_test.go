@@ -240,13 +240,15 @@ func hostileAuth(e *env, auth string) string {
 	return strings.ReplaceAll(auth, "TOKEN", e.tokens["alice"])
 }
 
-// The server's timeouts (internal/httpserver's), shortened here so that
-// the slow-client rows take well under a second each; cmd/octostore's
+// The server's timeouts (internal/httpserver's 5 s and 15 s), shortened
+// here so that the slow-client rows take a few seconds each; cmd/octostore's
 // limits_test checks the binary's own settings. The header bound is
-// httpserver.MaxHeaderBytes itself.
+// httpserver.MaxHeaderBytes itself. Every row that sends its whole request
+// at once needs the server to read it within these bounds, so they are not
+// shorter than a busy two-core machine under -race can be relied on to meet.
 const (
-	testReadHeaderTimeout = 300 * time.Millisecond
-	testReadTimeout       = 600 * time.Millisecond
+	testReadHeaderTimeout = 2 * time.Second
+	testReadTimeout       = 3 * time.Second
 )
 
 // hostileServer serves e's handler on a loopback listener with the server
@@ -262,8 +264,11 @@ func serveWithLimits(t *testing.T, h http.Handler) string {
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config.ReadHeaderTimeout = testReadHeaderTimeout
 	ts.Config.ReadTimeout = testReadTimeout
-	ts.Config.WriteTimeout = 5 * time.Second
-	ts.Config.IdleTimeout = 5 * time.Second
+	// No row tests these two; WriteTimeout runs from the end of the
+	// headers, so it must leave the body rows' answer (at ReadTimeout)
+	// plenty of room.
+	ts.Config.WriteTimeout = testReadTimeout + 10*time.Second
+	ts.Config.IdleTimeout = testReadTimeout + 10*time.Second
 	ts.Config.MaxHeaderBytes = httpserver.MaxHeaderBytes
 	ts.Config.ErrorLog = nil
 	ts.Start()
@@ -271,10 +276,14 @@ func serveWithLimits(t *testing.T, h http.Handler) string {
 	return ts.Listener.Addr().String()
 }
 
-// rawExchange writes the request parts to a new connection to addr, each
-// after pause, then reads what comes back until the server closes the
-// connection or 5 s pass. It returns the bytes read and whether the server
-// closed the connection.
+// rawExchange writes the request parts to a new connection to addr: the
+// first at once, each next one after pause, stopping early once the server
+// has closed the connection. Meanwhile it reads what comes back (so an
+// answer is read before any reset caused by the bytes still being sent)
+// until the server closes the connection or, after the last part, well
+// past every server timeout (a guard against a server that never closes,
+// not a timing assertion). It returns the bytes read and whether the
+// server closed the connection.
 func rawExchange(t *testing.T, addr string, pause time.Duration, parts ...string) (string, bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -282,17 +291,53 @@ func rawExchange(t *testing.T, addr string, pause time.Duration, parts ...string
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, p := range parts {
-		time.Sleep(pause)
+	type result struct {
+		got []byte
+		err error
+	}
+	read := make(chan result, 1)
+	go func() {
+		got, err := io.ReadAll(c)
+		read <- result{got, err}
+	}()
+	var res result
+	done := false
+	for i, p := range parts {
+		if i > 0 {
+			select {
+			case res = <-read: // the server has closed the connection
+				done = true
+			case <-time.After(pause):
+			}
+		}
+		if done {
+			break
+		}
 		if _, err := io.WriteString(c, p); err != nil {
 			break // the server has closed the connection
 		}
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := io.ReadAll(c)
+	if !done {
+		c.SetReadDeadline(time.Now().Add(testReadTimeout + 10*time.Second))
+		res = <-read
+	}
 	var ne net.Error
-	closed := err == nil || !(errors.As(err, &ne) && ne.Timeout())
-	return string(got), closed
+	closed := res.err == nil || !(errors.As(res.err, &ne) && ne.Timeout())
+	return string(res.got), closed
+}
+
+// trickledBody is a release body of lease LH padded with JSON whitespace
+// to 33 bytes, one part a byte: sent one part every testReadTimeout/4, it
+// cannot be complete before 8 ReadTimeouts have passed, however the
+// client and the server are scheduled, so a server that enforces
+// ReadTimeout always cuts it (400) and one that does not releases "held".
+func trickledBody() []string {
+	body := `{"lease_id":"LH"` + strings.Repeat(" ", 16) + `}`
+	parts := make([]string, len(body))
+	for i := range body {
+		parts[i] = body[i : i+1]
+	}
+	return parts
 }
 
 // statusOf returns the status code of a raw HTTP answer, 0 if none.
@@ -334,7 +379,7 @@ func TestHostileConnections(t *testing.T) {
 		{"header flood over MaxHeaderBytes", 0, []string{head("GET", "/locks", bigHeaders...) + "\r\n"}, 431, ""},
 		{"one header value over MaxHeaderBytes", 0, []string{head("GET", "/locks", "X-Big: "+strings.Repeat("b", 40<<10)+"\r\n") + "\r\n"}, 431, ""},
 		{"headers trickled past ReadHeaderTimeout", testReadHeaderTimeout / 3, []string{"POST /locks/held/release HTTP/1.1\r\n", "Host: o\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n"}, 0, ""},
-		{"body trickled past ReadTimeout", testReadTimeout / 4, []string{head("POST", "/locks/held/release", "Content-Length: 17\r\n\r\n"), `{"lea`, `se_id`, `":"LH`, `"`, `}`, ``}, 400, "invalid_json"},
+		{"body trickled past ReadTimeout", testReadTimeout / 4, append([]string{head("POST", "/locks/held/release", fmt.Sprintf("Content-Length: %d\r\n\r\n", len(strings.Join(trickledBody(), ""))))}, trickledBody()...), 400, "invalid_json"},
 		{"body shorter than Content-Length", 0, []string{head("POST", "/locks/held/release", "Content-Length: 100\r\n\r\n") + `{"lease_id":"LH"}`}, 400, "invalid_json"},
 		{"headers never finished", 0, []string{"GET /locks HTTP/1.1\r\nHost: o\r\n"}, 0, ""},
 		{"malformed request line", 0, []string{"GET /locks\r\n\r\n"}, 400, ""},
