@@ -81,6 +81,12 @@ type env struct {
 	ids     map[string]string // login → account id
 }
 
+// testOpTimeout is the handlers' store-operation timeout in these tests
+// (production's is functions.DefaultOpTimeout, 3 s): a SQLite commit waits
+// for fsync on the test's disk, and a busy machine under -race can take
+// seconds for one; a test that is about a timeout sets its own.
+const testOpTimeout = 30 * time.Second
+
 // envOption changes the Deps (or the store) of an env before New.
 type envOption func(*functions.Deps)
 
@@ -105,6 +111,7 @@ func newEnv(t testing.TB, b backend, opts ...envOption) *env {
 		StoreName: storeKind(b.name),
 		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:   "test",
+		OpTimeout: testOpTimeout,
 	}
 	for _, o := range opts {
 		o(&d)

@@ -52,7 +52,7 @@ func TestAuthUsesAccountIDByToken(t *testing.T) {
 	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
 		t.Fatal(err)
 	}
-	h := functions.New(functions.Deps{Store: st, StoreName: "sqlite"})
+	h := functions.New(functions.Deps{Store: st, StoreName: "sqlite", OpTimeout: testOpTimeout})
 	call := func(path, token, body string) (int, map[string]any) {
 		r := httptest.NewRequest("POST", path, strings.NewReader(body))
 		r.Header.Set("Authorization", "Bearer "+token)

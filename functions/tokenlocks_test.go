@@ -125,7 +125,7 @@ func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			a := newEnv(t, b)
 			bInst := *a
-			bInst.h = contracttest.Wrap(t, functions.New(functions.Deps{Store: a.store, StoreName: storeKind(b.name), Version: "test"}))
+			bInst.h = contracttest.Wrap(t, functions.New(functions.Deps{Store: a.store, StoreName: storeKind(b.name), Version: "test", OpTimeout: testOpTimeout}))
 			ctx := t.Context()
 			alice := a.ids["alice"]
 
