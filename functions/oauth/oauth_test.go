@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,10 +485,60 @@ func TestGitHubDenied(t *testing.T) {
 	})
 }
 
+// hangCutoff is a transport for the flow's calls to the fake GitHub that
+// gives up on a call to path (when set) after 300 ms, as a client with a
+// short timeout would; every other call is bounded only by the flow's own
+// timeout (oauth.DefaultGitHubTimeout). Only a call the fake will never
+// answer gets the short deadline, so no call that is answered races it.
+type hangCutoff struct {
+	base http.RoundTripper
+	path atomic.Pointer[string]
+}
+
+func (h *hangCutoff) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p := h.path.Load(); p == nil || *p != r.URL.Path {
+		return h.base.RoundTrip(r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
+	resp, err := h.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
 func TestGitHubFailures(t *testing.T) {
 	store := sqliteBacking(t).open(t)
-	// A short client timeout makes the hanging fake fail fast.
-	e := newEnv(t, envOptions{accounts: store, httpClient: &http.Client{Timeout: 300 * time.Millisecond}})
+	// The calls the fake hangs on are given up after 300 ms; the others
+	// (including those of "a working GitHub afterwards") are not raced
+	// against a short deadline.
+	cutoff := &hangCutoff{base: http.DefaultTransport.(*http.Transport).Clone()}
+	t.Cleanup(cutoff.base.(*http.Transport).CloseIdleConnections)
+	e := newEnv(t, envOptions{accounts: store, httpClient: &http.Client{Transport: cutoff}})
+	hangPath := func(token, user string) *string {
+		switch {
+		case token == failHang:
+			p := "/login/oauth/access_token"
+			return &p
+		case user == failHang:
+			p := "/user"
+			return &p
+		}
+		return nil
+	}
 	for _, tc := range []struct{ name, token, user string }{
 		{"token: error answer", failErrorJSON, failNone},
 		{"token: 500", failStatus500, failNone},
@@ -502,6 +554,7 @@ func TestGitHubFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.gh.setFailures(tc.token, tc.user)
+			cutoff.path.Store(hangPath(tc.token, tc.user))
 			b := newBrowser(t)
 			resp, body := b.get(t, e.toCallback(t, b), "application/json")
 			checkError(t, resp, body, http.StatusBadGateway, "oauth_failed")
@@ -514,6 +567,7 @@ func TestGitHubFailures(t *testing.T) {
 			}
 		})
 	}
+	cutoff.path.Store(nil)
 	t.Run("html for browsers", func(t *testing.T) {
 		e.gh.setFailures(failNone, failBadLogin)
 		b := newBrowser(t)
