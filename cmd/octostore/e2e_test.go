@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"io"
@@ -81,13 +82,43 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServer runs `octostore serve` on a free port over db and waits until
-// /health answers 200.
+// startServer runs `octostore serve` over db on a free port and waits
+// until this process has bound it (its "octostore listening" log line names
+// the address) and /health answers 200. The port is found by listening on
+// :0 and closing, so another process can take it before the server binds
+// it; the server then exits with "address already in use" and is started
+// again on another port (after removing db if that start made it, so the
+// next one is still a first start). The op timeout is raised from the
+// default 3 s: these tests are not about it, and a SQLite commit waits for
+// an fsync on a CI disk that may be busy.
 func startServer(t *testing.T, db string, env ...string) *proc {
 	t.Helper()
+	_, err := os.Stat(db)
+	fresh := errors.Is(err, os.ErrNotExist)
+	for attempt := 1; ; attempt++ {
+		p, inUse := tryStartServer(t, db, env)
+		if !inUse {
+			return p
+		}
+		if attempt == 5 {
+			_, errOut := p.output()
+			t.Fatalf("no free port after %d attempts; last stderr:\n%s", attempt, errOut)
+		}
+		if fresh {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(db + suffix)
+			}
+		}
+	}
+}
+
+// tryStartServer is one attempt of startServer. It reports inUse when the
+// server exited because its port had been taken meanwhile.
+func tryStartServer(t *testing.T, db string, env []string) (p *proc, inUse bool) {
+	t.Helper()
 	addr := freeAddr(t)
-	p := &proc{base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binPath, "serve", "--addr", addr, "--db", db)
+	p = &proc{base: "http://" + addr, done: make(chan struct{})}
+	p.cmd = exec.Command(binPath, "serve", "--addr", addr, "--db", db, "--op-timeout", "30s")
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
@@ -96,18 +127,24 @@ func startServer(t *testing.T, db string, env ...string) *proc {
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.kill() })
+	listening := `msg="octostore listening" addr=` + addr + " "
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(p.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
+		if _, errOut := p.output(); strings.Contains(errOut, listening) {
+			resp, err := http.Get(p.base + "/health")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return p, false
+				}
 			}
 		}
 		select {
 		case <-p.done:
 			out, errOut := p.output()
+			if strings.Contains(errOut, "address already in use") {
+				return p, true
+			}
 			t.Fatalf("server exited early\nstdout:\n%s\nstderr:\n%s", out, errOut)
 		default:
 		}
@@ -117,6 +154,33 @@ func startServer(t *testing.T, db string, env ...string) *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitStdout returns the server's stdout once re matches it, or once the
+// server has exited or 10 s have passed (then the caller's check fails).
+// The server writes before it listens, but this process copies its stdout
+// on a goroutine of its own, which may not have run yet.
+func (p *proc) waitStdout(re *regexp.Regexp) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := p.output()
+		if re.MatchString(out) || time.Now().After(deadline) {
+			return out
+		}
+		select {
+		case <-p.done:
+			out, _ := p.output()
+			return out
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// finalStdout stops the server and returns everything it wrote on stdout.
+func (p *proc) finalStdout() string {
+	p.kill() // waits for the process and for the copy of its output
+	out, _ := p.output()
+	return out
 }
 
 func (p *proc) kill() {
@@ -185,7 +249,7 @@ func TestSIGKILLKeepsEverything(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "octo.db")
 	p := startServer(t, db)
 
-	out, _ := p.output()
+	out := p.waitStdout(tokenRE)
 	admin := tokenRE.FindString(out)
 	if admin == "" {
 		t.Fatalf("first start printed no token; stdout:\n%s", out)
@@ -232,10 +296,6 @@ func TestSIGKILLKeepsEverything(t *testing.T) {
 	p.kill() // SIGKILL: no shutdown code runs.
 
 	q := startServer(t, db)
-	out2, _ := q.output()
-	if tokenRE.MatchString(out2) {
-		t.Fatalf("restart printed a token again; stdout:\n%s", out2)
-	}
 	st := call(t, "GET", q.base+"/locks/held-one", admin, "")
 	if st.status != 200 || st.body["status"] != "held" {
 		t.Fatalf("after restart held-one: %d %v", st.status, st.body)
@@ -255,6 +315,9 @@ func TestSIGKILLKeepsEverything(t *testing.T) {
 	}
 	if r := call(t, "GET", q.base+"/locks", "os_"+strings.Repeat("A", 43), ""); r.status != 401 {
 		t.Fatalf("unknown token after restart: %d %v", r.status, r.body)
+	}
+	if out2 := q.finalStdout(); tokenRE.MatchString(out2) {
+		t.Fatalf("restart printed a token again; stdout:\n%s", out2)
 	}
 }
 
@@ -318,9 +381,6 @@ func TestServeWithGitHubApp(t *testing.T) {
 		"GITHUB_CLIENT_SECRET=0123456789abcdef0123456789abcdef01234567",
 		"GITHUB_BASE_URL=http://127.0.0.1:9/gh",
 	)
-	if out, _ := p.output(); tokenRE.MatchString(out) {
-		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", out)
-	}
 	client := contracttest.Client(t)
 	resp, err := client.Get(p.base + "/auth/github")
 	if err != nil {
@@ -341,5 +401,8 @@ func TestServeWithGitHubApp(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d", path, resp.StatusCode)
 		}
+	}
+	if out := p.finalStdout(); tokenRE.MatchString(out) {
+		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", out)
 	}
 }

@@ -161,7 +161,7 @@ func trickle(addr string, stop <-chan struct{}) slowResult {
 func TestServerLimits(t *testing.T) {
 	raiseNoFile(t, idleConns+slowConns+1000)
 	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
-	out, _ := p.output()
+	out := p.waitStdout(tokenRE)
 	token := tokenRE.FindString(out)
 	if token == "" {
 		t.Fatalf("no admin token in stdout:\n%s", out)
