@@ -298,37 +298,45 @@ func TestServeInProcess(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GITHUB_CLIENT_ID", "")
 			t.Setenv("GITHUB_CLIENT_SECRET", "")
-			addr := freeAddr(t)
-			base := "http://" + addr
-			var mu sync.Mutex
-			var stdout, stderr bytes.Buffer
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			errc := make(chan error, 1)
-			args := append([]string{"serve", "--addr", addr, "--log-format", "json"}, tc.store(t)...)
-			go func() {
-				errc <- run(ctx, args, strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
-			}()
-			t.Cleanup(func() {
-				cancel()
-				<-errc
-			})
 			client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				resp, err := client.Get(base + "/health")
+			// serve on a free port over a fresh store; the port is found
+			// by listening on :0 and closing, so another process can take
+			// it first: then serve fails with "address already in use" and
+			// is started again on another port. The op timeout is raised
+			// from 3 s: this test is not about it, and a SQLite commit
+			// waits for an fsync on a CI disk that may be busy.
+			var (
+				addr, base     string
+				mu             sync.Mutex
+				stdout, stderr bytes.Buffer
+				errc           chan error
+				cancel         context.CancelFunc
+			)
+			for attempt := 1; ; attempt++ {
+				addr = freeAddr(t)
+				base = "http://" + addr
+				mu.Lock()
+				stdout.Reset()
+				stderr.Reset()
+				mu.Unlock()
+				ctx, stop := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				args := append([]string{"serve", "--addr", addr, "--log-format", "json", "--op-timeout", "30s"}, tc.store(t)...)
+				go func() {
+					done <- run(ctx, args, strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
+				}()
+				t.Cleanup(func() {
+					stop()
+					<-done
+				})
+				err := waitServing(base, client, &mu, &stderr, done)
 				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == 200 {
-						break
-					}
+					cancel, errc = stop, done
+					break
 				}
-				select {
-				case err := <-errc:
-					t.Fatalf("serve returned early: %v", err)
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("serve did not become healthy: %v", err)
+				done <- err // for the cleanup
+				if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+					t.Fatal(err)
 				}
 			}
 			mu.Lock()
@@ -350,7 +358,7 @@ func TestServeInProcess(t *testing.T) {
 				json.NewDecoder(resp.Body).Decode(&m)
 				return resp.StatusCode, m
 			}
-			st, m := do("POST", "/locks/inproc/acquire", `{"ttl_seconds":5}`)
+			st, m := do("POST", "/locks/inproc/acquire", `{"ttl_seconds":60}`)
 			if st != 200 {
 				t.Fatalf("acquire: %d %v", st, m)
 			}
@@ -460,6 +468,35 @@ func TestTokenLifecycleInProcess(t *testing.T) {
 		}
 		if bad.env != "" {
 			os.Unsetenv(bad.env)
+		}
+	}
+}
+
+// waitServing waits until the in-process serve writing its log to stderr
+// (guarded by mu) has logged that it listens and answers GET /health at
+// base with 200. It returns serve's error if serve returns first.
+func waitServing(base string, client *http.Client, mu *sync.Mutex, stderr *bytes.Buffer, errc chan error) error {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		listening := strings.Contains(stderr.String(), `"msg":"octostore listening"`)
+		mu.Unlock()
+		var err error
+		if listening {
+			var resp *http.Response
+			if resp, err = client.Get(base + "/health"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return nil
+				}
+			}
+		}
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("serve did not become healthy (listening logged: %v): %v", listening, err)
 		}
 	}
 }
