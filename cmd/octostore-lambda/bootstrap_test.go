@@ -609,7 +609,7 @@ func TestBootstrapRedisDownAtStart(t *testing.T) {
 	if got.status != http.StatusServiceUnavailable || got.headers["Retry-After"] == "" || !strings.Contains(string(got.body), `"code":"store_unavailable"`) {
 		t.Errorf("list with Redis down: %d %v %s, want 503 store_unavailable with Retry-After", got.status, got.headers, got.body)
 	}
-	if out := lam.b.stderr.String(); !strings.Contains(out, "redis does not answer at start-up") {
+	if out := lam.b.waitOutput("redis does not answer at start-up"); !strings.Contains(out, "redis does not answer at start-up") {
 		t.Errorf("no start-up warning about Redis in the log:\n%s", out)
 	}
 

@@ -264,4 +264,24 @@ func (b *bootstrap) waitExit(t testing.TB) error {
 	}
 }
 
+// waitOutput returns the process's output once it contains want, or once
+// the process has exited or 10 s have passed (then the caller's check
+// fails). The process writes its log line before it asks for an
+// invocation, but this process copies the pipe on an exec goroutine of its
+// own, which may not have run yet.
+func (b *bootstrap) waitOutput(want string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := b.stderr.String()
+		if strings.Contains(out, want) || time.Now().After(deadline) {
+			return out
+		}
+		select {
+		case <-b.exited:
+			return b.stderr.String()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 var panicRE = regexp.MustCompile(`(?m)^(panic:|goroutine \d+ \[)`)
