@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +100,44 @@ func TestStartupErrorsHideSecrets(t *testing.T) {
 			}
 			if strings.Contains(err.Error()+out.String()+errOut.String(), pw) {
 				t.Errorf("the password is printed: %v", err)
+			}
+		})
+	}
+}
+
+// TestRefusedStartLeavesNothing: a serve that is refused before it runs (a
+// GitHub configuration it cannot use, or a listen address that is taken)
+// creates no database file and no first account, so it prints no token for
+// a server that never answered, and the next start is still a first start.
+func TestRefusedStartLeavesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name, addr, wantErr string
+		env                 map[string]string
+	}{
+		{"GitHub client id without a secret", "127.0.0.1:0", "client secret is empty", map[string]string{"GITHUB_CLIENT_ID": "id"}},
+		{"GitHub state secret too short", "127.0.0.1:0", "state secret", map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": "short", "OCTOSTORE_STATE_SECRET": "short"}},
+		{"listen address taken", taken.Addr().String(), "address already in use", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			db := filepath.Join(t.TempDir(), "refused.db")
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"serve", "--db", db, "--addr", tc.addr}, strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(out.String(), "os_") {
+				t.Errorf("a refused start printed a token:\n%s", out.String())
+			}
+			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refused start left %s behind (stat: %v)", db, err)
 			}
 		})
 	}

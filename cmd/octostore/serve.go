@@ -65,13 +65,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// Everything that can refuse the start without the store is checked
+	// before the store is opened: a refused start leaves no database file
+	// behind, and never creates the first account (printing its token)
+	// for a server that then does not run.
+	oauthCfg := oauthConfigFromEnv(*addr)
+	if err := oauthCfg.Check(); err != nil {
+		return fmt.Errorf("GitHub sign-in: %w", err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	store, storeName, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	oauthCfg := oauthConfigFromEnv(*addr)
 	var flow *oauth.Flow
 	if oauthCfg.Enabled() {
 		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
@@ -91,10 +104,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OAuth:     flow,
 	})
 	srv := httpserver.New(handler, slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
 	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version(), "github_sign_in", flow != nil)
 
 	errc := make(chan error, 1)

@@ -137,6 +137,74 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 	if !cfg.Enabled() {
 		return &Flow{log: logger}, nil
 	}
+	v, err := cfg.check()
+	if accounts == nil {
+		err = errors.Join(err, errors.New("oauth: no account store"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	cookieName, cookiePath := cookieNameAndPath(v.public)
+	f := &Flow{
+		enabled: true,
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint: oauth2.Endpoint{
+				AuthURL:  v.base + "/login/oauth/authorize",
+				TokenURL: v.base + "/login/oauth/access_token",
+				// GitHub takes the credentials in the form; saying so
+				// avoids oauth2's probe, which would send the code twice.
+				AuthStyle: oauth2.AuthStyleInParams,
+			},
+			RedirectURL: v.public + CallbackPath,
+			// No scope: GET /user with no scope returns the public
+			// profile, which is all we need (id and login).
+		},
+		userURL:    v.api + "/user",
+		public:     v.public,
+		secure:     strings.HasPrefix(v.public, "https://"),
+		cookieName: cookieName,
+		cookiePath: cookiePath,
+		secret:     append([]byte(nil), v.secret...),
+		client:     cfg.HTTPClient,
+		timeout:    DefaultGitHubTimeout,
+		now:        cfg.Now,
+		accounts:   accounts,
+		log:        logger,
+	}
+	if f.client == nil {
+		f.client = &http.Client{Timeout: DefaultGitHubTimeout}
+	} else if f.client.Timeout > 0 {
+		f.timeout = f.client.Timeout
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	return f, nil
+}
+
+// Check reports what New would refuse in an enabled cfg (every problem, as
+// one error), without needing the account store: a server checks its
+// configuration before it opens or creates its store. A disabled cfg is
+// never refused.
+func (c Config) Check() error {
+	if !c.Enabled() {
+		return nil
+	}
+	_, err := c.check()
+	return err
+}
+
+// checked is an enabled Config's validated settings.
+type checked struct {
+	secret            []byte
+	public, base, api string
+}
+
+// check validates an enabled cfg (all but the account store, which New
+// checks) and returns its settings, or every problem joined.
+func (cfg Config) check() (checked, error) {
 	var problems []error
 	if cfg.ClientID == "" {
 		problems = append(problems, errors.New("oauth: GitHub client id is empty but a client secret is set"))
@@ -153,9 +221,6 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 	case len(secret) < MinStateSecretLen:
 		problems = append(problems, fmt.Errorf("oauth: state secret must be at least %d bytes (got %d)", MinStateSecretLen, len(secret)))
 	}
-	if accounts == nil {
-		problems = append(problems, errors.New("oauth: no account store"))
-	}
 	public, err := parseOrigin("public URL", cfg.PublicURL, "")
 	if err != nil {
 		problems = append(problems, err)
@@ -169,46 +234,9 @@ func New(cfg Config, accounts lockcore.Accounts, logger *slog.Logger) (*Flow, er
 		problems = append(problems, err)
 	}
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		return checked{}, errors.Join(problems...)
 	}
-	cookieName, cookiePath := cookieNameAndPath(public)
-	f := &Flow{
-		enabled: true,
-		oauth: oauth2.Config{
-			ClientID:     cfg.ClientID,
-			ClientSecret: cfg.ClientSecret,
-			Endpoint: oauth2.Endpoint{
-				AuthURL:  base + "/login/oauth/authorize",
-				TokenURL: base + "/login/oauth/access_token",
-				// GitHub takes the credentials in the form; saying so
-				// avoids oauth2's probe, which would send the code twice.
-				AuthStyle: oauth2.AuthStyleInParams,
-			},
-			RedirectURL: public + CallbackPath,
-			// No scope: GET /user with no scope returns the public
-			// profile, which is all we need (id and login).
-		},
-		userURL:    api + "/user",
-		public:     public,
-		secure:     strings.HasPrefix(public, "https://"),
-		cookieName: cookieName,
-		cookiePath: cookiePath,
-		secret:     append([]byte(nil), secret...),
-		client:     cfg.HTTPClient,
-		timeout:    DefaultGitHubTimeout,
-		now:        cfg.Now,
-		accounts:   accounts,
-		log:        logger,
-	}
-	if f.client == nil {
-		f.client = &http.Client{Timeout: DefaultGitHubTimeout}
-	} else if f.client.Timeout > 0 {
-		f.timeout = f.client.Timeout
-	}
-	if f.now == nil {
-		f.now = time.Now
-	}
-	return f, nil
+	return checked{secret: secret, public: public, base: base, api: api}, nil
 }
 
 // parseOrigin checks that s (or def when s is empty and def is not) is an

@@ -689,6 +689,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := oauth.New(derived, store, nil); err != nil {
 		t.Fatalf("config deriving the state key from a 40-byte client secret refused: %v", err)
 	}
+	for _, ok := range []oauth.Config{good, derived, {PublicURL: "not a URL"}} {
+		if err := ok.Check(); err != nil {
+			t.Fatalf("Check of a config New accepts (or a disabled one): %v", err)
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(*oauth.Config)
@@ -713,8 +718,17 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			if tc.nilAcc {
 				acc = nil
 			}
-			if f, err := oauth.New(cfg, acc, nil); err == nil {
+			f, err := oauth.New(cfg, acc, nil)
+			if err == nil {
 				t.Fatalf("accepted: %+v", f)
+			}
+			// Check, which needs no store, refuses the same configurations
+			// with the same words.
+			if tc.nilAcc {
+				return
+			}
+			if cerr := cfg.Check(); cerr == nil || cerr.Error() != err.Error() {
+				t.Fatalf("Check: %v; want New's error %q", cerr, err)
 			}
 		})
 	}
