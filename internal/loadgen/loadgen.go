@@ -62,9 +62,12 @@ type Config struct {
 	// Duration bounds the run; 0 means no time bound (then Cycles must be
 	// set).
 	Duration time.Duration
-	// Cycles, when positive, ends the run after this many completed cycles
-	// in all (each client claims a cycle before it starts it, so the count
-	// is exact unless errors or the Duration end the run first).
+	// Cycles, when positive, ends the run after this many cycles in all
+	// (each client claims a cycle before it starts it). A claimed cycle
+	// ends completed or with one error (of its acquire or its release), so
+	// the count of completed cycles is exact unless errors or the Duration
+	// end the run first, and a target that keeps failing cannot keep a run
+	// without a Duration going for ever.
 	Cycles int64
 	// Contended puts every client on one lock name; otherwise each client
 	// has its own.
@@ -116,7 +119,8 @@ type Result struct {
 	// Release is the latency of every successful release.
 	Release Latency `json:"release"`
 	// Wait is the time from a cycle's first acquire request to the answer
-	// that acquired the lock, retries included: in contended mode the
+	// that acquired the lock, retries after "held" included (an error ends
+	// the cycle: the next one starts a new wait): in contended mode the
 	// figure that compares across targets that answer "held" and those
 	// that block.
 	Wait Latency `json:"wait"`
@@ -266,11 +270,12 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 		if cfg.Cycles > 0 && claimed.Add(1) > cfg.Cycles {
 			return
 		}
-		// Acquire, retrying "held" answers, until acquired or the run ends.
+		// Acquire, retrying "held" answers, until acquired, an error, or
+		// the run ends.
 		var (
-			handle string
-			first  = time.Now()
-			got    bool
+			handle      string
+			first       = time.Now()
+			got, failed bool
 		)
 		for stop.Err() == nil {
 			rctx, cancel := req()
@@ -284,7 +289,15 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			attempts.Add(1)
 			if err != nil {
 				fail(fmt.Errorf("acquire %s: %w", name, err))
-				continue
+				if !cfg.Contended {
+					// The acquire may have taken the lock all the same (an
+					// answer lost or late): go on with a fresh name rather
+					// than be told "held" by our own lease until it expires.
+					gen++
+					name = base + "-" + strconv.Itoa(gen)
+				}
+				failed = true // the error ends this cycle (see Config.Cycles)
+				break
 			}
 			w.acquire.Record(d)
 			if ok {
@@ -296,6 +309,9 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			if cfg.RetryDelay > 0 {
 				sleep(stop, cfg.RetryDelay)
 			}
+		}
+		if failed {
+			continue
 		}
 		if !got {
 			return

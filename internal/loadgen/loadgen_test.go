@@ -152,6 +152,63 @@ func TestErrorsAreCountedAndRunGoesOn(t *testing.T) {
 	}
 }
 
+// failingAcquire wraps the fake target: its acquires fail, either before
+// doing anything (lost=false) or after taking the lock (lost=true: the
+// answer was lost, as with a timeout).
+type failingAcquire struct {
+	*fakeTarget
+	lost bool
+}
+
+func (f *failingAcquire) NewClient(ctx context.Context, id int) (Client, error) {
+	c, err := f.fakeTarget.NewClient(ctx, id)
+	return &failingAcquireClient{Client: c, lost: f.lost}, err
+}
+
+type failingAcquireClient struct {
+	Client
+	lost bool
+}
+
+func (c *failingAcquireClient) Acquire(ctx context.Context, name string) (string, bool, error) {
+	if c.lost {
+		if _, ok, err := c.Client.Acquire(ctx, name); err != nil || !ok {
+			return "", ok, err
+		}
+	}
+	return "", false, errors.New("injected acquire failure")
+}
+
+// A run bounded by a cycle count only must end even when every acquire
+// fails: each failed acquire ends its claimed cycle. It used to retry the
+// acquire for ever (the run has no duration to end it), and after an
+// acquire that took the lock but failed, to be told "held" by its own
+// lease for ever (distinct names).
+func TestFailedAcquiresEndACycleOnlyRun(t *testing.T) {
+	for _, tc := range []struct {
+		lost      bool
+		contended bool
+	}{{false, false}, {false, true}, {true, false}} {
+		t.Run(fmt.Sprintf("lost=%v,contended=%v", tc.lost, tc.contended), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			res, err := Run(ctx, &failingAcquire{fakeTarget: newFake(), lost: tc.lost},
+				Config{Clients: 2, Cycles: 20, Contended: tc.contended, ErrorDelay: time.Microsecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the run did not end by itself: %+v", res)
+			}
+			if res.Cycles != 0 || res.Errors != 20 || res.Attempts != 20 || res.Held != 0 ||
+				!strings.Contains(res.FirstError, "injected acquire failure") {
+				t.Fatalf("cycles %d attempts %d held %d errors %d (%s); want 0 20 0 20",
+					res.Cycles, res.Attempts, res.Held, res.Errors, res.FirstError)
+			}
+		})
+	}
+}
+
 func TestDurationBoundAndProgress(t *testing.T) {
 	f := newFake()
 	var buf bytes.Buffer
