@@ -117,7 +117,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "octostore":
 		target, err = loadgen.NewHTTPTarget(b.url, b.token, b.ttl, b.clients)
 	case "etcd":
-		target, err = loadgen.NewEtcdTarget(b.etcdURL, b.duration+b.ttl+time.Minute, b.clients)
+		target, err = loadgen.NewEtcdTarget(b.etcdURL, etcdLeaseTTL(b.duration, b.ttl), b.clients)
 	case "redis":
 		target, err = loadgen.NewRedisTarget(ctx, b.redisURL, loadgen.RedisKeys{Prefix: b.redisPrefix, AccountID: b.redisAccount}, b.ttl, max(100, b.clients), b.clients)
 	}
@@ -147,6 +147,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(res)
 	}
 	return printResult(stdout, res)
+}
+
+// etcdLeaseTTL is the TTL of each etcd client's lease, which the etcd
+// target does not keep alive: it must outlast the run. A run bounded by
+// duration lasts at most duration and the requests then in flight; one
+// bounded only by a cycle count has no known length, so its leases get a
+// day (they are revoked when the run ends, unless the process is killed).
+func etcdLeaseTTL(duration, ttl time.Duration) time.Duration {
+	if duration == 0 {
+		return 24 * time.Hour
+	}
+	return duration + ttl + time.Minute
 }
 
 // printResult writes res for a person.

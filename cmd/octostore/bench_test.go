@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -125,5 +128,59 @@ func TestBenchTextAgainstRedis(t *testing.T) {
 	}
 	if keys := mr.Keys(); len(keys) != 1 || keys[0] != "os:{a:bench}:fence" {
 		t.Errorf("keys after the run: %v", keys)
+	}
+}
+
+// The etcd target does not keep its leases alive, so each lease's TTL must
+// outlast the run. A run bounded only by --cycles used to get the TTL of a
+// duration-bound run with duration 0 (--ttl + 1 min): a longer run lost
+// its leases mid-run, and every lock after that failed.
+func TestBenchEtcdLeaseOutlastsTheRun(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		ttls []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
+			return
+		}
+		switch r.URL.Path {
+		case "/v3/lease/grant":
+			mu.Lock()
+			ttls = append(ttls, fmt.Sprint(req["TTL"]))
+			mu.Unlock()
+			fmt.Fprint(w, `{"header":{},"ID":"7587","TTL":"1"}`)
+		case "/v3/lock/lock":
+			fmt.Fprintf(w, `{"header":{},"key":%q}`, req["name"])
+		default: // unlock, revoke
+			fmt.Fprint(w, `{"header":{}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		bound   []string
+		wantTTL string
+	}{
+		{[]string{"--duration", "0", "--cycles", "5"}, "86400"},                  // a day
+		{[]string{"--duration", "100ms", "--cycles", "5", "--ttl", "10s"}, "70"}, // 0.1 s + 10 s + 60 s, in whole seconds
+	} {
+		ttls = nil
+		var out, errOut bytes.Buffer
+		args := append([]string{"bench", "--target", "etcd", "--etcd-url", srv.URL, "--clients", "2", "--json", "--quiet"}, tc.bound...)
+		if err := run(context.Background(), args, strings.NewReader(""), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v (stderr %s)", tc.bound, err, errOut.String())
+		}
+		var res loadgen.Result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Cycles != 5 || res.Errors != 0 {
+			t.Fatalf("%v: result %+v (%v)", tc.bound, res, err)
+		}
+		mu.Lock()
+		got := ttls
+		mu.Unlock()
+		if len(got) != 2 || got[0] != tc.wantTTL || got[1] != tc.wantTTL {
+			t.Errorf("%v: lease TTLs asked %v, want two of %s", tc.bound, got, tc.wantTTL)
+		}
 	}
 }
