@@ -120,7 +120,13 @@ for round in $(seq "$ROUNDS"); do
   for c in $CLIENTS; do
     for contended in 0 1; do
       for i in $(seq 0 $((n - 1))); do
-        t=${targets[$(((i + round - 1) % n))]}
+        # The start rotates each round, and every other round runs the
+        # targets in reverse, so no target always follows the same one
+        # (whatever one run leaves behind, it does not always load the same
+        # next target).
+        j=$i
+        [ $((round % 2)) = 0 ] && j=$((n - 1 - i))
+        t=${targets[$(((j + round - 1) % n))]}
         [ "$contended" = 1 ] && [ "${t%%|*}" = nethttp-floor ] && continue
         log "== round $round, ${t%%|*}: $c clients, $([ "$contended" = 1 ] && echo contended || echo distinct), $DURATION"
         bench "$t" "$c" "$contended" "$DURATION" | tee -a "$tmp/results.jsonl" | cut -c1-160 >&2

@@ -80,7 +80,11 @@ for store in $STORES; do
     printf '%s %s %s %s\n' "$store" "$held" "$(rss_kib "${spid[$side]}")" "$mem" >>"$tmp/memory.txt"
   done
   for r in $(seq "$ROUNDS"); do
-    for side in A B; do
+    # A then B in odd rounds, B then A in even ones: the machine's drift
+    # within a round then favours neither side.
+    sides="A B"
+    [ $((r % 2)) = 0 ] && sides="B A"
+    for side in $sides; do
       held=1000
       [ "$side" = B ] && held=$((ACCOUNTS * 100))
       OCTOSTORE_TOKEN=${tok[$side]} "$bin" bench --json --quiet --duration "$DURATION" --clients 32 \
@@ -99,8 +103,8 @@ cp "$tmp/growth.jsonl" "$OUT/growth.jsonl"
 {
   echo "# make bench-growth — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "32 clients, distinct names; $ROUNDS rounds of $DURATION on A (1,000 held locks) then B"
-  echo "($((ACCOUNTS * 100)) held locks) in turn; seeded locks have TTL 1 h. Load average at the end:"
+  echo "32 clients, distinct names; $ROUNDS rounds of $DURATION on A (1,000 held locks) and B"
+  echo "($((ACCOUNTS * 100)) held locks) in turn, B first in even rounds; seeded locks have TTL 1 h. Load average at the end:"
   echo "$(cut -d' ' -f1-3 /proc/loadavg)."
   echo
   python3 - "$tmp/growth.jsonl" "$tmp/memory.txt" <<'EOF'
