@@ -266,6 +266,16 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 	}
 	req := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, cfg.RequestTimeout) }
 	name, gen := base, 0
+	// After a failed acquire or release on distinct names the lock may be
+	// held by our own lease until it expires (the answer was lost, or the
+	// release did not happen): go on with a fresh name rather than meet
+	// that stale lease. Contended runs share one name and keep it.
+	abandonName := func() {
+		if !cfg.Contended {
+			gen++
+			name = base + "-" + strconv.Itoa(gen)
+		}
+	}
 	for stop.Err() == nil {
 		if cfg.Cycles > 0 && claimed.Add(1) > cfg.Cycles {
 			return
@@ -289,13 +299,7 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			attempts.Add(1)
 			if err != nil {
 				fail(fmt.Errorf("acquire %s: %w", name, err))
-				if !cfg.Contended {
-					// The acquire may have taken the lock all the same (an
-					// answer lost or late): go on with a fresh name rather
-					// than be told "held" by our own lease until it expires.
-					gen++
-					name = base + "-" + strconv.Itoa(gen)
-				}
+				abandonName()
 				failed = true // the error ends this cycle (see Config.Cycles)
 				break
 			}
@@ -326,12 +330,7 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 		}
 		if err != nil {
 			fail(fmt.Errorf("release %s: %w", name, err))
-			if !cfg.Contended {
-				// The lock may stay held until it expires: go on with a
-				// fresh name rather than meet our own stale lease.
-				gen++
-				name = base + "-" + strconv.Itoa(gen)
-			}
+			abandonName()
 			continue
 		}
 		w.release.Record(d)
