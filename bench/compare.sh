@@ -23,7 +23,11 @@
 # machine does not land on one target only.
 # Environment: BENCH_DURATION (5s), BENCH_ROUNDS (3), BENCH_CLIENTS ("1 32"), BENCH_OUT
 # (bench/results), BENCH_PORT_BASE (24790), BENCH_KEEP=1 keeps the temp dir,
-# BENCH_BIN (an octostore binary to use instead of building one).
+# BENCH_BIN (an octostore binary to use instead of building one),
+# BENCH_PLACEMENT (shared): "shared" lets every process run on every CPU;
+# "split" pins the load generator to the first CPU and every server
+# (etcd, redis-server, octostore, floor) to the others, as when clients and
+# the service run on different machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -33,8 +37,30 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${BENCH_CLIENTS:-"1 32"}
 OUT=${BENCH_OUT:-bench/results}
 BASE=${BENCH_PORT_BASE:-24790}
+PLACEMENT=${BENCH_PLACEMENT:-shared}
 
 . bench/lib.sh
+# srv and cli prefix the servers' and the load generator's commands.
+srv=() cli=()
+case $PLACEMENT in
+  shared) placement_note="shared: every process may run on every CPU" ;;
+  split)
+    allowed=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+    if ! [[ $allowed =~ ^([0-9]+)-([0-9]+)$ ]] || [ "${BASH_REMATCH[2]}" -le "${BASH_REMATCH[1]}" ]; then
+      log "BENCH_PLACEMENT=split needs a range of at least 2 CPUs; this process may use: $allowed"
+      exit 2
+    fi
+    first=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
+    servers=$((first + 1))-$last
+    [ "$((first + 1))" = "$last" ] && servers=$last
+    srv=(taskset -c "$servers") cli=(taskset -c "$first")
+    placement_note="split: load generator on CPU $first, every server on CPU $servers (taskset)"
+    ;;
+  *)
+    log "BENCH_PLACEMENT must be shared or split, not \"$PLACEMENT\""
+    exit 2
+    ;;
+esac
 install_missing etcd:etcd-server redis-server:redis-server redis-cli:redis-tools gnuplot:gnuplot-nox curl:curl
 start_workdir octostore-bench
 
@@ -48,7 +74,7 @@ build_octostore
 "$GO" build -o "$tmp/floor" ./bench/floor
 
 log "starting etcd on 127.0.0.1:$ETCD"
-etcd --name bench --data-dir "$tmp/etcd" \
+"${srv[@]}" etcd --name bench --data-dir "$tmp/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD" --advertise-client-urls "http://127.0.0.1:$ETCD" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
   --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER" >"$tmp/etcd.log" 2>&1 &
@@ -57,7 +83,7 @@ wait_until curl -fsS "http://127.0.0.1:$ETCD/health"
 
 start_redis() { # port dir fsync-policy
   mkdir -p "$2"
-  redis-server --port "$1" --bind 127.0.0.1 --protected-mode no --dir "$2" --save "" \
+  "${srv[@]}" redis-server --port "$1" --bind 127.0.0.1 --protected-mode no --dir "$2" --save "" \
     --appendonly yes --appendfsync "$3" --daemonize no >"$2/redis.log" 2>&1 &
   pids+=($!)
   wait_until redis-cli -p "$1" ping
@@ -69,7 +95,7 @@ start_redis "$REDIS_ALWAYS" "$tmp/redis-always" always
 start_octostore() { # port logname store-flags...
   local port=$1 name=$2
   shift 2
-  "$bin" serve --addr "127.0.0.1:$port" "$@" >"$tmp/$name.log" 2>&1 &
+  "${srv[@]}" "$bin" serve --addr "127.0.0.1:$port" "$@" >"$tmp/$name.log" 2>&1 &
   pids+=($!)
   wait_until curl -fsS "http://127.0.0.1:$port/health"
 }
@@ -83,7 +109,7 @@ start_octostore "$OS_REDIS_ALWAYS" octostore-redis-always --redis-url "redis://1
 log "starting bench/floor on 127.0.0.1:$FLOOR"
 # The GC target serve sets for itself (cmd/octostore gcPercent), so that the
 # ceiling is not lowered by collecting more often than the servers measured.
-GOGC=400 "$tmp/floor" -addr "127.0.0.1:$FLOOR" >"$tmp/floor.log" 2>&1 &
+GOGC=400 "${srv[@]}" "$tmp/floor" -addr "127.0.0.1:$FLOOR" >"$tmp/floor.log" 2>&1 &
 pids+=($!)
 wait_until curl -fsS "http://127.0.0.1:$FLOOR/health"
 
@@ -106,7 +132,7 @@ bench() { # spec clients contended(0/1) duration [record]
     case $a in TOKEN=*) tok=${a#TOKEN=} ;; *) args+=("$a") ;; esac
   done
   [ "$3" = 1 ] && args+=(--contended)
-  OCTOSTORE_TOKEN=$tok "$bin" bench --json --quiet --duration "$4" --clients "$2" --label "$label|$note" "${args[@]}"
+  OCTOSTORE_TOKEN=$tok "${cli[@]}" "$bin" bench --json --quiet --duration "$4" --clients "$2" --label "$label|$note" "${args[@]}"
 }
 
 log "uptime before: $(uptime)"
@@ -149,6 +175,7 @@ gnuplot -e "datafile='$OUT/cycles.dat'; outfile='$OUT/cycles.png'; ncols=$ncols"
   echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "- $("$GO" version); $(etcd --version | head -1); $(redis-server --version | cut -d' ' -f1-3)"
   echo "- load average (1/5/15 min) before: $load_before; after: $load_after"
+  echo "- placement (BENCH_PLACEMENT): $placement_note"
   echo "- each configuration: $ROUNDS runs of $DURATION, targets in a rotating order; the table shows the median run"
   echo "  by cycles/s; one \`octostore bench\` process at a time; all servers on 127.0.0.1 on the same machine"
   echo "- persistence: etcd defaults (its WAL is fsync'd before it answers); redis-server appendonly yes with"
