@@ -91,12 +91,15 @@ func (b *benchFlags) validate() error {
 }
 
 // bench runs the load generator against one target and prints the result.
+// A run in which every acquire or release failed (none completed a cycle)
+// still prints its result, and then returns an error, so that a script sees
+// a failed run.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var b benchFlags
 	b.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -143,10 +146,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res.Label = b.label
 	if b.jsonOut {
-		enc := json.NewEncoder(stdout)
-		return enc.Encode(res)
+		err = json.NewEncoder(stdout).Encode(res)
+	} else {
+		err = printResult(stdout, res)
 	}
-	return printResult(stdout, res)
+	if err != nil {
+		return err
+	}
+	if res.Cycles == 0 && res.Errors > 0 {
+		return fmt.Errorf("bench: no cycle completed; %d requests failed, the first with: %s", res.Errors, res.FirstError)
+	}
+	return nil
 }
 
 // etcdLeaseTTL is the TTL of each etcd client's lease, which the etcd

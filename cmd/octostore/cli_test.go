@@ -4,11 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -29,8 +37,15 @@ func TestRunCommands(t *testing.T) {
 		{name: "create bad login", args: []string{"token", "create", "--db", db, "--login", "a b"}, wantErr: "login must be"},
 		{name: "revoke garbage", args: []string{"token", "revoke", "--db", db, "nope"}, wantErr: "token must be"},
 		{name: "revoke empty stdin", args: []string{"token", "revoke", "--db", db}, stdin: "", wantErr: "token must be"},
-		{name: "bad env int", args: []string{"token", "create", "--db", db, "--login", "x"}, env: map[string]string{"OCTOSTORE_MAX_LOCKS": "1o0"}, wantErr: "OCTOSTORE_MAX_LOCKS"},
-		{name: "cluster without url", args: []string{"token", "create", "--db", db, "--login", "x", "--redis-cluster"}, wantErr: "--redis-cluster needs --redis-url"},
+		{name: "bad env int", args: []string{"serve", "--db", db}, env: map[string]string{"OCTOSTORE_MAX_LOCKS": "1o0"}, wantErr: "OCTOSTORE_MAX_LOCKS"},
+		// The token commands have no limits: a bad limit does not stop them.
+		{name: "bad env int does not stop token create", args: []string{"token", "create", "--db", db, "--login", "x"}, env: map[string]string{"OCTOSTORE_MAX_LOCKS": "1o0"}, wantOut: "os_"},
+		{name: "bad env op timeout stops token create", args: []string{"token", "create", "--db", db, "--login", "x"}, env: map[string]string{"OCTOSTORE_OP_TIMEOUT": "3"}, wantErr: "OCTOSTORE_OP_TIMEOUT"},
+		{name: "cluster without url", args: []string{"token", "create", "--db", db, "--login", "x", "--redis-cluster"}, wantErr: "needs --redis-url"},
+		{name: "empty --db", args: []string{"token", "create", "--db", "", "--login", "x"}, wantErr: "--db (env OCTOSTORE_DB) is empty"},
+		{name: "empty OCTOSTORE_DB", args: []string{"token", "create", "--login", "x"}, env: map[string]string{"OCTOSTORE_DB": ""}, wantErr: "--db (env OCTOSTORE_DB) is empty"},
+		{name: "revoke with the store flags after the token", args: []string{"token", "revoke", "os_x", "--db", db}, wantErr: "the store flags go before the token"},
+		{name: "serve log format from the environment", args: []string{"serve", "--db", db}, env: map[string]string{"OCTOSTORE_LOG_FORMAT": "xml"}, wantErr: "env OCTOSTORE_LOG_FORMAT"},
 		{name: "serve bad limits", args: []string{"serve", "--db", db, "--max-locks", "0"}, wantErr: "max held locks"},
 		{name: "serve bad log format", args: []string{"serve", "--db", db, "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "serve stray argument", args: []string{"serve", "--db", db, "extra"}, wantErr: "unexpected arguments"},
@@ -122,6 +137,8 @@ func TestRefusedStartLeavesNothing(t *testing.T) {
 		{"GitHub client id without a secret", "127.0.0.1:0", "client secret is empty", map[string]string{"GITHUB_CLIENT_ID": "id"}},
 		{"GitHub state secret too short", "127.0.0.1:0", "state secret", map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": "short", "OCTOSTORE_STATE_SECRET": "short"}},
 		{"listen address taken", taken.Addr().String(), "address already in use", nil},
+		// net.Listen would take "" as every interface and a random port.
+		{"empty listen address", "", "--addr (env OCTOSTORE_ADDR) is empty", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -140,5 +157,138 @@ func TestRefusedStartLeavesNothing(t *testing.T) {
 				t.Errorf("a refused start left %s behind (stat: %v)", db, err)
 			}
 		})
+	}
+}
+
+// TestTokenCommandsAndAMissingDatabase: token revoke on a SQLite file that
+// does not exist fails and creates nothing (there is nothing to revoke in a
+// new database); token create makes the database and says so on stderr,
+// since a token in a database no server uses would be refused.
+func TestTokenCommandsAndAMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "missing.db")
+	token, _ := lockcore.NewToken()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"token", "revoke", "--db", db, token}, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "no SQLite database at "+db) {
+		t.Fatalf("revoke on a missing database: err = %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("revoke on a missing database left %d files behind", len(entries))
+	}
+
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "create", "--db", db, "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "os_") || !strings.Contains(errOut.String(), "created a new database "+db) {
+		t.Fatalf("create on a missing database: stdout %q stderr %q", out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if err := run(context.Background(), []string{"token", "create", "--db", db, "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if errOut.Len() != 0 {
+		t.Fatalf("create on an existing database wrote to stderr: %q", errOut.String())
+	}
+	// Now the database exists, and the token made above is revoked in it.
+	created := strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0])
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "revoke", "--db", db, created}, strings.NewReader(""), &out, &errOut); err != nil || out.String() != "revoked\n" {
+		t.Fatalf("revoke: err %v, stdout %q", err, out.String())
+	}
+}
+
+// TestBadFlagIsAUsageError: a flag the flag package refuses comes back as
+// a usageError, which main exits 2 on without printing it a second time;
+// the flag package has printed it once, with the flags.
+func TestBadFlagIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--bogus"},
+		{"token", "create", "--bogus"},
+		{"token", "revoke", "--bogus"},
+		{"bench", "--duration", "5"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%q: err = %v (%T), want a usageError", args, err, err)
+			continue
+		}
+		if n := strings.Count(errOut.String(), err.Error()); n != 1 {
+			t.Errorf("%q: stderr names the error %d times, want once:\n%s", args, n, errOut.String())
+		}
+	}
+	err := run(context.Background(), []string{"serve", "-h"}, strings.NewReader(""), io.Discard, io.Discard)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("serve -h: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		":8080":          "http://127.0.0.1:8080",
+		"0.0.0.0:8080":   "http://127.0.0.1:8080",
+		"[::]:8080":      "http://127.0.0.1:8080",
+		"127.0.0.1:9000": "http://127.0.0.1:9000",
+		"[::1]:8080":     "http://[::1]:8080",
+		"localhost:8080": "http://localhost:8080",
+		"lock.internal":  "http://lock.internal",
+	} {
+		if got := baseURL(addr); got != want {
+			t.Errorf("baseURL(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// TestFirstStartCurlLineWorks: the curl line of a first start names the
+// port the server really listens on, also when --addr asks for any port.
+func TestFirstStartCurlLineWorks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "first.db"), "--addr", "127.0.0.1:0"}, strings.NewReader(""), lockedWriter{&mu, &out}, io.Discard)
+	}()
+	re := regexp.MustCompile(`curl -X POST (http://127\.0\.0\.1:\d+)/locks/my-lock/acquire -H "Authorization: Bearer (os_\S+)"`)
+	var m []string
+	for deadline := time.Now().Add(20 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no curl line in 20 s")
+		}
+		mu.Lock()
+		m = re.FindStringSubmatch(out.String())
+		mu.Unlock()
+	}
+	// serve prints the line after it listens, and serves once the store is
+	// open: try until the answer comes.
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		req, _ := http.NewRequest(http.MethodPost, m[1]+"/locks/my-lock/acquire", strings.NewReader(`{"ttl_seconds":30}`))
+		req.Header.Set("Authorization", "Bearer "+m[2])
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the curl line's URL does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the curl line's request: %s, want 200", resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }

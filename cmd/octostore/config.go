@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -24,6 +25,13 @@ type storeFlags struct {
 	redisCluster bool
 	redisPrefix  string
 	opTimeout    time.Duration
+
+	// existing: open refuses a SQLite file that does not exist instead of
+	// creating a new, empty database (a token revocation has nothing to
+	// revoke in one).
+	existing bool
+	// created: open made a new SQLite database file.
+	created bool
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
@@ -38,7 +46,7 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 // open opens the configured store and returns it with its name for /health.
 func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 	if s.opTimeout <= 0 {
-		return nil, "", fmt.Errorf("--op-timeout must be positive (got %v)", s.opTimeout)
+		return nil, "", fmt.Errorf("--op-timeout (env OCTOSTORE_OP_TIMEOUT) must be positive (got %v)", s.opTimeout)
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -61,12 +69,21 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 		return st, "redis", nil
 	}
 	if s.redisCluster {
-		return nil, "", fmt.Errorf("--redis-cluster needs --redis-url")
+		return nil, "", fmt.Errorf("--redis-cluster (env REDIS_CLUSTER) needs --redis-url (env REDIS_URL)")
+	}
+	if s.db == "" {
+		return nil, "", errors.New("--db (env OCTOSTORE_DB) is empty: name the SQLite database file")
+	}
+	_, err := os.Stat(s.db)
+	missing := errors.Is(err, os.ErrNotExist)
+	if missing && s.existing {
+		return nil, "", fmt.Errorf("no SQLite database at %s: give the server's --db (or run this where its database is)", s.db)
 	}
 	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{})
 	if err != nil {
 		return nil, "", fmt.Errorf("open sqlite store %s: %w", s.db, err)
 	}
+	s.created = missing
 	return st, "sqlite", nil
 }
 
@@ -96,8 +113,8 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 	return lim, nil
 }
 
-// The env helpers give a flag its default from the environment; checkEnv
-// reports values that are set but do not parse.
+// The env helpers give a flag its default from the environment; checkLimitEnv
+// and checkStoreEnv report values that are set but do not parse.
 func envString(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok {
 		return v
@@ -124,9 +141,11 @@ func envDuration(key string, def time.Duration) time.Duration {
 	return def
 }
 
-// checkEnv reports environment variables that are set but do not parse, so
-// a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error, not a silent default.
-func checkEnv() error {
+// checkLimitEnv and checkStoreEnv report environment variables that are set
+// but do not parse, so a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error,
+// not a silent default. serve checks both; the token commands, which have
+// no limits, check the store's only.
+func checkLimitEnv() error {
 	for _, key := range []string{"OCTOSTORE_MAX_TTL_SECONDS", "OCTOSTORE_DEFAULT_TTL_SECONDS", "OCTOSTORE_MAX_METADATA_BYTES", "OCTOSTORE_MAX_LOCKS"} {
 		if v, ok := os.LookupEnv(key); ok {
 			if _, err := strconv.Atoi(v); err != nil {
@@ -134,6 +153,10 @@ func checkEnv() error {
 			}
 		}
 	}
+	return nil
+}
+
+func checkStoreEnv() error {
 	if v, ok := os.LookupEnv("REDIS_CLUSTER"); ok && v != "" {
 		if _, err := strconv.ParseBool(v); err != nil {
 			return fmt.Errorf("environment REDIS_CLUSTER=%q is not true or false", v)

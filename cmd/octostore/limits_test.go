@@ -458,7 +458,8 @@ func TestTokenLifecycleInProcess(t *testing.T) {
 		{"REDIS_CLUSTER", "maybe", []string{"token", "revoke", "--db", db, create()}, "REDIS_CLUSTER"},
 		{"OCTOSTORE_OP_TIMEOUT", "3", []string{"token", "revoke", "--db", db, create()}, "OCTOSTORE_OP_TIMEOUT"},
 		{"", "", []string{"token", "revoke", "--db", db, "--op-timeout", "0s", create()}, "--op-timeout"},
-		{"", "", []string{"token", "revoke", "--db", filepath.Join(t.TempDir(), "no", "such", "dir", "o.db"), create()}, "open sqlite store"},
+		{"", "", []string{"token", "revoke", "--db", filepath.Join(t.TempDir(), "no", "such", "dir", "o.db"), create()}, "no SQLite database at"},
+		{"", "", []string{"token", "create", "--login", "x", "--db", filepath.Join(t.TempDir(), "no", "such", "dir", "o.db")}, "open sqlite store"},
 	} {
 		if bad.env != "" {
 			t.Setenv(bad.env, bad.val)

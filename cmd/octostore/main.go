@@ -3,8 +3,8 @@
 //
 //	octostore [serve] [--addr ADDR] [--db PATH | --redis-url URL [--redis-cluster]]
 //	octostore token create --login NAME [store flags]
-//	octostore token revoke [TOKEN|-] [store flags]
-//	octostore bench [--target octostore|etcd|redis] [--clients N] [--duration D] [--contended] [--json]
+//	octostore token revoke [store flags] [TOKEN|-]
+//	octostore bench [--target octostore|etcd|redis] [--url URL] [--clients N] [--duration D] [--contended] [--json]
 //	octostore version
 //
 // Every flag can also come from the environment (see README.md); a flag given
@@ -31,6 +31,10 @@ func main() {
 	if errors.Is(err, flag.ErrHelp) {
 		return // -h: the flags were printed
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2) // the flag package has printed the problem and the flags
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "octostore:", err)
 		os.Exit(2)
@@ -43,13 +47,30 @@ const usage = `usage:
                                      create the account if needed and print a new token
   octostore token revoke [store flags] [TOKEN|-]
                                      revoke a token (read from stdin when absent or "-")
-  octostore bench [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
+  octostore bench [--target T] [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
                                      load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version
 
 Run "octostore serve -h", "octostore token create -h", "octostore token revoke -h"
 or "octostore bench -h" for the flags.
 `
+
+// usageError is a command line that the flag package refused. The flag
+// package has already printed the problem and the flags, so main only sets
+// the exit status.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// parseFlags parses args into fs; a refusal is a usageError (which wraps
+// flag.ErrHelp for -h).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
 
 // isHelp reports whether arg asks for help instead of naming a command.
 func isHelp(arg string) bool {

@@ -42,14 +42,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf.register(fs)
 	var lf limitFlags
 	lf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
-	if err := checkEnv(); err != nil {
+	if err := checkStoreEnv(); err != nil {
 		return err
+	}
+	if err := checkLimitEnv(); err != nil {
+		return err
+	}
+	if *addr == "" {
+		return errors.New("serve: --addr (env OCTOSTORE_ADDR) is empty: give a listen address such as 127.0.0.1:8080")
 	}
 	limits, err := lf.limits()
 	if err != nil {
@@ -90,7 +96,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
 			return fmt.Errorf("GitHub sign-in: %w", err)
 		}
-	} else if err := bootstrapAdmin(ctx, store, stdout, *addr); err != nil {
+	} else if err := bootstrapAdmin(ctx, store, stdout, ln.Addr().String()); err != nil {
 		return err
 	}
 
@@ -154,7 +160,7 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
-	return nil, fmt.Errorf("--log-format must be text or json (got %q)", format)
+	return nil, fmt.Errorf("--log-format (env OCTOSTORE_LOG_FORMAT) must be text or json (got %q)", format)
 }
 
 // oauthConfigFromEnv reads the GitHub app settings. Setting
@@ -177,16 +183,22 @@ func oauthConfigFromEnv(addr string) oauth.Config {
 	}
 }
 
-// baseURL is the http URL of a listen address.
+// baseURL is the http URL of a listen address; a wildcard host (":8080",
+// "0.0.0.0:8080", "[::]:8080") becomes 127.0.0.1.
 func baseURL(addr string) string {
-	if strings.HasPrefix(addr, ":") {
-		return "http://127.0.0.1" + addr
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
 	}
-	return "http://" + addr
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // bootstrapAdmin makes the first account on an empty store (when no GitHub
-// app is configured) and prints its token once. Later starts find an
+// app is configured) and prints its token once, with a curl line for addr,
+// the address the server listens on. Later starts find an
 // account and print nothing.
 func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string) error {
 	n, err := store.CountAccounts(ctx)

@@ -13,14 +13,15 @@ import (
 )
 
 // tokenCreate creates the account --login if needed and prints one new token
-// on one line, nothing else, so it can be used in scripts.
+// on one line, nothing else, so it can be used in scripts. When the SQLite
+// database did not exist it creates it, and says so on stderr.
 func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	login := fs.String("login", "", "account login (created if it does not exist)")
 	var sf storeFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -32,7 +33,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := lockcore.ValidateLogin(*login); err != nil {
 		return fmt.Errorf("token create: %w", err)
 	}
-	if err := checkEnv(); err != nil {
+	if err := checkStoreEnv(); err != nil {
 		return err
 	}
 	store, _, err := sf.open(ctx)
@@ -40,6 +41,10 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer store.Close()
+	if sf.created {
+		// Most likely run in the wrong directory: say where the token went.
+		fmt.Fprintf(stderr, "octostore: created a new database %s; the server must use the same --db\n", sf.db)
+	}
 	acct, _, err := store.EnsureAccount(ctx, *login)
 	if err != nil {
 		return fmt.Errorf("token create: %w", err)
@@ -54,19 +59,20 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // tokenRevoke revokes the token given as the argument, or read from stdin
 // when the argument is absent or "-" (so it need not appear in ps output or
-// shell history).
+// shell history). A SQLite database that does not exist is an error, not a
+// new empty one.
 func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sf storeFlags
+	sf := storeFlags{existing: true}
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var token string
 	switch {
 	case fs.NArg() > 1:
-		return fmt.Errorf("token revoke: want one token, got %d arguments", fs.NArg())
+		return fmt.Errorf("token revoke: want one token, got %d arguments (the store flags go before the token)", fs.NArg())
 	case fs.NArg() == 1 && fs.Arg(0) != "-":
 		token = fs.Arg(0)
 	default:
@@ -80,7 +86,7 @@ func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return fmt.Errorf("token revoke: %w", err)
 	}
-	if err := checkEnv(); err != nil {
+	if err := checkStoreEnv(); err != nil {
 		return err
 	}
 	store, _, err := sf.open(ctx)
