@@ -2,6 +2,7 @@ package functions_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,12 @@ type stepStore struct {
 	lockcore.Store
 	tl                   lockcore.TokenLocks
 	lookups, steps, bare atomic.Int64
+	// stepsDown makes every token-checked step fail as an unreachable
+	// store would, without reaching the store.
+	stepsDown atomic.Bool
 }
+
+var errStepDown = fmt.Errorf("stepStore: %w", lockcore.ErrUnavailable)
 
 func newStepStore(t testing.TB, st lockcore.Store) *stepStore {
 	t.Helper()
@@ -52,16 +58,25 @@ func (s *stepStore) Release(ctx context.Context, acct, name, lease string) error
 
 func (s *stepStore) AcquireAs(ctx context.Context, h lockcore.TokenHash, acct, name string, o lockcore.AcquireOptions) (lockcore.AcquireResult, error) {
 	s.steps.Add(1)
+	if s.stepsDown.Load() {
+		return lockcore.AcquireResult{}, errStepDown
+	}
 	return s.tl.AcquireAs(ctx, h, acct, name, o)
 }
 
 func (s *stepStore) RenewAs(ctx context.Context, h lockcore.TokenHash, acct, name, lease string, ttl time.Duration) (lockcore.Lease, error) {
 	s.steps.Add(1)
+	if s.stepsDown.Load() {
+		return lockcore.Lease{}, errStepDown
+	}
 	return s.tl.RenewAs(ctx, h, acct, name, lease, ttl)
 }
 
 func (s *stepStore) ReleaseAs(ctx context.Context, h lockcore.TokenHash, acct, name, lease string) error {
 	s.steps.Add(1)
+	if s.stepsDown.Load() {
+		return errStepDown
+	}
 	return s.tl.ReleaseAs(ctx, h, acct, name, lease)
 }
 
@@ -111,6 +126,41 @@ func TestLockWritesCheckTokenInStep(t *testing.T) {
 				t.Fatalf("lock b in alice's namespace: want held by l2, got %+v, %v", st2, err)
 			}
 		})
+	}
+}
+
+// TestFailedStepIsNotFollowedByALookup: when the store does not answer a
+// lock write made with a token the instance has seen, the answer is 503 at
+// once. The token is not looked up after it (that would wait for the store
+// a second time, doubling the time to a 503 while the store hangs).
+func TestFailedStepIsNotFollowedByALookup(t *testing.T) {
+	var st *stepStore
+	e := newEnv(t, backends[0], func(d *functions.Deps) { st = newStepStore(t, d.Store); d.Store = st })
+	if w := e.do(t, req{method: "POST", path: "/locks/a/acquire", body: `{"lease_id":"l1"}`}); w.Code != http.StatusOK {
+		t.Fatalf("first acquire: %d %s", w.Code, w.Body)
+	}
+	st.stepsDown.Store(true)
+	for _, q := range []req{
+		{method: "POST", path: "/locks/a/acquire", body: `{"lease_id":"l1"}`},
+		{method: "POST", path: "/locks/a/renew", body: `{"lease_id":"l1"}`},
+		{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`},
+	} {
+		w := e.do(t, q)
+		if w.Code != http.StatusServiceUnavailable || decode(t, w)["code"] != "store_unavailable" {
+			t.Fatalf("%s with the store down: %d %s, want 503 store_unavailable", q.path, w.Code, w.Body)
+		}
+	}
+	if got := st.counts(); got != [3]int64{1, 3, 1} {
+		t.Fatalf("want 1 lookup (the first acquire's), 3 failed steps, 1 plain write; got %v", got)
+	}
+	// With the store back, the token still works and is still checked in
+	// the step.
+	st.stepsDown.Store(false)
+	if w := e.do(t, req{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`}); w.Code != http.StatusOK {
+		t.Fatalf("release with the store back: %d %s", w.Code, w.Body)
+	}
+	if got := st.counts(); got != [3]int64{1, 4, 1} {
+		t.Fatalf("after the store came back: got %v, want [1 4 1]", got)
 	}
 }
 
