@@ -217,9 +217,12 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
-		if h, ok := s.escapedSlashRoute(r); ok {
-			h.ServeHTTP(ex, r)
-			return
+		if eh, ok := s.escapedSlashRoute(r); ok {
+			if r.Pattern != "" {
+				eh.ServeHTTP(ex, r)
+				return
+			}
+			h = eh // the mux's answer for the route the path names: 404 or 405
 		}
 		probe := probeWriter{header: http.Header{}}
 		h.ServeHTTP(&probe, r)
@@ -238,8 +241,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 // slash ("/locks/%2F"), which ServeMux answers 404 although "/locks/a%2Fb"
 // and "/locks/%2F%2F" reach their route: the segment is routed as a plain
 // placeholder, and the wildcard it fills is set to "/" on r (an invalid
-// lock name, so the answer is 400 invalid_name like any other). It returns
-// the route's handler, or false when even then nothing matches.
+// lock name, so the answer is 400 invalid_name like any other). For such a
+// path it returns the mux's handler of the placeholder path and true, and
+// sets r.Pattern when a route matches; a path without such a segment gives
+// false.
 func (s *server) escapedSlashRoute(r *http.Request) (http.Handler, bool) {
 	segs := strings.Split(r.URL.EscapedPath(), "/")
 	var slashes []int
@@ -257,7 +262,7 @@ func (s *server) escapedSlashRoute(r *http.Request) (http.Handler, bool) {
 	probe.URL.RawPath = ""
 	h, pattern := s.mux.Handler(probe)
 	if pattern == "" {
-		return nil, false
+		return h, true
 	}
 	_, path, _ := strings.Cut(pattern, " ")
 	tmpl := strings.Split(path, "/")

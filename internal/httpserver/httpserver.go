@@ -29,7 +29,9 @@ const (
 
 // New returns a server for h with the limits above. errorLog receives
 // net/http's own errors (nil: the standard logger). The caller starts it
-// (Serve) and stops it (Shutdown).
+// (Serve) and stops it (Shutdown). Every request that parses reaches h,
+// "OPTIONS *" included (net/http would otherwise answer it itself, without
+// the headers h gives every answer).
 func New(h http.Handler, errorLog *log.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -39,5 +41,7 @@ func New(h http.Handler, errorLog *log.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          errorLog,
+
+		DisableGeneralOptionsHandler: true,
 	}
 }

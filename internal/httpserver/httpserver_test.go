@@ -52,3 +52,33 @@ func TestNewBoundsHeaders(t *testing.T) {
 		t.Errorf("timeouts %v %v %v %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 	}
 }
+
+// "OPTIONS *" reaches the handler, which answers it like any other request
+// (net/http's own answer would be a bare 200).
+func TestOptionsStarReachesTheHandler(t *testing.T) {
+	srv := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.Method+" "+r.RequestURI)
+		w.WriteHeader(http.StatusTeapot)
+	}), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTeapot || res.Header.Get("X-Seen") != "OPTIONS *" {
+		t.Fatalf("OPTIONS *: %s, X-Seen %q; want the handler's 418", res.Status, res.Header.Get("X-Seen"))
+	}
+}
