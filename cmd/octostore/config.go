@@ -79,7 +79,10 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 	if missing && s.existing {
 		return nil, "", fmt.Errorf("no SQLite database at %s: give the server's --db (or run this where its database is)", s.db)
 	}
-	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{})
+	// A write waiting for a lock that another process holds gives up with
+	// the operation (a write run on its caller's goroutine does not see
+	// its context while SQLite waits).
+	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{BusyTimeout: s.opTimeout})
 	if err != nil {
 		return nil, "", fmt.Errorf("open sqlite store %s: %w", s.db, err)
 	}
