@@ -111,6 +111,22 @@ type Accounts interface {
 	RevokeToken(ctx context.Context, hash TokenHash) error
 }
 
+// AccountTokens is an optional capability of a Store, found by type
+// assertion: retiring every token of one account at once, for an operator
+// who must cut an account off without knowing its tokens (a leaked token
+// may already have been rotated to one that only its thief knows).
+type AccountTokens interface {
+	// RevokeAccountTokens revokes every token of the account and returns
+	// how many it revoked. Once it returns nil, every token the account
+	// held when it was called, and every token a rotation of one of them
+	// made meanwhile, is refused as a revoked token is: by every instance,
+	// at once. Tokens added later (AddToken, a new GitHub sign-in) work.
+	// An account without tokens, or an unknown account id, gets 0. Safe
+	// for concurrent use; an error may leave some of the tokens revoked,
+	// and a retry finishes the job.
+	RevokeAccountTokens(ctx context.Context, accountID string) (int, error)
+}
+
 // TokenLocks is an optional capability of a Store, found by type assertion:
 // the three lock writes of Locks, each done only if a bearer token belongs
 // to the account at the moment of the write, in the same atomic step. It

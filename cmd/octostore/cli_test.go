@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -290,5 +291,75 @@ func TestFirstStartCurlLineWorks(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+}
+
+// TestTokenRevokeAccount: token revoke --account cuts an account off: every
+// token of it (one made by a rotation included) stops working, another
+// account's token does not, and a new token works again.
+func TestTokenRevokeAccount(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "acct.db")
+	cmd := func(args ...string) (string, error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		return out.String(), err
+	}
+	create := func(login string) string {
+		t.Helper()
+		out, err := cmd("token", "create", "--db", db, "--login", login)
+		if err != nil {
+			t.Fatalf("token create: %v", err)
+		}
+		return strings.TrimSpace(out)
+	}
+	t1, t2, other := create("ops"), create("ops"), create("ci")
+
+	st, err := sqlitestore.Open(context.Background(), db, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := st.AccountByToken(context.Background(), lockcore.HashToken(t1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rotation that only the holder of t2 knows the result of.
+	_, rotated := lockcore.NewToken()
+	if _, err := st.RotateToken(context.Background(), lockcore.HashToken(t2), rotated); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	out, err := cmd("token", "revoke", "--db", db, "--account", acct.ID)
+	if want := "revoked 2 tokens of account " + acct.ID + " (login ops)\n"; err != nil || out != want {
+		t.Fatalf("revoke --account: %q %v, want %q", out, err, want)
+	}
+	st, err = sqlitestore.Open(context.Background(), db, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for what, h := range map[string]lockcore.TokenHash{"t1": lockcore.HashToken(t1), "t2": lockcore.HashToken(t2), "t2's rotation": rotated} {
+		if _, err := st.AccountByToken(context.Background(), h); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("%s after revoke --account: %v, want ErrNotFound", what, err)
+		}
+	}
+	if _, err := st.AccountByToken(context.Background(), lockcore.HashToken(other)); err != nil {
+		t.Errorf("another account's token after revoke --account: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"token", "revoke", "--db", db, "--account", "a_nosuch"}, `no account "a_nosuch"`},
+		{[]string{"token", "revoke", "--db", db, "--account", acct.ID, other}, "not both"},
+	} {
+		if _, err := cmd(tc.args...); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%q: err %v, want %q", tc.args, err, tc.wantErr)
+		}
+	}
+	if _, err := st.AccountByToken(context.Background(), lockcore.HashToken(other)); err != nil {
+		t.Errorf("the refused commands revoked another account's token: %v", err)
 	}
 }

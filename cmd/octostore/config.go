@@ -44,7 +44,11 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 }
 
 // open opens the configured store and returns it with its name for /health.
+// A store setting from the environment that does not parse is an error.
 func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
+	if err := checkStoreEnv(); err != nil {
+		return nil, "", err
+	}
 	if s.opTimeout <= 0 {
 		return nil, "", fmt.Errorf("--op-timeout (env OCTOSTORE_OP_TIMEOUT) must be positive (got %v)", s.opTimeout)
 	}
@@ -147,7 +151,7 @@ func envDuration(key string, def time.Duration) time.Duration {
 // checkLimitEnv and checkStoreEnv report environment variables that are set
 // but do not parse, so a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error,
 // not a silent default. serve checks both; the token commands, which have
-// no limits, check the store's only.
+// no limits, check the store's only (storeFlags.open does).
 func checkLimitEnv() error {
 	for _, key := range []string{"OCTOSTORE_MAX_TTL_SECONDS", "OCTOSTORE_DEFAULT_TTL_SECONDS", "OCTOSTORE_MAX_METADATA_BYTES", "OCTOSTORE_MAX_LOCKS"} {
 		if v, ok := os.LookupEnv(key); ok {

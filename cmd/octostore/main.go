@@ -4,6 +4,7 @@
 //	octostore [serve] [--addr ADDR] [--db PATH | --redis-url URL [--redis-cluster]]
 //	octostore token create --login NAME [store flags]
 //	octostore token revoke [store flags] [TOKEN|-]
+//	octostore token revoke [store flags] --account ID
 //	octostore bench [--target octostore|etcd|redis] [--url URL] [--clients N] [--duration D] [--contended] [--json]
 //	octostore version
 //
@@ -47,6 +48,8 @@ const usage = `usage:
                                      create the account if needed and print a new token
   octostore token revoke [store flags] [TOKEN|-]
                                      revoke a token (read from stdin when absent or "-")
+  octostore token revoke [store flags] --account ID
+                                     revoke every token of an account
   octostore bench [--target T] [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
                                      load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version

@@ -48,9 +48,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
-	if err := checkStoreEnv(); err != nil {
-		return err
-	}
 	if err := checkLimitEnv(); err != nil {
 		return err
 	}

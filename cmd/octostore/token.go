@@ -33,9 +33,6 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := lockcore.ValidateLogin(*login); err != nil {
 		return fmt.Errorf("token create: %w", err)
 	}
-	if err := checkStoreEnv(); err != nil {
-		return err
-	}
 	store, _, err := sf.open(ctx)
 	if err != nil {
 		return err
@@ -59,15 +56,22 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // tokenRevoke revokes the token given as the argument, or read from stdin
 // when the argument is absent or "-" (so it need not appear in ps output or
-// shell history). A SQLite database that does not exist is an error, not a
-// new empty one.
+// shell history); with --account, every token of that account instead. A
+// SQLite database that does not exist is an error, not a new empty one.
 func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	account := fs.String("account", "", "revoke every token of this account id (the access log's account_id) instead of one token")
 	sf := storeFlags{existing: true}
 	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *account != "" {
+		if fs.NArg() > 0 {
+			return errors.New("token revoke: give --account or a token, not both")
+		}
+		return revokeAccount(ctx, &sf, *account, stdout)
 	}
 	var token string
 	switch {
@@ -86,9 +90,6 @@ func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return fmt.Errorf("token revoke: %w", err)
 	}
-	if err := checkStoreEnv(); err != nil {
-		return err
-	}
 	store, _, err := sf.open(ctx)
 	if err != nil {
 		return err
@@ -101,5 +102,32 @@ func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return fmt.Errorf("token revoke: %w", err)
 	}
 	_, err = fmt.Fprintln(stdout, "revoked")
+	return err
+}
+
+// revokeAccount revokes every token of the account id, so that a leaked
+// token, and any token it was rotated to, stops working everywhere at once.
+func revokeAccount(ctx context.Context, sf *storeFlags, id string, stdout io.Writer) error {
+	store, _, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	at, ok := store.(lockcore.AccountTokens)
+	if !ok {
+		return fmt.Errorf("token revoke: this store (%T) cannot revoke an account's tokens", store)
+	}
+	acct, err := store.AccountByID(ctx, id)
+	if errors.Is(err, lockcore.ErrNotFound) {
+		return fmt.Errorf("token revoke: no account %q", id)
+	}
+	if err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	n, err := at.RevokeAccountTokens(ctx, id)
+	if err != nil {
+		return fmt.Errorf("token revoke: %d tokens of account %s revoked, then: %w", n, id, err)
+	}
+	_, err = fmt.Fprintf(stdout, "revoked %d tokens of account %s (login %s)\n", n, id, acct.Login)
 	return err
 }

@@ -1093,6 +1093,7 @@ func (r *reply) lease(name string, i int) lockcore.Lease {
 }
 
 var (
-	_ lockcore.Store      = (*Store)(nil)
-	_ lockcore.TokenLocks = (*Store)(nil)
+	_ lockcore.Store         = (*Store)(nil)
+	_ lockcore.TokenLocks    = (*Store)(nil)
+	_ lockcore.AccountTokens = (*Store)(nil)
 )

@@ -238,3 +238,22 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 		return nil
 	})
 }
+
+// RevokeAccountTokens implements lockcore.AccountTokens: one write deletes
+// every token row of the account, so no rotation can slip between (the
+// writer runs writes one at a time).
+func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int, error) {
+	var n int64
+	err := s.write(ctx, func(int64) error {
+		res, err := s.w.tokensDelete.ExecContext(bg, accountID)
+		if err != nil {
+			return translate("revoke account tokens", err)
+		}
+		n, err = res.RowsAffected()
+		return translate("revoke account tokens", err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}

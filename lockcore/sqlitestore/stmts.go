@@ -35,6 +35,7 @@ type writeStmts struct {
 	tokenInsert     *sql.Stmt
 	tokenOwner      *sql.Stmt
 	tokenDelete     *sql.Stmt
+	tokensDelete    *sql.Stmt
 }
 
 // readStmts are the statements of the read pool, prepared once (database/sql
@@ -167,6 +168,7 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.tokenOwner, `SELECT account_id FROM tokens WHERE hash = ?1`},
 		// (hash)
 		{&w.tokenDelete, `DELETE FROM tokens WHERE hash = ?1 RETURNING account_id`},
+		{&w.tokensDelete, `DELETE FROM tokens WHERE account_id = ?1`},
 	}
 }
 

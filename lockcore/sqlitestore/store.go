@@ -330,6 +330,7 @@ func ctxErr(ctx context.Context, unknown bool) error {
 }
 
 var (
-	_ lockcore.Store      = (*Store)(nil)
-	_ lockcore.TokenLocks = (*Store)(nil)
+	_ lockcore.Store         = (*Store)(nil)
+	_ lockcore.TokenLocks    = (*Store)(nil)
+	_ lockcore.AccountTokens = (*Store)(nil)
 )

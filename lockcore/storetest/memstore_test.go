@@ -66,6 +66,7 @@ const (
 	faultNoClose       = "noclose"        // a closed store still answers.
 	faultIDAny         = "idany"          // AccountIDByToken accepts unknown tokens.
 	faultAsAny         = "asany"          // the TokenLocks methods ignore the token.
+	faultRevokeOne     = "revokeone"      // RevokeAccountTokens revokes one token only.
 )
 
 func (s *memStore) begin(ctx context.Context) error {
@@ -372,6 +373,23 @@ func (s *memStore) RevokeToken(ctx context.Context, h lockcore.TokenHash) error 
 	return nil
 }
 
+// RevokeAccountTokens is the optional lockcore.AccountTokens: it forgets
+// every token of acct (only one with faultRevokeOne).
+func (s *memStore) RevokeAccountTokens(ctx context.Context, acct string) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	n := 0
+	for h, id := range s.d.tokens {
+		if id == acct && (n == 0 || s.fault != faultRevokeOne) {
+			delete(s.d.tokens, h)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // tokenIs checks, for the TokenLocks methods, that h belongs to acct (unless
 // faultAsAny). The check and the lock step that follows are two critical
 // sections, which is enough for a suite that runs them one at a time.
@@ -442,6 +460,7 @@ func (s *memStore) Close() error {
 }
 
 var (
-	_ lockcore.Store      = (*memStore)(nil)
-	_ lockcore.TokenLocks = (*memStore)(nil)
+	_ lockcore.Store         = (*memStore)(nil)
+	_ lockcore.TokenLocks    = (*memStore)(nil)
+	_ lockcore.AccountTokens = (*memStore)(nil)
 )

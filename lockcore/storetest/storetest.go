@@ -99,6 +99,7 @@ var cases = []struct {
 	{"Reopen", testReopen},
 	{"CancelledContext", testCancelledContext},
 	{"TokenLocks", testTokenLocks},
+	{"RevokeAccountTokens", testRevokeAccountTokens},
 }
 
 // Durations used by the suite. Expiry waits are few and short because a

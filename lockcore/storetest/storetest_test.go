@@ -69,6 +69,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{faultNoClose, []string{"Reopen"}},
 		{faultIDAny, []string{"Tokens"}},
 		{faultAsAny, []string{"TokenLocks"}},
+		{faultRevokeOne, []string{"RevokeAccountTokens"}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Parallel()
