@@ -756,3 +756,45 @@ func TestAccountIDByTokenClosed(t *testing.T) {
 		t.Fatalf("closed store: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestNewDatabaseIsPrivate: a database Open creates, and its -wal and -shm
+// files, are readable by their owner only (they hold token hashes, lease
+// ids and metadata); a database that already exists keeps its mode.
+func TestNewDatabaseIsPrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "private.db")
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.EnsureAccount(ctx, "perm"); err != nil { // a write: the WAL exists
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s: mode %v, want no access for group and others", filepath.Base(f), perm)
+		}
+	}
+	st.Close()
+
+	shared := filepath.Join(dir, "shared.db")
+	if err := os.WriteFile(shared, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	st, err = sqlitestore.Open(ctx, shared, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("an existing database's mode changed: %v %v", fi.Mode(), err)
+	}
+}

@@ -54,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -146,7 +147,10 @@ func dsn(path string, busy time.Duration, extra string) string {
 }
 
 // Open opens (creating it if needed) the SQLite database at path, brings its
-// schema up to date with the embedded migrations and starts the writer. The
+// schema up to date with the embedded migrations and starts the writer. A
+// database it creates is readable and writable by its owner only (0600;
+// SQLite gives its -wal and -shm files the same), since it holds token
+// hashes, lease ids and metadata; an existing file keeps its mode. The
 // error wraps lockcore.ErrUnavailable when the file cannot be opened or is
 // locked for longer than the busy timeout.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
@@ -174,6 +178,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writerDone: make(chan struct{}),
 	}
 
+	// Best effort: if the file cannot be made here (no such directory, say),
+	// SQLite's own open below fails with its error.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 	var err error
 	s.wdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_txlock=immediate"))
 	if err != nil {
