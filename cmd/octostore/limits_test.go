@@ -23,6 +23,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/httpserver"
+	"github.com/octostore/octostore/internal/redistest"
 )
 
 // Sizes of TestServerLimits.
@@ -507,4 +508,40 @@ func truncateS(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// TestServeWarnsOfRedisDurability: serve over a redis-server without an
+// append-only file logs why its fencing tokens are not crash-safe, and
+// still serves.
+func TestServeWarnsOfRedisDurability(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	srv := redistest.Start(t) // appendonly no
+	addr := freeAddr(t)
+	var (
+		mu             sync.Mutex
+		stdout, stderr bytes.Buffer
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--log-format", "json", "--op-timeout", "30s", "--redis-url", srv.URL()},
+			strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	if err := waitServing("http://"+addr, &http.Client{Timeout: 5 * time.Second}, &mu, &stderr, done); err != nil {
+		done <- err
+		t.Fatal(err)
+	}
+	mu.Lock()
+	logs := stderr.String()
+	mu.Unlock()
+	if !strings.Contains(logs, `"msg":"store durability","problem":"Redis has appendonly \"no\"`) {
+		t.Fatalf("no durability warning in the log:\n%s", logs)
+	}
 }

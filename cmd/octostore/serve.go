@@ -87,6 +87,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	warnDurability(ctx, store, logger)
 
 	var flow *oauth.Flow
 	if oauthCfg.Enabled() {
@@ -126,6 +127,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// warnDurability logs a warning for each setting of the store that falls
+// short of what crash-safe fencing tokens need (Redis: appendonly,
+// appendfsync, maxmemory-policy; see README "Durability"). Settings that
+// cannot be read are logged as such; the server starts either way.
+func warnDurability(ctx context.Context, store lockcore.Store, logger *slog.Logger) {
+	d, ok := store.(interface {
+		DurabilityWarnings(context.Context) ([]string, error)
+	})
+	if !ok {
+		return
+	}
+	warnings, err := d.DurabilityWarnings(ctx)
+	if err != nil {
+		logger.Info("could not read the store's durability settings", "err", err)
+		return
+	}
+	for _, w := range warnings {
+		logger.Warn("store durability", "problem", w)
+	}
 }
 
 // gcPercent is the garbage collector's target (GOGC) that serve sets when
