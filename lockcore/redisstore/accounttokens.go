@@ -11,54 +11,100 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/scripts"
 )
 
-// maxSweepPasses bounds RevokeAccountTokens' passes over the token keys.
-// Only tokens made as fast as they are revoked (a rotation loop holding one
-// of them) keep a pass finding some.
-const maxSweepPasses = 10
+// maxSweepPasses bounds RevokeAccountTokens' passes over the token keys,
+// and maxChain the rotations it follows from one token: only tokens
+// rotated as fast as they are revoked keep it going.
+const (
+	maxSweepPasses = 10
+	maxChain       = 1000
+)
 
 // RevokeAccountTokens implements lockcore.AccountTokens. Redis keeps no
 // index of an account's tokens, so it scans the token keys
-// (<prefix>token:*, on every master of a Cluster) for those naming the
-// account, and retires each with RevokeToken (mirror first, so at once on
-// every instance). It repeats that until a pass finds none: a rotation of
-// one of them running meanwhile either loses (its old token was revoked
-// first, and it deletes the token it made) or has made its new token key
-// before it retired the old one, and the next pass finds that key. After
-// maxSweepPasses passes that all found tokens it gives up with an error.
-// The scan reads every token key of the store: its cost grows with the
-// tokens of all accounts (it is an operator's command, not a request's).
-// An account id that no account can have gets 0.
+// (<prefix>token:*, on every master of a Cluster) and retires, with
+// RevokeToken (mirror first, so at once on every instance), each that names
+// the account. A SCAN is no snapshot: a rotation running meanwhile can set
+// its new token key where the scan has already been, and retire the old one
+// after the scan read it. So every token found is followed along its
+// rotations: a retired token's key is a tombstone naming the token it was
+// rotated to (kept a minute, and set only after the new token's key), and
+// a revocation that finds its token retired follows the tombstone to the
+// token that replaced it. Passes repeat until one revokes nothing; after
+// maxSweepPasses it gives up with an error. The scan reads every token key
+// of the store: its cost grows with the tokens of all accounts (it is an
+// operator's command, not a request's). An account id that no account can
+// have gets 0.
 func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int, error) {
 	if checkAccountID(accountID) != nil {
 		return 0, nil
 	}
 	revoked := 0
 	for range maxSweepPasses {
-		hashes, err := s.tokensOf(ctx, accountID)
-		if err != nil || len(hashes) == 0 {
+		start, err := s.tokenKeys(ctx, accountID)
+		if err != nil {
 			return revoked, err
 		}
-		for _, h := range hashes {
-			switch err := s.RevokeToken(ctx, h); {
-			case err == nil:
-				revoked++
-			case errors.Is(err, lockcore.ErrNotFound):
-				// Revoked or rotated meanwhile: the next pass finds
-				// what a rotation made.
-			default:
-				return revoked, err
+		pass := 0
+		for _, h := range start {
+			n, err := s.revokeChain(ctx, accountID, h)
+			pass += n
+			if err != nil {
+				return revoked + pass, err
 			}
 		}
+		revoked += pass
+		if pass == 0 {
+			return revoked, nil
+		}
 	}
-	return revoked, fmt.Errorf("redisstore: revoke account tokens: the account still had new tokens after %d passes (a rotation or sign-in loop?); run it again", maxSweepPasses)
+	return revoked, fmt.Errorf("redisstore: revoke account tokens: new tokens of the account still appeared after %d passes (a rotation or sign-in loop?); run it again", maxSweepPasses)
 }
 
-// tokensOf returns the hashes of the live token keys whose value is
-// accountID, read with SCAN and GETs on each node (a Cluster's masters
-// each hold some of the keys).
-func (s *Store) tokensOf(ctx context.Context, accountID string) ([]lockcore.TokenHash, error) {
+// revokeChain revokes h if it is a live token of accountID, and otherwise
+// follows h's rotations (tombstone to successor) to the live token at their
+// end and revokes that. It returns 1 when it revoked a token, 0 when the
+// chain ends in no live token of the account.
+func (s *Store) revokeChain(ctx context.Context, accountID string, h lockcore.TokenHash) (int, error) {
+	for range maxChain {
+		octx, cancel, err := s.op(ctx)
+		if err != nil {
+			return 0, err
+		}
+		v, err := s.client.Get(octx, s.tokenKey(h)).Result()
+		cancel()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return 0, nil // revoked, or made by a rotation that lost
+		case err != nil:
+			return 0, s.fail("revoke account tokens", err)
+		case v == accountID:
+			switch err := s.RevokeToken(ctx, h); {
+			case err == nil:
+				return 1, nil
+			case !errors.Is(err, lockcore.ErrNotFound):
+				return 0, err
+			}
+			// Retired meanwhile: read its key again.
+		case strings.HasPrefix(v, scripts.TombstonePrefix):
+			next, ok := parseHash(strings.TrimPrefix(v, scripts.TombstonePrefix))
+			if !ok {
+				return 0, nil
+			}
+			h = next
+		default:
+			return 0, nil // another account's
+		}
+	}
+	return 0, fmt.Errorf("redisstore: revoke account tokens: a token was rotated %d times while being revoked", maxChain)
+}
+
+// tokenKeys returns the hashes of the token keys, read with SCAN and GETs
+// on each node (a Cluster's masters each hold some of them), that name
+// accountID or are rotation tombstones (whose successor may).
+func (s *Store) tokenKeys(ctx context.Context, accountID string) ([]lockcore.TokenHash, error) {
 	head := s.prefix + "token:"
 	pattern := globEscape(head) + "*"
 	var (
@@ -92,12 +138,10 @@ func (s *Store) tokensOf(ctx context.Context, accountID string) ([]lockcore.Toke
 				if err := g.Err(); err != nil && !errors.Is(err, redis.Nil) {
 					return s.fail("revoke account tokens", err)
 				}
-				if g.Val() != accountID {
-					continue // another account's, a tombstone, or gone since the scan
+				if v := g.Val(); v != accountID && !strings.HasPrefix(v, scripts.TombstonePrefix) {
+					continue // another account's, or gone since the scan
 				}
-				var h lockcore.TokenHash
-				if b, err := hex.DecodeString(strings.TrimPrefix(keys[i], head)); err == nil && len(b) == len(h) {
-					copy(h[:], b)
+				if h, ok := parseHash(strings.TrimPrefix(keys[i], head)); ok {
 					mu.Lock()
 					found = append(found, h)
 					mu.Unlock()
@@ -116,6 +160,17 @@ func (s *Store) tokensOf(ctx context.Context, accountID string) ([]lockcore.Toke
 		err = scan(ctx, s.client)
 	}
 	return found, err
+}
+
+// parseHash reads a token hash written in hex.
+func parseHash(s string) (lockcore.TokenHash, bool) {
+	var h lockcore.TokenHash
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, false
+	}
+	copy(h[:], b)
+	return h, true
 }
 
 // globEscape escapes the characters that SCAN's MATCH pattern treats
