@@ -349,6 +349,37 @@ func TestTokenRevoke(t *testing.T) {
 	}
 }
 
+// TestSecondSignalStopsAtOnce: a request still in flight holds a graceful
+// stop for up to 10 s; a second SIGINT ends the process at once.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
+	token := tokenRE.FindString(p.waitStdout(tokenRE))
+	c, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Headers of an acquire whose body never comes: the request stays in
+	// flight (until the server's 15 s read timeout).
+	fmt.Fprintf(c, "POST /locks/slow/acquire HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer %s\r\nContent-Length: 20\r\n\r\n{", token)
+	time.Sleep(200 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+		t.Fatal("the server stopped at the first signal with a request in flight")
+	case <-time.After(500 * time.Millisecond):
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not stop within 5 s of a second SIGINT")
+	}
+	if p.cmd.ProcessState.Success() {
+		t.Fatalf("exit status %v after a second signal, want failure", p.cmd.ProcessState)
+	}
+}
+
 // TestGracefulShutdown sends SIGTERM and expects a clean exit.
 func TestGracefulShutdown(t *testing.T) {
 	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
