@@ -612,6 +612,16 @@ func TestBootstrapRedisDownAtStart(t *testing.T) {
 	if out := lam.b.waitOutput("redis does not answer at start-up"); !strings.Contains(out, "redis does not answer at start-up") {
 		t.Errorf("no start-up warning about Redis in the log:\n%s", out)
 	}
+	// go-redis' own lines about the failed dials are JSON like the rest.
+	out := lam.b.waitOutput(`"msg":"redis client"`)
+	if !strings.Contains(out, `"msg":"redis client"`) {
+		t.Errorf("no go-redis line in the log:\n%s", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line that is not JSON: %q", line)
+		}
+	}
 
 	srv.Restart() // empty again: no persistence in this test server
 	token = newAccount(t, srv.URL(), "down:", "ops")

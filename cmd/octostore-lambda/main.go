@@ -59,6 +59,8 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	if err != nil {
 		return cfg, nil, err
 	}
+	// go-redis' own lines (failed dials while Redis is away) as JSON too.
+	redisstore.SetLogger(logger, cfg.scrub)
 	store, reachable, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return cfg, nil, err

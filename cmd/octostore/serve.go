@@ -20,6 +20,7 @@ import (
 	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/internal/logbuf"
 	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
 )
 
 // How long a shutdown waits for requests in flight, and the access log's
@@ -67,6 +68,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	redisstore.SetLogger(logger, nil) // go-redis' own lines in the same format
 
 	// Everything that can refuse the start without the store is checked
 	// before the store is opened: a refused start leaves no database file
