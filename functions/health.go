@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 // healthRoutes is the unauthenticated liveness check.
@@ -13,12 +15,15 @@ func (s *server) healthRoutes() []route {
 	}
 }
 
-// healthBody is the answer of GET /health.
+// healthBody is the answer of GET /health. The 503 answer also carries
+// the error code and request id every error answer has.
 type healthBody struct {
-	Status  string `json:"status"`
-	Store   string `json:"store"`
-	Version string `json:"version,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Status    string `json:"status"`
+	Store     string `json:"store"`
+	Version   string `json:"version,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Code      string `json:"code,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // health serves GET /health: 200 when the store answers a ping within
@@ -31,10 +36,14 @@ func (s *server) health(ex *exchange, r *http.Request) error {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check: store ping failed",
 			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
 		ex.Header().Set("Retry-After", "1")
+		row, _ := classify(lockcore.ErrUnavailable) // the code of every 503
+		ex.code = row.code
 		writeJSON(ex, http.StatusServiceUnavailable, &healthBody{
-			Status: "unavailable",
-			Store:  s.storeName,
-			Error:  "the lock store did not answer",
+			Status:    "unavailable",
+			Store:     s.storeName,
+			Error:     "the lock store did not answer",
+			Code:      row.code,
+			RequestID: ex.requestID,
 		})
 		return nil
 	}
