@@ -118,9 +118,9 @@ type Accounts interface {
 type AccountTokens interface {
 	// RevokeAccountTokens revokes every token of the account and returns
 	// how many it revoked. Once it returns nil, every token the account
-	// held when it was called, and every token a rotation of one of them
-	// made meanwhile, is refused as a revoked token is: by every instance,
-	// at once. Tokens added later (AddToken, a new GitHub sign-in) work.
+	// held when it was called, and every token that a rotation of one of
+	// them running meanwhile handed to its caller, is refused as a revoked
+	// token is: by every instance, at once. Tokens added later (AddToken, a new GitHub sign-in) work.
 	// An account without tokens, or an unknown account id, gets 0. Safe
 	// for concurrent use; an error may leave some of the tokens revoked,
 	// and a retry finishes the job.

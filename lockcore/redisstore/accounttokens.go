@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,37 +31,33 @@ const (
 // its new token key where the scan has already been, and retire the old one
 // after the scan read it. So every token found is followed along its
 // rotations: a retired token's key is a tombstone naming the token it was
-// rotated to (kept a minute, and set only after the new token's key), and
-// a revocation that finds its token retired follows the tombstone to the
-// token that replaced it. Passes repeat until one revokes nothing; after
-// maxSweepPasses it gives up with an error. The scan reads every token key
-// of the store: its cost grows with the tokens of all accounts (it is an
-// operator's command, not a request's). An account id that no account can
-// have gets 0.
+// rotated to (set only after the new token's key, and kept tombstoneTTL),
+// and each batch of keys the scan returns is followed at once, from the
+// token it names or, for a tombstone, from its successor as read then. A
+// revocation that finds its token retired follows the new tombstone.
+// Passes repeat until one revokes nothing and took less than half of
+// tombstoneTTL (a longer one could have outlived a tombstone it needed);
+// after maxSweepPasses it gives up with an error. The scan reads every
+// token key of the store: its cost grows with the tokens of all accounts
+// (it is an operator's command, not a request's). An account id that no
+// account can have gets 0.
 func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int, error) {
 	if checkAccountID(accountID) != nil {
 		return 0, nil
 	}
 	revoked := 0
 	for range maxSweepPasses {
-		start, err := s.tokenKeys(ctx, accountID)
+		start := time.Now()
+		n, err := s.sweep(ctx, accountID)
+		revoked += n
 		if err != nil {
 			return revoked, err
 		}
-		pass := 0
-		for _, h := range start {
-			n, err := s.revokeChain(ctx, accountID, h)
-			pass += n
-			if err != nil {
-				return revoked + pass, err
-			}
-		}
-		revoked += pass
-		if pass == 0 {
+		if n == 0 && time.Since(start) < tombstoneTTL/2 {
 			return revoked, nil
 		}
 	}
-	return revoked, fmt.Errorf("redisstore: revoke account tokens: new tokens of the account still appeared after %d passes (a rotation or sign-in loop?); run it again", maxSweepPasses)
+	return revoked, fmt.Errorf("redisstore: revoke account tokens: tokens of the account still appeared after %d passes (a rotation or sign-in loop, or a very long scan); run it again", maxSweepPasses)
 }
 
 // revokeChain revokes h if it is a live token of accountID, and otherwise
@@ -101,16 +98,15 @@ func (s *Store) revokeChain(ctx context.Context, accountID string, h lockcore.To
 	return 0, fmt.Errorf("redisstore: revoke account tokens: a token was rotated %d times while being revoked", maxChain)
 }
 
-// tokenKeys returns the hashes of the token keys, read with SCAN and GETs
-// on each node (a Cluster's masters each hold some of them), that name
-// accountID or are rotation tombstones (whose successor may).
-func (s *Store) tokenKeys(ctx context.Context, accountID string) ([]lockcore.TokenHash, error) {
+// sweep is one pass of RevokeAccountTokens: it scans the token keys with
+// SCAN and GETs on each node (a Cluster's masters each hold some of them,
+// and are scanned at the same time) and, batch by batch, revokes the chain
+// of every key that names accountID or is a rotation tombstone (whose
+// successor may). It returns how many tokens it revoked.
+func (s *Store) sweep(ctx context.Context, accountID string) (int, error) {
 	head := s.prefix + "token:"
 	pattern := globEscape(head) + "*"
-	var (
-		mu    sync.Mutex
-		found []lockcore.TokenHash
-	)
+	var revoked atomic.Int64
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		for cursor := uint64(0); ; {
 			octx, cancel, err := s.op(ctx)
@@ -138,13 +134,23 @@ func (s *Store) tokenKeys(ctx context.Context, accountID string) ([]lockcore.Tok
 				if err := g.Err(); err != nil && !errors.Is(err, redis.Nil) {
 					return s.fail("revoke account tokens", err)
 				}
-				if v := g.Val(); v != accountID && !strings.HasPrefix(v, scripts.TombstonePrefix) {
+				var from string
+				switch v := g.Val(); {
+				case v == accountID:
+					from = strings.TrimPrefix(keys[i], head)
+				case strings.HasPrefix(v, scripts.TombstonePrefix):
+					from = strings.TrimPrefix(v, scripts.TombstonePrefix)
+				default:
 					continue // another account's, or gone since the scan
 				}
-				if h, ok := parseHash(strings.TrimPrefix(keys[i], head)); ok {
-					mu.Lock()
-					found = append(found, h)
-					mu.Unlock()
+				h, ok := parseHash(from)
+				if !ok {
+					continue
+				}
+				n, err := s.revokeChain(ctx, accountID, h)
+				revoked.Add(int64(n))
+				if err != nil {
+					return err
 				}
 			}
 			if next == 0 {
@@ -159,7 +165,7 @@ func (s *Store) tokenKeys(ctx context.Context, accountID string) ([]lockcore.Tok
 	} else {
 		err = scan(ctx, s.client)
 	}
-	return found, err
+	return int(revoked.Load()), err
 }
 
 // parseHash reads a token hash written in hex.
