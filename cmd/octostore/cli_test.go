@@ -247,19 +247,24 @@ func TestBaseURL(t *testing.T) {
 // port the server really listens on, also when --addr asks for any port.
 func TestFirstStartCurlLineWorks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var mu sync.Mutex
 	var out bytes.Buffer
-	done := make(chan error, 1)
+	var serveErr error
+	stopped := make(chan struct{})
 	go func() {
-		done <- run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "first.db"), "--addr", "127.0.0.1:0"}, strings.NewReader(""), lockedWriter{&mu, &out}, io.Discard)
+		serveErr = run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "first.db"), "--addr", "127.0.0.1:0"}, strings.NewReader(""), lockedWriter{&mu, &out}, io.Discard)
+		close(stopped)
 	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
 	re := regexp.MustCompile(`curl -X POST (http://127\.0\.0\.1:\d+)/locks/my-lock/acquire -H "Authorization: Bearer (os_\S+)"`)
 	var m []string
 	for deadline := time.Now().Add(20 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
 		select {
-		case err := <-done:
-			t.Fatalf("serve stopped: %v", err)
+		case <-stopped:
+			t.Fatalf("serve stopped: %v", serveErr)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -271,12 +276,13 @@ func TestFirstStartCurlLineWorks(t *testing.T) {
 	}
 	// serve prints the line after it listens, and serves once the store is
 	// open: try until the answer comes.
+	client := &http.Client{Timeout: 10 * time.Second}
 	var resp *http.Response
 	var err error
 	for i := 0; i < 100; i++ {
 		req, _ := http.NewRequest(http.MethodPost, m[1]+"/locks/my-lock/acquire", strings.NewReader(`{"ttl_seconds":30}`))
 		req.Header.Set("Authorization", "Bearer "+m[2])
-		if resp, err = http.DefaultClient.Do(req); err == nil {
+		if resp, err = client.Do(req); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -289,8 +295,9 @@ func TestFirstStartCurlLineWorks(t *testing.T) {
 		t.Fatalf("the curl line's request: %s, want 200", resp.Status)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
+	<-stopped
+	if serveErr != nil {
+		t.Fatalf("serve: %v", serveErr)
 	}
 }
 

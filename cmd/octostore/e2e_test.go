@@ -359,10 +359,15 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Headers of an acquire whose body never comes: the request stays in
-	// flight (until the server's 15 s read timeout).
-	fmt.Fprintf(c, "POST /locks/slow/acquire HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer %s\r\nContent-Length: 20\r\n\r\n{", token)
-	time.Sleep(200 * time.Millisecond)
+	// An acquire whose body never comes: the request stays in flight
+	// (until the server's 15 s read timeout). "100 Continue" comes back
+	// once the handler reads the body, so the request is in flight then.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /locks/slow/acquire HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: 20\r\n\r\n", token)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q %v", line, err)
+	}
 	p.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-p.done:

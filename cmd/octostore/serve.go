@@ -68,7 +68,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	redisstore.SetLogger(logger, nil) // go-redis' own lines in the same format
 
 	// Everything that can refuse the start without the store is checked
 	// before the store is opened: a refused start leaves no database file
@@ -89,6 +88,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if storeName == "redis" {
+		// go-redis' own lines (failed dials while Redis is away) in the
+		// log's format. Process-wide: the last serve of a process wins.
+		redisstore.SetLogger(logger, nil)
+	}
 	warnDurability(ctx, store, logger)
 
 	var flow *oauth.Flow
