@@ -55,9 +55,15 @@ bench:
 ## every target gets its full FUZZTIME in half the wall time. A finding
 ## fails the run and is written under the package's testdata/fuzz
 ## (.ci/fuzz-one: Go 1.26's spurious end-of-fuzztime deadline is not one).
+## Each package's fuzz-instrumented build is made once first (-fuzz '^$$'
+## matches no target), so that two jobs never compile the same one at once:
+## with an empty build cache that doubled the longest step of the run.
 FUZZTIME ?= 30s
 FUZZJOBS ?= 2
 fuzz:
+	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n 1 dirname | sort -u); do \
+	  echo "== fuzz build $$p"; $(GO) test -run '^$$' -fuzz '^$$' "$$p" >/dev/null || exit 1; \
+	done
 	@grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\./||; s|/[^/]*:func | |' | sort | \
 	GO=$(GO) xargs -n 2 -P $(FUZZJOBS) bash .ci/fuzz-one $(FUZZTIME)
 
