@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
@@ -82,7 +83,7 @@ func startBenchServer(t *testing.T) (string, string) {
 	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "sqlite"}))
+	srv := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "sqlite", OpTimeout: 30 * time.Second}))
 	t.Cleanup(srv.Close)
 	return srv.URL, tok
 }
@@ -163,8 +164,10 @@ func TestBenchEtcdLeaseOutlastsTheRun(t *testing.T) {
 		bound   []string
 		wantTTL string
 	}{
-		{[]string{"--duration", "0", "--cycles", "5"}, "86400"},                  // a day
-		{[]string{"--duration", "100ms", "--cycles", "5", "--ttl", "10s"}, "70"}, // 0.1 s + 10 s + 60 s, in whole seconds
+		{[]string{"--duration", "0", "--cycles", "5"}, "86400"}, // a day
+		// 5 s + 10 s + 60 s. The run ends on its 5 cycles, long before
+		// 5 s; with 100 ms a stalled client could end it at 4.
+		{[]string{"--duration", "5s", "--cycles", "5", "--ttl", "10s"}, "75"},
 	} {
 		ttls = nil
 		var out, errOut bytes.Buffer

@@ -55,7 +55,7 @@ func newApp(t testing.TB) *testApp {
 		t.Fatal(err)
 	}
 	fs := &faultyStore{Store: st}
-	h := functions.New(functions.Deps{Store: fs, StoreName: "sqlite", Version: testVersion})
+	h := functions.New(functions.Deps{Store: fs, StoreName: "sqlite", Version: testVersion, OpTimeout: 30 * time.Second})
 	app := &testApp{handler: h, api: h, store: fs, account: acct, token: token}
 
 	rec := httptest.NewRecorder()

@@ -42,7 +42,7 @@ func startOctoStore(t *testing.T) (string, string, lockcore.Store, string) {
 	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(contracttest.Wrap(t, functions.New(functions.Deps{Store: st, StoreName: "sqlite"})))
+	srv := httptest.NewServer(contracttest.Wrap(t, functions.New(functions.Deps{Store: st, StoreName: "sqlite", OpTimeout: 30 * time.Second})))
 	t.Cleanup(srv.Close)
 	return srv.URL, tok, st, acct.ID
 }
