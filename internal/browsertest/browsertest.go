@@ -52,7 +52,10 @@ func Chromium(t testing.TB) string {
 
 // NewContext starts a headless Chromium for t and returns a chromedp
 // context of a new tab in it, for chromedp.Run and chromedp.Do. The browser
-// is stopped, and its profile directory removed, when t ends. It skips or
+// is stopped, and its profile directory removed, when t ends. The profile
+// is chromedp's own temporary directory: chromedp stops Chromium's
+// leftover child processes (the crash handler) and retries the removal,
+// where t.TempDir's single attempt could fail on their late writes. It skips or
 // fails t as Chromium does when the browser is missing. Callers bound their
 // steps with context.WithTimeout on the returned context (the browser
 // outlives such a timeout).
@@ -66,7 +69,6 @@ func NewContext(t testing.TB) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1600),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
