@@ -300,46 +300,13 @@ func TestServeInProcess(t *testing.T) {
 			t.Setenv("GITHUB_CLIENT_ID", "")
 			t.Setenv("GITHUB_CLIENT_SECRET", "")
 			client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
-			// serve on a free port over a fresh store; the port is found
-			// by listening on :0 and closing, so another process can take
-			// it first: then serve fails with "address already in use" and
-			// is started again on another port. The op timeout is raised
-			// from 3 s: this test is not about it, and a SQLite commit
-			// waits for an fsync on a CI disk that may be busy.
-			var (
-				addr, base     string
-				mu             sync.Mutex
-				stdout, stderr bytes.Buffer
-				errc           chan error
-				cancel         context.CancelFunc
-			)
-			for attempt := 1; ; attempt++ {
-				addr = freeAddr(t)
-				base = "http://" + addr
-				mu.Lock()
-				stdout.Reset()
-				stderr.Reset()
-				mu.Unlock()
-				ctx, stop := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				args := append([]string{"serve", "--addr", addr, "--log-format", "json", "--op-timeout", "30s"}, tc.store(t)...)
-				go func() {
-					done <- run(ctx, args, strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
-				}()
-				t.Cleanup(func() {
-					stop()
-					<-done
-				})
-				err := waitServing(base, client, &mu, &stderr, done)
-				if err == nil {
-					cancel, errc = stop, done
-					break
-				}
-				done <- err // for the cleanup
-				if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
-					t.Fatal(err)
-				}
-			}
+			// The op timeout is raised from 3 s: this test is not about it,
+			// and a SQLite commit waits for an fsync on a CI disk that may
+			// be busy.
+			sp := startServe(t, client, func() []string {
+				return append([]string{"--log-format", "json", "--op-timeout", "30s"}, tc.store(t)...)
+			})
+			addr, base, mu, stdout, stderr, cancel, errc := sp.addr, sp.base, &sp.mu, &sp.stdout, &sp.stderr, sp.stop, sp.done
 			mu.Lock()
 			token := tokenRE.FindString(stdout.String())
 			mu.Unlock()
@@ -474,6 +441,57 @@ func TestTokenLifecycleInProcess(t *testing.T) {
 	}
 }
 
+// servedInProcess is an `octostore serve` run inside the test process by
+// startServe: its address, its output (written under mu), the function
+// that stops it and the channel its return value arrives on.
+type servedInProcess struct {
+	addr, base     string
+	mu             sync.Mutex
+	stdout, stderr bytes.Buffer
+	stop           context.CancelFunc
+	done           chan error
+}
+
+// startServe runs `octostore serve --addr <free port>` with args() in the
+// test process and waits until it answers /health with 200. The port is
+// found by listening on :0 and closing, so another process can take it
+// first: serve then fails with "address already in use" and is started
+// again, on another port and with args() called again (a fresh store, so
+// that a first-start token is printed again), up to 5 times. When t ends,
+// serve is stopped and waited for; a test that checks serve's return value
+// takes it from done and puts a nil back for that cleanup.
+func startServe(t *testing.T, client *http.Client, args func() []string) *servedInProcess {
+	t.Helper()
+	sp := &servedInProcess{}
+	for attempt := 1; ; attempt++ {
+		sp.addr = freeAddr(t)
+		sp.base = "http://" + sp.addr
+		sp.mu.Lock()
+		sp.stdout.Reset()
+		sp.stderr.Reset()
+		sp.mu.Unlock()
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		argv := append([]string{"serve", "--addr", sp.addr}, args()...)
+		go func() {
+			done <- run(ctx, argv, strings.NewReader(""), lockedWriter{&sp.mu, &sp.stdout}, lockedWriter{&sp.mu, &sp.stderr})
+		}()
+		t.Cleanup(func() {
+			stop()
+			<-done
+		})
+		err := waitServing(sp.base, client, &sp.mu, &sp.stderr, done)
+		if err == nil {
+			sp.stop, sp.done = stop, done
+			return sp
+		}
+		done <- err // for the cleanup
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+}
+
 // waitServing waits until the in-process serve writing its log to stderr
 // (guarded by mu) has logged that it listens and answers GET /health at
 // base with 200. It returns serve's error if serve returns first.
@@ -517,30 +535,15 @@ func TestServeWarnsOfRedisDurability(t *testing.T) {
 	t.Setenv("GITHUB_CLIENT_ID", "")
 	t.Setenv("GITHUB_CLIENT_SECRET", "")
 	srv := redistest.Start(t) // appendonly no
-	addr := freeAddr(t)
-	var (
-		mu             sync.Mutex
-		stdout, stderr bytes.Buffer
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--log-format", "json", "--op-timeout", "30s", "--redis-url", srv.URL()},
-			strings.NewReader(""), lockedWriter{&mu, &stdout}, lockedWriter{&mu, &stderr})
-	}()
-	returned := false // waitServing took serve's error from done
-	defer func() {
-		stop()
-		if !returned {
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		}
-	}()
-	if err := waitServing("http://"+addr, &http.Client{Timeout: 5 * time.Second}, &mu, &stderr, done); err != nil {
-		returned = strings.HasPrefix(err.Error(), "serve returned early")
-		t.Fatal(err)
+	sp := startServe(t, &http.Client{Timeout: 5 * time.Second}, func() []string {
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--redis-url", srv.URL()}
+	})
+	sp.stop()
+	if err := <-sp.done; err != nil {
+		t.Errorf("serve: %v", err)
 	}
+	sp.done <- nil // for the cleanup
+	mu, stderr := &sp.mu, &sp.stderr
 	mu.Lock()
 	logs := stderr.String()
 	mu.Unlock()
