@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/internal/freeport"
 )
 
 // binPath is the octostore binary built once for the process-level tests.
@@ -72,14 +74,15 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 	return w.buf.Write(b)
 }
 
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, from below the kernel's ephemeral range (freeport).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // startServer runs `octostore serve` over db on a free port and waits

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/internal/freeport"
 	"github.com/octostore/octostore/internal/leakcheck"
 	"github.com/octostore/octostore/internal/lincheck"
 	"github.com/octostore/octostore/internal/redistest"
@@ -312,14 +312,15 @@ func crashRedis(t *testing.T, crashes int, until time.Time, reprovision bool, ar
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
-// ago.
+// ago, from below the kernel's ephemeral range (freeport), so that no
+// outgoing connection takes it while the server is down between a kill and
+// its restart.
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // proc is one octostore serve process at a time on a fixed address and

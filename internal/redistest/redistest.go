@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/internal/freeport"
 )
 
 // RequireEnv is the environment variable that turns a missing redis-server
@@ -192,15 +194,10 @@ func (s *Server) Restart() {
 	s.t.Fatalf("redistest: restart redis-server on port %d: %v", s.port, err)
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a loopback port that was free a moment ago, from below
+// the kernel's ephemeral range (freeport), so that no outgoing connection
+// takes it while Restart has the server stopped.
+func freePort() (int, error) { return freeport.Pick() }
 
 // waitPing waits until the redis-server with process id pid answers PING
 // with PONG at addr, the process exits, or startTimeout passes.
