@@ -55,7 +55,7 @@ bench:
 ## every target gets its full FUZZTIME in half the wall time. A finding
 ## fails the run and is written under the package's testdata/fuzz
 ## (.ci/fuzz-one: Go 1.26's spurious end-of-fuzztime deadline is not one).
-## Each package's fuzz-instrumented build is made once first (-fuzz '^$$'
+## Each package's fuzz-instrumented build is made once first (-fuzz '^$'
 ## matches no target), so that two jobs never compile the same one at once:
 ## with an empty build cache that doubled the longest step of the run.
 FUZZTIME ?= 30s
