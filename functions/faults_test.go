@@ -278,7 +278,7 @@ func TestRequestID(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			e := newEnv(t, b)
 			long := strings.Repeat("r", 128)
-			for _, id := range []string{"abc", "a.b_c:d-e", "0123456789", long} {
+			for _, id := range []string{"abc", "a.b_c:d-e", "0123456789", long, "ios_client-42"} {
 				for _, q := range []req{get("/locks"), post("/locks/a_b/acquire", ""), withAuth(get("/locks"), "-"), get("/nope")} {
 					q.header = map[string]string{"X-Request-Id": id}
 					w := e.do(t, q)
@@ -288,7 +288,8 @@ func TestRequestID(t *testing.T) {
 				}
 			}
 			seen := map[string]bool{}
-			for _, id := range []string{"", "bad id", "a/b", "é", long + "r", "x\ty", "<script>"} {
+			tok, _ := lockcore.NewToken()
+			for _, id := range []string{"", "bad id", "a/b", "é", long + "r", "x\ty", "<script>", tok, "trace:" + tok} {
 				q := post("/locks/a_b/acquire", "")
 				q.header = map[string]string{"X-Request-Id": id}
 				w := e.do(t, q)

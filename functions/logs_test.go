@@ -10,8 +10,10 @@ import (
 
 // TestLogsNeverHoldTokens plays the whole session (which rotates a token
 // and sends malformed and unknown ones) plus a panic and a store failure,
-// then checks that no token, token hash or Authorization value is in the
-// log, and that every access line has its fields.
+// and tokens sent by mistake in the path or as the request id, then checks
+// that no token, token hash or Authorization value is in the log, that a
+// token in a path shows as hidden, and that every access line has its
+// fields.
 func TestLogsNeverHoldTokens(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -34,11 +36,20 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 				}
 			}
 			e.do(t, req{method: "GET", path: "/locks?token=" + e.tokens["alice"] + "&x=1"})
+			// A token sent by mistake in the path or as the request id.
+			tok := e.tokens["alice"]
+			inPath := []req{withAuth(post("/locks/"+tok+"/acquire", ""), "alice"), get("/nope/" + tok), get("/docs/" + tok)}
+			for _, q := range inPath {
+				e.do(t, q)
+			}
+			q := withAuth(get("/locks"), "alice")
+			q.header = map[string]string{"X-Request-Id": tok}
+			e.do(t, q)
 			f.failLocks.Store(true)
 			e.do(t, get("/locks"))
 			f.failLocks.Store(false)
 			f.panics.Store(true)
-			q := get("/locks")
+			q = get("/locks")
 			q.want500 = true
 			e.do(t, q)
 
@@ -48,7 +59,7 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 					t.Errorf("log contains secret %q", s)
 				}
 			}
-			var access int
+			var access, hidden int
 			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 				var m map[string]any
 				if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -63,6 +74,9 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 						t.Errorf("access line without %s: %s", k, line)
 					}
 				}
+				if p, _ := m["path"].(string); strings.Contains(p, "/os_[hidden]") {
+					hidden++
+				}
 				if p, _ := m["path"].(string); strings.Contains(p, "?") || strings.Contains(p, "x=1") {
 					t.Errorf("access line path %q has the query", p)
 				}
@@ -70,7 +84,10 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 					t.Errorf("successful access line without the account id: %s", line)
 				}
 			}
-			if want := len(session) + 2; access < want {
+			if hidden != len(inPath) {
+				t.Errorf("%d access lines show a hidden token in the path, want %d", hidden, len(inPath))
+			}
+			if want := len(session) + 2 + len(inPath) + 1; access < want {
 				t.Errorf("%d access lines, want at least %d", access, want)
 			}
 		})

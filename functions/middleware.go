@@ -90,9 +90,10 @@ var (
 )
 
 // requestIDOf returns the incoming X-Request-Id if it matches
-// ^[A-Za-z0-9._:-]{1,128}$, else 16 fresh random bytes in hex.
+// ^[A-Za-z0-9._:-]{1,128}$ and holds nothing shaped like a bearer token
+// (the id is logged, a token never is), else 16 fresh random bytes in hex.
 func requestIDOf(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) && lockcore.HideTokens(id) == id {
 		return id
 	}
 	var b [16]byte
@@ -148,8 +149,9 @@ func (s *server) withRecover(next http.Handler) http.Handler {
 }
 
 // withAccessLog logs one line per request: request id, method, path (never
-// the query string), status, bytes, duration, error code and account id when
-// known. It never logs headers, bodies or tokens. A handler that panicked
+// the query string; a token sent in it by mistake is hidden), status, bytes,
+// duration, error code and account id when known. It never logs headers,
+// bodies or tokens. A handler that panicked
 // has written nothing yet: its line says 500, the answer withRecover gives.
 func (s *server) withAccessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +169,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 			attrs = append(attrs,
 				slog.String("request_id", ex.requestID),
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.EscapedPath()),
+				slog.String("path", lockcore.HideTokens(r.URL.EscapedPath())),
 				slog.Int("status", status),
 				slog.Int64("bytes", ex.bytes),
 				slog.Duration("duration", time.Since(start)),

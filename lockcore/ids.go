@@ -42,6 +42,44 @@ func ParseToken(s string) (TokenHash, error) {
 	return HashToken(s), nil
 }
 
+// HideTokens returns s with every run shaped like a bearer token
+// (TokenPrefix followed by at least 43 base64url characters) replaced by
+// TokenPrefix + "[hidden]". Text that holds no such run is returned as it
+// is, without copying. It is for text a client sent that ends up in a log
+// (a path, a request id): a token put there by mistake must not be logged.
+func HideTokens(s string) string {
+	var b strings.Builder
+	done := 0 // s[:done] is in b already
+	for i := 0; ; {
+		j := strings.Index(s[i:], TokenPrefix)
+		if j < 0 {
+			break
+		}
+		start := i + j
+		end := start + len(TokenPrefix)
+		for end < len(s) && isBase64URL(s[end]) {
+			end++
+		}
+		if end-start < tokenLen {
+			i = start + len(TokenPrefix) // too short for a token
+			continue
+		}
+		b.WriteString(s[done:start])
+		b.WriteString(TokenPrefix + "[hidden]")
+		done, i = end, end
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+// isBase64URL reports whether c is in the URL-safe base64 alphabet.
+func isBase64URL(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
 // NewLeaseID returns a random UUID v4 in canonical text form, which is a
 // valid lease id.
 func NewLeaseID() string {

@@ -3,6 +3,7 @@ package lockcore
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -79,6 +80,47 @@ func TestParseToken(t *testing.T) {
 	canonical := "os_" + strings.Repeat("A", 42) + "E"
 	if h, err := ParseToken(canonical); err != nil || h != HashToken(canonical) {
 		t.Errorf("ParseToken(%q): want its hash, nil; got %x, %v", canonical, h, err)
+	}
+}
+
+func TestHideTokens(t *testing.T) {
+	tok, _ := NewToken()
+	tok2, _ := NewToken()
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"/locks/leader/acquire", "/locks/leader/acquire"},
+		{"/locks/" + tok + "/acquire", "/locks/os_[hidden]/acquire"},
+		{tok, "os_[hidden]"},
+		{tok + tok2, "os_[hidden]"},
+		{tok + "." + tok2, "os_[hidden].os_[hidden]"},
+		{"ios_client-42", "ios_client-42"},
+		{"os_" + tok[3:45], "os_" + tok[3:45]},
+		{"os_os_" + tok[3:], "os_[hidden]"},
+		{"x:" + tok + "A:y", "x:os_[hidden]:y"},
+		{"OS_" + tok[3:], "OS_" + tok[3:]},
+	} {
+		if got := HideTokens(tc.in); got != tc.want {
+			t.Errorf("HideTokens(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestHideTokensAgainstRegexp compares HideTokens with the regular
+// expression of its doc comment on strings made of the characters that
+// matter (the prefix's, base64url and not).
+func TestHideTokensAgainstRegexp(t *testing.T) {
+	re := regexp.MustCompile(`os_[A-Za-z0-9_-]{43,}`)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"o", "s", "_", "os_", "A", "-", "/", ".", strings.Repeat("b", 20)}
+	for n := 0; n < 20000; n++ {
+		var sb strings.Builder
+		for k := rng.IntN(16); k > 0; k-- {
+			sb.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		in := sb.String()
+		if got, want := HideTokens(in), re.ReplaceAllString(in, "os_[hidden]"); got != want {
+			t.Fatalf("HideTokens(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
