@@ -45,8 +45,14 @@ func acquireOpts(ttl time.Duration) lockcore.AcquireOptions {
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "http://nope"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
-		t.Errorf("Open(http URL): want a configuration error not wrapping ErrUnavailable, got %v", err)
+	for _, u := range []string{"http://nope", "nonsense", "redis://h:1/x"} {
+		_, err := redisstore.Open(t.Context(), redisstore.Config{URL: u})
+		if err == nil || errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "want redis://[user:password@]host:port[/db]") {
+			t.Errorf("Open(%q): want a configuration error naming the URL's form, not wrapping ErrUnavailable; got %v", u, err)
+		}
+	}
+	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "http://nope", Cluster: true}); err == nil || !strings.Contains(err.Error(), "?addr=host2:port2") {
+		t.Errorf("Open(http cluster URL): want a configuration error naming the cluster URL's form; got %v", err)
 	}
 	if _, err := redisstore.Open(t.Context(), redisstore.Config{URL: "redis://127.0.0.1:1", Prefix: "a{b}:"}); err == nil || errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("Open(prefix with braces): want a configuration error not wrapping ErrUnavailable, got %v", err)

@@ -185,7 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Cluster {
 		o, err := redis.ParseClusterURL(cfg.URL)
 		if err != nil {
-			return nil, urlError("cluster URL", err)
+			return nil, urlError("cluster URL", clusterURLForm, err)
 		}
 		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
 			// Reads from replicas lag: a token revoked or rotated on the
@@ -202,7 +202,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		o, err := redis.ParseURL(cfg.URL)
 		if err != nil {
-			return nil, urlError("URL", err)
+			return nil, urlError("URL", urlForm, err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 		o.ContextTimeoutEnabled = true
@@ -227,14 +227,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// urlError reports a Redis URL that does not parse without the URL itself,
-// which may hold a password (url.Parse's errors quote it whole).
-func urlError(what string, err error) error {
+// The forms of URL Open takes, named in its errors.
+const (
+	urlForm        = "redis://[user:password@]host:port[/db], rediss://… for TLS, or unix:///path/to/socket"
+	clusterURLForm = "redis://[user:password@]host1:port1?addr=host2:port2&addr=…"
+)
+
+// urlError reports a Redis URL that does not parse, and the form wanted,
+// without the URL itself, which may hold a password (url.Parse's errors
+// quote it whole).
+func urlError(what, form string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("redisstore: %s (not shown: it may hold a password): %v", what, ue.Err)
+		return fmt.Errorf("redisstore: %s (not shown: it may hold a password): %v; want %s", what, ue.Err, form)
 	}
-	return fmt.Errorf("redisstore: %s: %w", what, err)
+	return fmt.Errorf("redisstore: %s: %w; want %s", what, err, form)
 }
 
 // Dial retries of the clients Open builds (unless the URL sets
