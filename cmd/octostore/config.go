@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -32,6 +33,10 @@ type storeFlags struct {
 	existing bool
 	// created: open made a new SQLite database file.
 	created bool
+	// redisLog receives go-redis' own lines (failed dials) from the first
+	// dial on; nil drops them (the token commands: their error says the
+	// same).
+	redisLog *slog.Logger
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
@@ -66,6 +71,12 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 		}
 	}
 	if s.redisURL != "" {
+		// Process-wide: the last store opened in a process wins.
+		l := s.redisLog
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		redisstore.SetLogger(l, nil)
 		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout})
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)

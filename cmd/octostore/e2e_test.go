@@ -352,6 +352,51 @@ func TestTokenRevoke(t *testing.T) {
 	}
 }
 
+// TestRedisDialFailureOutput: with Redis unreachable, serve's log is
+// still all JSON (go-redis' own dial lines included) with --log-format
+// json, and a token command prints its error alone, not go-redis' plain
+// "pool.go" lines before it. Both exit non-zero.
+func TestRedisDialFailureOutput(t *testing.T) {
+	closed := "redis://" + freeAddr(t) // nothing listens there
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		wantJSONs int // JSON lines before the final error line
+	}{
+		{"serve", []string{"serve", "--log-format", "json", "--addr", "127.0.0.1:0", "--op-timeout", "300ms", "--redis-url", closed}, 1},
+		{"token create", []string{"token", "create", "--login", "x", "--op-timeout", "300ms", "--redis-url", closed}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binPath, tc.args...)
+			cmd.Env = cleanEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err == nil {
+				t.Fatal("exit status 0 with Redis unreachable")
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "octostore: open redis store: ") {
+				t.Errorf("last line %q, want the error", last)
+			}
+			jsons := 0
+			for _, l := range lines[:len(lines)-1] {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Errorf("line %q is not JSON", l)
+					continue
+				}
+				if m["msg"] == "redis client" {
+					jsons++
+				}
+			}
+			if jsons < tc.wantJSONs || (tc.wantJSONs == 0 && len(lines) != 1) {
+				t.Errorf("stderr:\n%s\nwant %d+ JSON redis client lines before the error", stderr.String(), tc.wantJSONs)
+			}
+		})
+	}
+}
+
 // TestSecondSignalStopsAtOnce: a request still in flight holds a graceful
 // stop for up to 10 s; a second SIGINT ends the process at once.
 func TestSecondSignalStopsAtOnce(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/internal/logbuf"
 	"github.com/octostore/octostore/lockcore"
-	"github.com/octostore/octostore/lockcore/redisstore"
 )
 
 // How long a shutdown waits for requests in flight, and the access log's
@@ -83,16 +82,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer ln.Close()
 
+	// go-redis' own lines (failed dials while Redis is away, the first
+	// one included) in the log's format.
+	sf.redisLog = logger
 	store, storeName, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if storeName == "redis" {
-		// go-redis' own lines (failed dials while Redis is away) in the
-		// log's format. Process-wide: the last serve of a process wins.
-		redisstore.SetLogger(logger, nil)
-	}
 	warnDurability(ctx, store, logger)
 
 	var flow *oauth.Flow
