@@ -244,22 +244,41 @@ func TestBaseURL(t *testing.T) {
 }
 
 // TestFirstStartCurlLineWorks: the curl line of a first start names the
-// port the server really listens on, also when --addr asks for any port.
+// port the server really listens on, also when --addr asks for any port,
+// and asks for a TTL the server allows, also when --max-ttl is under 30 s.
 func TestFirstStartCurlLineWorks(t *testing.T) {
+	for _, tc := range []struct {
+		name, wantBody string
+		limits         []string
+	}{
+		{"default limits", `{"ttl_seconds":30}`, nil},
+		{"max TTL under 30 s", `{"ttl_seconds":10}`, []string{"--max-ttl", "10", "--default-ttl", "5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testFirstStartCurlLine(t, tc.limits, tc.wantBody)
+		})
+	}
+}
+
+// testFirstStartCurlLine starts serve on a new database with the extra
+// limit flags, and runs the curl line it prints, whose body must be
+// wantBody.
+func testFirstStartCurlLine(t *testing.T, limits []string, wantBody string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var out bytes.Buffer
 	var serveErr error
 	stopped := make(chan struct{})
+	args := append([]string{"serve", "--db", filepath.Join(t.TempDir(), "first.db"), "--addr", "127.0.0.1:0"}, limits...)
 	go func() {
-		serveErr = run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "first.db"), "--addr", "127.0.0.1:0"}, strings.NewReader(""), lockedWriter{&mu, &out}, io.Discard)
+		serveErr = run(ctx, args, strings.NewReader(""), lockedWriter{&mu, &out}, io.Discard)
 		close(stopped)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-stopped
 	})
-	re := regexp.MustCompile(`curl -X POST (http://127\.0\.0\.1:\d+)/locks/my-lock/acquire -H "Authorization: Bearer (os_\S+)"`)
+	re := regexp.MustCompile(`curl -X POST (http://127\.0\.0\.1:\d+)/locks/my-lock/acquire -H "Authorization: Bearer (os_\S+)" -d '([^']*)'`)
 	var m []string
 	for deadline := time.Now().Add(20 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
 		select {
@@ -274,13 +293,16 @@ func TestFirstStartCurlLineWorks(t *testing.T) {
 		m = re.FindStringSubmatch(out.String())
 		mu.Unlock()
 	}
+	if m[3] != wantBody {
+		t.Errorf("the curl line's body is %s, want %s", m[3], wantBody)
+	}
 	// serve prints the line after it listens, and serves once the store is
 	// open: try until the answer comes.
 	client := &http.Client{Timeout: 10 * time.Second}
 	var resp *http.Response
 	var err error
 	for i := 0; i < 100; i++ {
-		req, _ := http.NewRequest(http.MethodPost, m[1]+"/locks/my-lock/acquire", strings.NewReader(`{"ttl_seconds":30}`))
+		req, _ := http.NewRequest(http.MethodPost, m[1]+"/locks/my-lock/acquire", strings.NewReader(m[3]))
 		req.Header.Set("Authorization", "Bearer "+m[2])
 		if resp, err = client.Do(req); err == nil {
 			break

@@ -97,7 +97,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
 			return fmt.Errorf("GitHub sign-in: %w", err)
 		}
-	} else if err := bootstrapAdmin(ctx, store, stdout, ln.Addr().String()); err != nil {
+	} else if err := bootstrapAdmin(ctx, store, stdout, ln.Addr().String(), min(30*time.Second, limits.MaxTTL)); err != nil {
 		return err
 	}
 
@@ -220,9 +220,10 @@ func baseURL(addr string) string {
 
 // bootstrapAdmin makes the first account on an empty store (when no GitHub
 // app is configured) and prints its token once, with a curl line for addr,
-// the address the server listens on. Later starts find an
-// account and print nothing.
-func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string) error {
+// the address the server listens on, that acquires a lock for ttl (which
+// must be within the server's limits). Later starts find an account and
+// print nothing.
+func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string, ttl time.Duration) error {
 	n, err := store.CountAccounts(ctx)
 	if err != nil {
 		return fmt.Errorf("count accounts: %w", err)
@@ -246,8 +247,8 @@ First start: created account "admin". Its token is shown this once; keep it:
 
 Try it:
 
-    curl -X POST %s/locks/my-lock/acquire -H "Authorization: Bearer %s" -d '{"ttl_seconds":30}'
+    curl -X POST %s/locks/my-lock/acquire -H "Authorization: Bearer %s" -d '{"ttl_seconds":%d}'
 
-`, token, base, token)
+`, token, base, token, int(ttl/time.Second))
 	return nil
 }
