@@ -685,6 +685,52 @@ func TestBusyIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestPingChecksTheWriter: while another connection holds the database's
+// write lock, reads still work but Ping fails with ErrUnavailable, and it
+// returns when its context ends rather than after the (here one minute)
+// busy timeout the writer waits; once the lock is gone, Ping succeeds.
+func TestPingChecksTheWriter(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{BusyTimeout: time.Minute})
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	other, err := sql.Open("sqlite", "file:"+s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.List(ctx, "nobody"); err != nil {
+		t.Fatalf("a read while another connection holds the write lock: %v", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	start := time.Now()
+	err = s.Ping(pctx)
+	cancel()
+	if !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("Ping while another connection holds the write lock: want ErrUnavailable, got %v", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("Ping took %v: it waited for the busy timeout, not for its context", took)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	// The writer may still be waiting for the lock on the abandoned ping's
+	// batch; the next ping queues behind it and succeeds once it is done.
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the lock is gone: %v", err)
+	}
+}
+
 // TestNewerSchemaRefused checks that Open refuses a database migrated by a
 // newer program instead of using it.
 func TestNewerSchemaRefused(t *testing.T) {

@@ -225,8 +225,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // Path returns the database file path given to Open.
 func (s *Store) Path() string { return s.path }
 
-// Ping checks that the database answers a query on a read connection and
-// that the store is open; otherwise the error wraps lockcore.ErrUnavailable.
+// Ping checks that the store is open, that the database answers a query on
+// a read connection, and that the writer commits a write (one that changes
+// nothing, so no fsync) before ctx ends: every lock operation is a write,
+// so a writer that is stuck (a lock another process holds on the file, a
+// stalled disk) makes the store unavailable even while reads work.
+// Otherwise the error wraps lockcore.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return errClosed
@@ -235,7 +239,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
 		return translate("ping", err)
 	}
-	return nil
+	return s.pingWriter(ctx)
 }
 
 // Close lets the writer finish the writes already queued, stops it and

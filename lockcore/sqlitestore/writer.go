@@ -90,17 +90,29 @@ func outcome(err error) error {
 // returns when that commit ends. If apply panics, its batch is rolled back
 // and write panics with a *writePanic on the caller's goroutine.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, false)
+	return s.enqueue(ctx, apply, false, true)
 }
 
 // writeClean is write for an apply that is clean (see op.clean): the lock
 // writes, whose refusals all come before any change other than dropping
 // expired rows, which no reader can tell from their absence.
 func (s *Store) writeClean(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, true)
+	return s.enqueue(ctx, apply, true, true)
 }
 
-func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean bool) error {
+// pingWriter queues a write that changes nothing and waits, at most until
+// ctx ends, for the batch that takes it to commit: it fails when the
+// writer is stuck (a lock held by another process, a stalled fsync) or
+// the database refuses to begin a write. It always goes through the
+// writer's queue, never runs on the caller's goroutine, so that it
+// returns when ctx ends even while SQLite waits for a lock.
+func (s *Store) pingWriter(ctx context.Context) error {
+	return s.enqueue(ctx, func(int64) error { return nil }, true, false)
+}
+
+// enqueue is write (clean false) and writeClean (clean true). here allows
+// the write to run on the caller's goroutine when the writer is idle.
+func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean, here bool) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
 	}
@@ -110,7 +122,7 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean 
 		s.mu.Unlock()
 		return errClosed
 	}
-	if s.idle && len(s.queue) == 0 && s.running.TryLock() {
+	if here && s.idle && len(s.queue) == 0 && s.running.TryLock() {
 		// Nobody else is writing: commit this write on the caller's own
 		// goroutine, sparing the two goroutine hand-offs to the writer and
 		// back. Writes that arrive meanwhile queue up for the writer.
