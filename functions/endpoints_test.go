@@ -199,6 +199,13 @@ func TestAcquire(t *testing.T) {
 		{name: "metadata object", req: post(acq, `{"metadata":{"a":1}}`), wantStatus: 400, wantCode: "invalid_metadata"},
 		{name: "metadata too long", req: post(acq, `{"metadata":"`+strings.Repeat("x", 1025)+`"}`), wantStatus: 400, wantCode: "invalid_metadata",
 			wantBody: eb("metadata must be at most 1024 bytes of UTF-8 (got 1025)", "invalid_metadata")},
+		{name: "metadata with a lone surrogate escape", req: post(acq, `{"metadata":"host-7 \ud800"}`), wantStatus: 400, wantCode: "invalid_metadata",
+			wantBody: eb(`metadata must be text: a \\u escape of a lone UTF-16 surrogate (D800 to DFFF, not in a high-low pair) is not a character; send the text as UTF-8`, "invalid_metadata")},
+		{name: "metadata with a lone low surrogate escape", req: post(acq, `{"metadata":"\udc00\ud83d"}`), wantStatus: 400, wantCode: "invalid_metadata"},
+		{name: "metadata with a surrogate pair escape", req: post(acq, `{"metadata":"\ud83d\ude00 \ufffd"}`), wantStatus: 200,
+			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"😀 �"}`},
+		{name: "metadata with an escaped backslash before u", req: post(acq, `{"metadata":"\\ud800"}`), wantStatus: 200,
+			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"\\ud800"}`},
 
 		{name: "lease id empty", req: post(acq, `{"lease_id":""}`), wantStatus: 400, wantCode: "invalid_lease_id"},
 		{name: "lease id with space", req: post(acq, `{"lease_id":"a b"}`), wantStatus: 400, wantCode: "invalid_lease_id"},

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
@@ -494,7 +495,7 @@ func judge(spec endpointSpec, body []byte) verdict {
 			v.ttl = n
 		case "metadata":
 			var s string
-			if raw[0] != '"' || json.Unmarshal(raw, &s) != nil || len(s) > 1024 {
+			if raw[0] != '"' || json.Unmarshal(raw, &s) != nil || len(s) > 1024 || unpairedSurrogate(raw) {
 				v.bad = append(v.bad, "invalid_metadata")
 			}
 			v.metadata = &s
@@ -510,6 +511,41 @@ func judge(spec endpointSpec, body []byte) verdict {
 		v.bad = append(v.bad, "invalid_lease_id")
 	}
 	return v
+}
+
+// unpairedSurrogate reports whether the valid JSON string literal lit
+// (quotes included) stands for UTF-16 code units with a surrogate outside a
+// high-low pair. It is the fuzz model's own reading of the literal,
+// independent of the handler's hasLoneSurrogate: every escape and every
+// UTF-8 character is turned into code units, then the pairs are checked.
+func unpairedSurrogate(lit []byte) bool {
+	var units []uint16
+	body := string(lit[1 : len(lit)-1])
+	for len(body) > 0 {
+		if body[0] != '\\' {
+			r, size := utf8.DecodeRuneInString(body)
+			units = utf16.AppendRune(units, r)
+			body = body[size:]
+			continue
+		}
+		if body[1] == 'u' {
+			v, _ := strconv.ParseUint(body[2:6], 16, 16)
+			units = append(units, uint16(v))
+			body = body[6:]
+			continue
+		}
+		units = append(units, uint16(body[1])) // any other escape is one unit
+		body = body[2:]
+	}
+	for i := 0; i < len(units); i++ {
+		switch u := rune(units[i]); {
+		case u >= 0xD800 && u < 0xDC00 && i+1 < len(units) && units[i+1] >= 0xDC00 && units[i+1] < 0xE000:
+			i++
+		case utf16.IsSurrogate(u):
+			return true
+		}
+	}
+	return false
 }
 
 // setupLease is the lease that holds "fz" when a FuzzJSONBody input asks
@@ -652,7 +688,7 @@ var bodySeeds = []string{
 	`{"ttl_seconds":3600}`, `{"ttl_seconds":3601}`, `{"ttl_seconds":0}`, `{"ttl_seconds":-1}`, `{"ttl_seconds":1.0}`,
 	`{"ttl_seconds":1e2}`, `{"ttl_seconds":-0}`, `{"ttl_seconds":"60"}`, `{"ttl_seconds":1e400}`, `{"ttl_seconds":18446744073709551616}`,
 	`{"ttl_seconds":null}`, `{"metadata":"m"}`, `{"metadata":""}`, `{"metadata":null}`, `{"metadata":1}`, `{"metadata":"\u0000"}`,
-	`{"metadata":"\ud800"}`, `{"metadata":"` + strings.Repeat("é", 512) + `"}`, `{"metadata":"` + strings.Repeat("é", 513) + `"}`,
+	`{"metadata":"\ud800"}`, `{"metadata":"\ud83d\ude00"}`, `{"metadata":"\\ud800"}`, `{"metadata":"\udc00\ud800"}`, `{"metadata":"\ufffd"}`, `{"metadata":"` + strings.Repeat("é", 512) + `"}`, `{"metadata":"` + strings.Repeat("é", 513) + `"}`,
 	`{"lease_id":""}`, `{"lease_id":"a b"}`, `{"lease_id":` + strconv.Quote(strings.Repeat("x", 65)) + `}`, `{"lease_id":["L1"]}`,
 	`{"lease_id":"L1","lease_id":"L1"}`, `{"lease_id":"L1","l\u0065ase_id":"L1"}`, `{"ttl":5}`, `{"TTL_SECONDS":5}`,
 	`{"ttl_seconds":"x","zzz":1}`, `{"zzz":1,"ttl_seconds":"x"}`, `[]`, `null`, `"x"`, `0`, `{`, `{}}`, `{} {}`, `{}x`,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -92,8 +93,9 @@ type requestBody struct {
 // An empty or whitespace-only body means all defaults. Otherwise the body
 // must be valid UTF-8 holding exactly one JSON object whose keys are among
 // allowed, each at most once; each value must have its field's type and
-// pass its rule. The error is an invalid_json handlerError or the field's
-// lockcore.InputError.
+// pass its rule, and metadata may not hold a \u escape of a lone UTF-16
+// surrogate (encoding/json would store U+FFFD in its place). The error is
+// an invalid_json handlerError or the field's lockcore.InputError.
 func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *requestBody) error {
 	out.ttl = s.limits.DefaultTTL
 	if r.Body == nil || r.Body == http.NoBody {
@@ -120,7 +122,56 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 		// The client stopped sending; not an input the server can judge.
 		return &handlerError{Kind: errInvalidJSON, Msg: "request body could not be read", Detail: err}
 	}
-	return s.decodeBody(buf.Bytes(), allowed, out)
+	if err := s.decodeBody(buf.Bytes(), allowed, out); err != nil {
+		return err
+	}
+	// encoding/json turns a lone surrogate escape into U+FFFD: refuse it
+	// rather than store text other than what was sent. Only metadata can
+	// hold one here (keys, lease ids and numbers that did not match their
+	// rule were refused above).
+	if out.hasMetadata && strings.ContainsRune(out.metadata, utf8.RuneError) && hasLoneSurrogate(buf.Bytes()) {
+		return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be text: a \\u escape of a lone UTF-16 surrogate (D800 to DFFF, not in a high-low pair) is not a character; send the text as UTF-8"}
+	}
+	return nil
+}
+
+// hasLoneSurrogate reports whether the valid JSON text body holds a \u
+// escape of a UTF-16 surrogate that is not part of a high-low pair.
+func hasLoneSurrogate(body []byte) bool {
+	for i := 0; i+1 < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // the escaped character, a backslash included
+			continue
+		}
+		switch r := uEscape(body, i); {
+		case r >= 0xD800 && r < 0xDC00:
+			if lo := uEscape(body, i+6); lo < 0xDC00 || lo >= 0xE000 {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// uEscape returns the code unit of the \uXXXX escape at body[i:], or -1
+// if there is none.
+func uEscape(body []byte, i int) int {
+	if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+		return -1
+	}
+	v, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+	if err != nil {
+		return -1
+	}
+	return int(v)
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
