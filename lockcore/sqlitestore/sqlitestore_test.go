@@ -653,6 +653,34 @@ func TestExpiredRowsPurged(t *testing.T) {
 	}
 }
 
+// holdWriteLock takes the write lock of the database at path on a
+// connection of its own (BEGIN IMMEDIATE), as another process would, and
+// returns the function that lets it go (ROLLBACK); the connection is
+// closed when the test ends.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	other, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestBusyIsUnavailable checks that a database locked by another connection
 // for longer than the busy timeout gives ErrUnavailable, and that the store
 // works again once the lock is gone.
@@ -661,25 +689,11 @@ func TestBusyIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	acct := mustAccount(t, s, "alice")
 
-	other, err := sql.Open("sqlite", "file:"+s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, s.Path())
 	if _, err := s.Acquire(ctx, acct.ID, "x", opts("l1")); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Acquire while another connection holds the write lock: want ErrUnavailable, got %v", err)
 	}
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if r, err := s.Acquire(ctx, acct.ID, "x", opts("l1")); err != nil || !r.Acquired {
 		t.Fatalf("Acquire after the lock is gone: %+v, %v", r, err)
 	}
@@ -695,25 +709,13 @@ func TestPingChecksTheWriter(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	other, err := sql.Open("sqlite", "file:"+s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, s.Path())
 	if _, err := s.List(ctx, "nobody"); err != nil {
 		t.Fatalf("a read while another connection holds the write lock: %v", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	start := time.Now()
-	err = s.Ping(pctx)
+	err := s.Ping(pctx)
 	cancel()
 	if !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Ping while another connection holds the write lock: want ErrUnavailable, got %v", err)
@@ -721,9 +723,7 @@ func TestPingChecksTheWriter(t *testing.T) {
 	if took := time.Since(start); took > 30*time.Second {
 		t.Fatalf("Ping took %v: it waited for the busy timeout, not for its context", took)
 	}
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	// The writer may still be waiting for the lock on the abandoned ping's
 	// batch; the next ping queues behind it and succeeds once it is done.
 	if err := s.Ping(ctx); err != nil {
