@@ -36,6 +36,8 @@ type writeStmts struct {
 	tokenOwner      *sql.Stmt
 	tokenDelete     *sql.Stmt
 	tokensDelete    *sql.Stmt
+
+	healthProbe *sql.Stmt
 }
 
 // readStmts are the statements of the read pool, prepared once (database/sql
@@ -101,6 +103,9 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.rollbackToSP, `ROLLBACK TO op`},
 
 		// (account, name)
+		// (now): the health check's write (migration 0002).
+		{&w.healthProbe, `UPDATE health_probe SET at_ms = ?1 WHERE id = 1`},
+
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},
 		// (account, name, token hash): always one row: whether the token
 		// belongs to the account, then the lock's columns (NULL when there

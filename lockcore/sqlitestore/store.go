@@ -226,11 +226,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // Ping checks that the store is open, that the database answers a query on
-// a read connection, and that the writer commits a write (one that changes
-// nothing, so no fsync) before ctx ends: every lock operation is a write,
-// so a writer that is stuck (a lock another process holds on the file, a
-// stalled disk) makes the store unavailable even while reads work.
-// Otherwise the error wraps lockcore.ErrUnavailable.
+// a read connection, and that the writer commits a write (of one row of
+// its own, fsync'd like any write) before ctx ends: every lock operation
+// is a write, so a writer that is stuck (a lock another process holds on
+// the file, a stalled disk) or writes that cannot be stored (a full disk)
+// make the store unavailable even while reads work. Otherwise the error
+// wraps lockcore.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return errClosed

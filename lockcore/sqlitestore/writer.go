@@ -100,14 +100,23 @@ func (s *Store) writeClean(ctx context.Context, apply func(now int64) error) err
 	return s.enqueue(ctx, apply, true, true)
 }
 
-// pingWriter queues a write that changes nothing and waits, at most until
-// ctx ends, for the batch that takes it to commit: it fails when the
+// pingWriter queues a write of the health_probe row and waits, at most
+// until ctx ends, for the batch that takes it to commit: it fails when the
 // writer is stuck (a lock held by another process, a stalled fsync) or
-// the database refuses to begin a write. It always goes through the
-// writer's queue, never runs on the caller's goroutine, so that it
-// returns when ctx ends even while SQLite waits for a lock.
+// when a write cannot be stored (a full disk). The write is not clean, so
+// its failure never fails the other writes of its batch. It always goes
+// through the writer's queue, never runs on the caller's goroutine, so
+// that it returns when ctx ends even while SQLite waits for a lock.
 func (s *Store) pingWriter(ctx context.Context) error {
-	return s.enqueue(ctx, func(int64) error { return nil }, true, false)
+	err := s.enqueue(ctx, func(now int64) error {
+		_, err := s.w.healthProbe.ExecContext(bg, now)
+		return err
+	}, false, false)
+	if err != nil && !errors.Is(err, lockcore.ErrUnavailable) {
+		// Whatever stopped the write, the store cannot take one.
+		return fmt.Errorf("sqlitestore: health probe: %v: %w", err, lockcore.ErrUnavailable)
+	}
+	return err
 }
 
 // enqueue is write (clean false) and writeClean (clean true). here allows
