@@ -151,8 +151,8 @@ func (s *server) withRecover(next http.Handler) http.Handler {
 // withAccessLog logs one line per request: request id, method, path (never
 // the query string; a token sent in it by mistake is hidden), status, bytes,
 // duration, error code and account id when known. It never logs headers,
-// bodies or tokens. A handler that panicked
-// has written nothing yet: its line says 500, the answer withRecover gives.
+// bodies or tokens. A handler that panicked has written nothing yet: its
+// line says 500, the answer withRecover gives.
 func (s *server) withAccessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := exchangeOf(w, r)
