@@ -176,7 +176,7 @@ func TestHealthUnavailable(t *testing.T) {
 			e := newEnv(t, b, wrapStore(f))
 			f.failPing.Store(true)
 			w := e.do(t, withAuth(get("/health"), "-"))
-			want := fmt.Sprintf(`{"status":"unavailable","store":"%s","error":"the lock store did not answer","code":"store_unavailable","request_id":"%s"}`+"\n",
+			want := fmt.Sprintf(`{"status":"unavailable","store":"%s","error":"the lock store did not answer or cannot take writes","code":"store_unavailable","request_id":"%s"}`+"\n",
 				storeKind(b.name), w.Header().Get("X-Request-Id"))
 			if w.Code != 503 || w.Body.String() != want {
 				t.Errorf("health: %d %s, want 503 %s", w.Code, w.Body.String(), want)

@@ -41,7 +41,7 @@ func (s *server) health(ex *exchange, r *http.Request) error {
 		writeJSON(ex, http.StatusServiceUnavailable, &healthBody{
 			Status:    "unavailable",
 			Store:     s.storeName,
-			Error:     "the lock store did not answer",
+			Error:     "the lock store did not answer or cannot take writes",
 			Code:      row.code,
 			RequestID: ex.requestID,
 		})
