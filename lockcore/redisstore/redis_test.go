@@ -84,6 +84,45 @@ func TestClosedStoreFails(t *testing.T) {
 	}
 }
 
+// TestPingNeedsWrites: Ping writes <prefix>health, so a Redis that still
+// answers PING but refuses writes (full under noeviction: here a maxmemory
+// of one byte) fails it with ErrUnavailable, while Open, which only needs
+// Redis to answer, still succeeds. With the limit lifted, Ping works again.
+func TestPingNeedsWrites(t *testing.T) {
+	srv := redistest.Start(t) // maxmemory-policy noeviction
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	ctx := t.Context()
+	s := open(t, srv.URL(), "hp:", slowOpTimeout)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if ttl, err := admin.PTTL(ctx, "hp:health").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("PTTL hp:health after Ping: %v, %v; want a TTL of at most a minute", ttl, err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Errorf("Ping while Redis refuses writes: want ErrUnavailable, got %v", err)
+	}
+	if err := admin.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis itself must still answer PING: %v", err)
+	}
+	other, err := redisstore.Open(ctx, redisstore.Config{URL: srv.URL(), Prefix: "hp:", OpTimeout: slowOpTimeout})
+	if err != nil {
+		t.Errorf("Open while Redis refuses writes: %v; want it open (Ping reports the state)", err)
+	} else {
+		other.Close()
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once Redis takes writes again: %v", err)
+	}
+}
+
 // ops are the store calls the outage test checks, each on fixed inputs.
 func outageOps(acct, held string, lease string, tok lockcore.TokenHash) map[string]func(ctx context.Context, s lockcore.Store) error {
 	return map[string]func(ctx context.Context, s lockcore.Store) error{

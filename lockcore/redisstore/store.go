@@ -56,6 +56,8 @@
 //	Plogin:<login>       id of the operator-made account with that login
 //	Pgh:<github id>      id of the account of a GitHub user
 //	Paccounts            set of all account ids (CountAccounts)
+//	Phealth              the time (ms) of the last Ping, which writes it;
+//	                     PX one minute
 package redisstore
 
 import (
@@ -220,11 +222,26 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("redisstore: autopipeline: %w", err)
 		}
 	}
-	if err := s.Ping(ctx); err != nil {
+	// Reachable is enough to open: a Redis that refuses writes for a while
+	// (full, loading) makes the store unavailable, not the start fail.
+	if err := s.reach(ctx); err != nil {
 		client.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// reach checks that Redis answers PING, within OpTimeout.
+func (s *Store) reach(ctx context.Context) error {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
 }
 
 // The forms of URL Open takes, named in its errors.
@@ -252,18 +269,25 @@ const (
 	fastDialBackoff = 50 * time.Millisecond
 )
 
-// Ping checks that Redis answers, within OpTimeout.
+// Ping checks, within OpTimeout, that Redis takes a write: it sets the key
+// <prefix>health (a minute's TTL). Every lock operation is a write, so a
+// Redis that answers PING but refuses writes (full under noeviction, a
+// read-only replica, MISCONF after a failed save) is unavailable too. On
+// Redis Cluster the key lives on one master, so Ping checks that one.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel, err := s.op(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := s.client.Ping(ctx).Err(); err != nil {
+	if err := s.client.Set(ctx, s.prefix+"health", time.Now().UnixMilli(), healthTTL).Err(); err != nil {
 		return s.fail("ping", err)
 	}
 	return nil
 }
+
+// healthTTL is how long the key Ping writes lives.
+const healthTTL = time.Minute
 
 // Close closes the client. Calls after Close fail with an error wrapping
 // lockcore.ErrUnavailable; a second Close returns nil.
