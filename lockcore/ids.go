@@ -57,7 +57,7 @@ func HideTokens(s string) string {
 		}
 		start := i + j
 		end := start + len(TokenPrefix)
-		for end < len(s) && isBase64URL(s[end]) {
+		for end < len(s) && (isAlnum(s[end]) || s[end] == '-' || s[end] == '_') { // base64url
 			end++
 		}
 		if end-start < tokenLen {
@@ -73,11 +73,6 @@ func HideTokens(s string) string {
 	}
 	b.WriteString(s[done:])
 	return b.String()
-}
-
-// isBase64URL reports whether c is in the URL-safe base64 alphabet.
-func isBase64URL(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 // NewLeaseID returns a random UUID v4 in canonical text form, which is a
