@@ -87,11 +87,6 @@ func (c *creds) after(r testRequest, resp testResponse) {
 	}
 }
 
-// side is something that answers testRequests.
-type side interface {
-	do(t *testing.T, r testRequest) testResponse
-}
-
 // refSide is the handler itself, called through httptest.
 type refSide struct {
 	h http.Handler

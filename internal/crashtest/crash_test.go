@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,11 +51,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "octostore")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out, err := exec.Command(goBin, "build", "-o", binPath, "github.com/octostore/octostore/cmd/octostore").CombinedOutput()
+	// go test puts its own GOROOT/bin first on PATH: this "go" is the
+	// toolchain running the test.
+	out, err := exec.Command("go", "build", "-o", binPath, "github.com/octostore/octostore/cmd/octostore").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crashtest: go build ./cmd/octostore: %v\n%s", err, out)
 		os.RemoveAll(dir)

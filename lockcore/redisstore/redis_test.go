@@ -265,10 +265,9 @@ func TestCrashDurability(t *testing.T) {
 	var phase atomic.Int32
 	var stop atomic.Bool
 	type ack struct {
-		token         int64
-		startPhase    int32
-		endPhase      int32
-		acquiredAfter bool
+		token      int64
+		startPhase int32
+		endPhase   int32
 	}
 	var mu sync.Mutex
 	var acks []ack

@@ -439,7 +439,7 @@ func (v *Validator) checkUnrouted(vr *http.Request, status int, header http.Head
 	}
 	got := splitList(header.Get("Allow"))
 	if !slices.Equal(got, allowed) {
-		return fmt.Errorf("Allow is %q, the document says %q", header.Get("Allow"), strings.Join(allowed, ", "))
+		return fmt.Errorf("the Allow header is %q, the document says %q", header.Get("Allow"), strings.Join(allowed, ", "))
 	}
 	return nil
 }
