@@ -419,3 +419,38 @@ func checkReferences(t *testing.T, tpl map[string]any) {
 	}
 	walk("", tpl)
 }
+
+// TestToolchainIsPinnedEverywhere: the Go that builds what is deployed
+// (sam build runs the Makefile) is the one go.mod names, and the Makefile,
+// .ci/run and the README all say the same version.
+func TestToolchainIsPinnedEverywhere(t *testing.T) {
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile("../../" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	find := func(name, pattern string) string {
+		t.Helper()
+		m := regexp.MustCompile(pattern).FindStringSubmatch(read(name))
+		if m == nil {
+			t.Fatalf("%s has no line matching %s", name, pattern)
+		}
+		return m[1]
+	}
+	want := find("go.mod", `(?m)^toolchain (go[0-9.]+)$`)
+	for _, c := range []struct{ file, pattern string }{
+		{"Makefile", `(?m)^GOTOOLCHAIN \?= (go[0-9.]+)$`},
+		{".ci/run", `(?m)^export GOTOOLCHAIN="\$\{GOTOOLCHAIN:-(go[0-9.]+)\}"$`},
+		{"README.md", "`export GOTOOLCHAIN=(go[0-9.]+)`"},
+	} {
+		if got := find(c.file, c.pattern); got != want {
+			t.Errorf("%s pins %s, go.mod's toolchain line says %s", c.file, got, want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^export GOTOOLCHAIN$`).MatchString(read("Makefile")) {
+		t.Error("the Makefile does not export GOTOOLCHAIN, so its go commands would not use it")
+	}
+}
