@@ -96,14 +96,17 @@ bench:
 ## Each package's fuzz-instrumented build is made once first (-fuzz '^$'
 ## matches no target), so that two jobs never compile the same one at once:
 ## with an empty build cache that doubled the longest step of the run.
+## FUZZMINIMIZETIME bounds the minimization of each new input (Go's default
+## is 60 s, most of a 30 s run; see .ci/fuzz-one).
 FUZZTIME ?= 30s
 FUZZJOBS ?= 2
+FUZZMINIMIZETIME ?= 2s
 fuzz:
 	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n 1 dirname | sort -u); do \
 	  echo "== fuzz build $$p"; $(GO) test -run '^$$' -fuzz '^$$' "$$p" >/dev/null || exit 1; \
 	done
 	@grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\./||; s|/[^/]*:func | |' | sort | \
-	GO=$(GO) xargs -n 2 -P $(FUZZJOBS) bash .ci/fuzz-one $(FUZZTIME)
+	GO=$(GO) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) xargs -n 2 -P $(FUZZJOBS) bash .ci/fuzz-one $(FUZZTIME)
 
 ## soak: the long linearizability histories and crash runs (OCTOSTORE_SOAK_DURATION per run, default 60s)
 soak:
