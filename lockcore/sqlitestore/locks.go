@@ -311,7 +311,7 @@ func (s *Store) release(ctx context.Context, tok []byte, accountID, name, leaseI
 	if err := releaseInput(name, leaseID); err != nil {
 		return err
 	}
-	return s.writeClean(ctx, func(now int64) error {
+	return s.writeRelease(ctx, func(now int64) error {
 		return s.releaseStep(now, tok, accountID, name, leaseID)
 	})
 }

@@ -256,9 +256,10 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// TestBatchOpsSeeEachOther checks that ops of one batch run in queue order,
-// each seeing the effects of earlier ones, and that one op's failure (even
-// after a partial write) undoes only that op.
+// TestBatchOpsSeeEachOther checks that ops of one batch (releases aside,
+// see TestReleasesRunFirstInBatch) run in queue order, each seeing the
+// effects of earlier ones, and that one op's failure (even after a partial
+// write) undoes only that op.
 func TestBatchOpsSeeEachOther(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{})
 	ctx := context.Background()
@@ -281,14 +282,14 @@ func TestBatchOpsSeeEachOther(t *testing.T) {
 	var (
 		first, second lockcore.AcquireResult
 		err1, err2    error
-		rotErr        error
-		relErr        error
+		third         lockcore.AcquireResult
+		rotErr, err3  error
 	)
 	run(1, func() { first, err1 = s.Acquire(ctx, alice.ID, "x", opts("lease-1")) })
 	run(2, func() { second, err2 = s.Acquire(ctx, alice.ID, "x", opts("lease-2")) })
 	// Deletes aliceTok, then fails inserting bob's hash: must be undone.
 	run(3, func() { _, rotErr = s.RotateToken(ctx, aliceTok, bobTok) })
-	run(4, func() { relErr = s.Release(ctx, alice.ID, "x", "lease-1") })
+	run(4, func() { third, err3 = s.Acquire(ctx, alice.ID, "y", opts("lease-3")) })
 	release()
 	wg.Wait()
 
@@ -301,14 +302,72 @@ func TestBatchOpsSeeEachOther(t *testing.T) {
 	if rotErr == nil {
 		t.Fatal("rotating onto another account's token hash: want an error")
 	}
-	if relErr != nil {
-		t.Fatalf("release after the failed op in the same batch: %v", relErr)
+	if err3 != nil || !third.Acquired || third.Lease.FencingToken != first.Lease.FencingToken+1 {
+		t.Fatalf("acquire after the failed op in the same batch: %+v, %v; want acquired with token %d", third, err3, first.Lease.FencingToken+1)
 	}
 	if a, err := s.AccountByToken(ctx, aliceTok); err != nil || a.ID != alice.ID {
 		t.Fatalf("alice's token after the failed rotation: %+v, %v (the failed op's delete leaked)", a, err)
 	}
-	if st, err := s.Get(ctx, alice.ID, "x"); err != nil || st.Held {
-		t.Fatalf("Get after release: %+v, %v", st, err)
+	if st, err := s.Get(ctx, alice.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "lease-1" {
+		t.Fatalf("Get after the batch: %+v, %v; want held by lease-1", st, err)
+	}
+}
+
+// TestReleasesRunFirstInBatch checks that the writer applies a batch's
+// releases before its other ops (each group in queue order): an acquire
+// queued before the release of its lock takes the lock in the same commit,
+// and a release queued after the acquire it would undo finds that lease
+// not yet holding. Run in queue order, both acquires would be told "held".
+func TestReleasesRunFirstInBatch(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	held, err := s.Acquire(ctx, acct.ID, "x", opts("lease-a"))
+	if err != nil || !held.Acquired {
+		t.Fatalf("Acquire lease-a: %+v, %v", held, err)
+	}
+
+	release := s.stall(t)
+	commits0, batches0 := s.Commits(), s.Batches()
+	var wg sync.WaitGroup
+	run := func(n int, f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+		s.waitQueued(n)
+	}
+	var (
+		b, c       lockcore.AcquireResult
+		errB, errC error
+		relA, relB error
+	)
+	run(1, func() { b, errB = s.Acquire(ctx, acct.ID, "x", opts("lease-b")) })
+	run(2, func() { c, errC = s.Acquire(ctx, acct.ID, "x", opts("lease-c")) })
+	run(3, func() { relA = s.Release(ctx, acct.ID, "x", "lease-a") })
+	run(4, func() { relB = s.Release(ctx, acct.ID, "x", "lease-b") })
+	release()
+	wg.Wait()
+
+	if relA != nil {
+		t.Fatalf("release of lease-a: %v", relA)
+	}
+	if !errors.Is(relB, lockcore.ErrLeaseNotCurrent) {
+		t.Fatalf("release of lease-b, applied before its acquire: %v; want ErrLeaseNotCurrent", relB)
+	}
+	if errB != nil || !b.Acquired || b.Lease.FencingToken != held.Lease.FencingToken+1 {
+		t.Fatalf("acquire of lease-b, queued before the release of lease-a: %+v, %v; want acquired with token %d", b, errB, held.Lease.FencingToken+1)
+	}
+	if errC != nil || c.Acquired || c.Lease.LeaseID != "lease-b" {
+		t.Fatalf("acquire of lease-c: %+v, %v; want held by lease-b", c, errC)
+	}
+	// The stalled write's batch, then the four ops in one batch and commit.
+	if got := s.Batches() - batches0; got != 2 {
+		t.Errorf("batches = %d, want 2", got)
+	}
+	if got := s.Commits() - commits0; got != 2 {
+		t.Errorf("commits = %d, want 2", got)
+	}
+	if st, err := s.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "lease-b" {
+		t.Fatalf("Get after the batch: %+v, %v; want held by lease-b", st, err)
 	}
 }
 

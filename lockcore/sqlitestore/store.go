@@ -16,12 +16,16 @@
 // error in a lock write rolls the whole batch back, and every operation of
 // the batch gets an error wrapping lockcore.ErrUnavailable. Later operations
 // of a batch see the effects of earlier ones, so the batch is equivalent to
-// running its operations one by one in queue order. While a batch commits,
-// new writes queue up and form the next batch, so the busier the store, the
-// more writes share each fsync. When the writer is idle (its last batch
-// held at most one write and nothing is queued), a write is instead run as
-// a batch of one on its caller's goroutine, holding the same write
-// connection; writes that arrive meanwhile queue up for the writer.
+// running its operations one by one: the releases first, then the other
+// operations, each group in queue order. All of a batch's operations are in
+// flight together, so any order is a valid one; releases go first so that
+// an acquire waiting on a lock takes it in the same commit as the release
+// that frees it. While a batch commits, new writes queue up and form the
+// next batch, so the busier the store, the more writes share each fsync.
+// When the writer is idle (its last batch held at most one write and
+// nothing is queued), a write is instead run as a batch of one on its
+// caller's goroutine, holding the same write connection; writes that arrive
+// meanwhile queue up for the writer.
 //
 // Cancellation: a write whose context ends before it is applied is never
 // applied; its caller gets an error wrapping lockcore.ErrUnavailable. If

@@ -394,6 +394,9 @@ func TestTokenLocksLeaseNotCurrent(t *testing.T) {
 // TestTokenLocksInBatch checks the token condition inside one batch: writes
 // queued after a RevokeToken in the same batch are refused, writes queued
 // before it are applied, and the refused ones do not disturb the others.
+// Releases are the exception: the writer applies them before the rest of
+// their batch (TestReleasesRunFirstInBatch), so one queued after the revoke
+// still has its token; a release in a later batch is refused.
 func TestTokenLocksInBatch(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{})
 	ctx := context.Background()
@@ -445,8 +448,14 @@ func TestTokenLocksInBatch(t *testing.T) {
 	if errRevoke != nil {
 		t.Errorf("RevokeToken: %v", errRevoke)
 	}
+	if errRel != nil {
+		t.Errorf("ReleaseAs queued after the revoke, applied before it: %v", errRel)
+	}
+	if !errors.Is(errRelLease, lockcore.ErrLeaseNotCurrent) {
+		t.Errorf("ReleaseAs of a wrong lease queued after the revoke, applied before it: want ErrLeaseNotCurrent, got %v", errRelLease)
+	}
 	for what, err := range map[string]error{
-		"AcquireAs": errAcq, "RenewAs": errRenew, "ReleaseAs": errRel, "ReleaseAs of a wrong lease": errRelLease,
+		"AcquireAs": errAcq, "RenewAs": errRenew,
 	} {
 		if !errors.Is(err, lockcore.ErrNotFound) {
 			t.Errorf("%s after the revoke in the same batch: want ErrNotFound, got %v", what, err)
@@ -455,11 +464,17 @@ func TestTokenLocksInBatch(t *testing.T) {
 	if errAfter != nil || !after.Acquired || after.Lease.FencingToken != 3 {
 		t.Errorf("Acquire after the refused writes: %+v, %v; want fencing token 3", after, errAfter)
 	}
-	if st, err := s.Get(ctx, a.ID, "held"); err != nil || !st.Held || st.Lease.TTL != 10*time.Second {
-		t.Errorf("Get(held): %+v, %v; want held, not renewed", st, err)
+	if st, err := s.Get(ctx, a.ID, "held"); err != nil || st.Held {
+		t.Errorf("Get(held): %+v, %v; want free (released, not renewed)", st, err)
 	}
 	if st, err := s.Get(ctx, a.ID, "after"); err != nil || st.Held {
 		t.Errorf("Get(after): %+v, %v; want free", st, err)
+	}
+	if err := s.ReleaseAs(ctx, tok, a.ID, "before", "lease-b"); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("ReleaseAs in a batch after the revoke: want ErrNotFound, got %v", err)
+	}
+	if st, err := s.Get(ctx, a.ID, "before"); err != nil || !st.Held || st.Lease.LeaseID != "lease-b" {
+		t.Errorf("Get(before) after the refused ReleaseAs: %+v, %v; want held by lease-b", st, err)
 	}
 }
 

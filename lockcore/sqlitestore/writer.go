@@ -31,6 +31,9 @@ type op struct {
 	// database error) and the whole batch is rolled back. Such an op needs
 	// no SAVEPOINT of its own.
 	clean bool
+	// frees: apply is a release, which may free a lock; the writer applies
+	// such ops before the other ops of their batch (see freesFirst).
+	frees bool
 	state atomic.Uint32
 	done  chan error // buffered (1): the writer never blocks on an answer
 }
@@ -90,14 +93,21 @@ func outcome(err error) error {
 // returns when that commit ends. If apply panics, its batch is rolled back
 // and write panics with a *writePanic on the caller's goroutine.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, false, true)
+	return s.enqueue(ctx, apply, viaCaller)
 }
 
 // writeClean is write for an apply that is clean (see op.clean): the lock
 // writes, whose refusals all come before any change other than dropping
 // expired rows, which no reader can tell from their absence.
 func (s *Store) writeClean(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, true, true)
+	return s.enqueue(ctx, apply, viaCaller|clean)
+}
+
+// writeRelease is writeClean for a release, which the writer applies before
+// the other writes of its batch, so that an acquire in the same batch finds
+// the lock free (see freesFirst).
+func (s *Store) writeRelease(ctx context.Context, apply func(now int64) error) error {
+	return s.enqueue(ctx, apply, viaCaller|clean|frees)
 }
 
 // pingWriter queues a write of the health_probe row and waits, at most
@@ -111,7 +121,7 @@ func (s *Store) pingWriter(ctx context.Context) error {
 	err := s.enqueue(ctx, func(now int64) error {
 		_, err := s.w.healthProbe.ExecContext(bg, now)
 		return err
-	}, false, false)
+	}, 0)
 	if err != nil && !errors.Is(err, lockcore.ErrUnavailable) {
 		// Whatever stopped the write, the store cannot take one.
 		return fmt.Errorf("sqlitestore: health probe: %v: %w", err, lockcore.ErrUnavailable)
@@ -119,19 +129,32 @@ func (s *Store) pingWriter(ctx context.Context) error {
 	return err
 }
 
-// enqueue is write (clean false) and writeClean (clean true). here allows
-// the write to run on the caller's goroutine when the writer is idle.
-func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, clean, here bool) error {
+// opFlags say how enqueue treats a write.
+type opFlags uint8
+
+const (
+	// viaCaller lets the write run on its caller's goroutine when the
+	// writer is idle.
+	viaCaller opFlags = 1 << iota
+	// clean marks a clean apply (see op.clean).
+	clean
+	// frees marks a release (see op.frees).
+	frees
+)
+
+// enqueue is write, writeClean, writeRelease and pingWriter, which differ
+// in their flags.
+func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags opFlags) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
 	}
-	o := &op{ctx: ctx, apply: apply, clean: clean, done: make(chan error, 1)}
+	o := &op{ctx: ctx, apply: apply, clean: flags&clean != 0, frees: flags&frees != 0, done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errClosed
 	}
-	if here && s.idle && len(s.queue) == 0 && s.running.TryLock() {
+	if flags&viaCaller != 0 && s.idle && len(s.queue) == 0 && s.running.TryLock() {
 		// Nobody else is writing: commit this write on the caller's own
 		// goroutine, sparing the two goroutine hand-offs to the writer and
 		// back. Writes that arrive meanwhile queue up for the writer.
@@ -269,6 +292,7 @@ func (s *Store) writeLoop() {
 		clear(s.queue[rest:])
 		s.queue = s.queue[:rest]
 		s.mu.Unlock()
+		freesFirst(batch)
 
 		if s.beforeBatch != nil {
 			s.beforeBatch(len(batch))
@@ -278,6 +302,23 @@ func (s *Store) writeLoop() {
 		s.running.Unlock()
 		last, lastCommit = len(batch), time.Since(start)
 		clear(batch)
+	}
+}
+
+// freesFirst moves the releases of batch before its other ops, keeping
+// the order within each group. The ops of one batch are all in flight at
+// once (none is answered before the batch commits), so any order among
+// them is a valid order of events; with the releases first, an acquire in
+// the same batch as the release of its lock takes it in that batch's
+// commit rather than being told "held" and taking it one commit later.
+func freesFirst(batch []*op) {
+	k := 0 // batch[:k] are the releases moved so far
+	for i, o := range batch {
+		if o.frees {
+			copy(batch[k+1:i+1], batch[k:i])
+			batch[k] = o
+			k++
+		}
 	}
 }
 
