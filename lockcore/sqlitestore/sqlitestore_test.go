@@ -125,6 +125,28 @@ func (s *testStore) stall(t *testing.T) (release func()) {
 	}
 }
 
+// queuer returns a queuer for s.
+func (s *testStore) queuer() *queuer { return &queuer{s: s} }
+
+// queuer queues writes behind a stalled writer in a known order.
+type queuer struct {
+	s  *testStore
+	wg sync.WaitGroup
+	n  int
+}
+
+// run calls f, which makes one write, on a goroutine of its own, and
+// returns once that write is queued after those of the earlier calls.
+func (q *queuer) run(f func()) {
+	q.n++
+	q.wg.Add(1)
+	go func() { defer q.wg.Done(); f() }()
+	q.s.waitQueued(q.n)
+}
+
+// wait waits until every f given to run has returned.
+func (q *queuer) wait() { q.wg.Wait() }
+
 // waitQueued waits until n writes are queued behind a stalled writer.
 func (s *testStore) waitQueued(n int) {
 	for s.QueueLen() < n {
@@ -273,25 +295,20 @@ func TestBatchOpsSeeEachOther(t *testing.T) {
 	}
 
 	release := s.stall(t)
-	var wg sync.WaitGroup
-	run := func(n int, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-		s.waitQueued(n)
-	}
+	q := s.queuer()
 	var (
 		first, second lockcore.AcquireResult
 		err1, err2    error
 		third         lockcore.AcquireResult
 		rotErr, err3  error
 	)
-	run(1, func() { first, err1 = s.Acquire(ctx, alice.ID, "x", opts("lease-1")) })
-	run(2, func() { second, err2 = s.Acquire(ctx, alice.ID, "x", opts("lease-2")) })
+	q.run(func() { first, err1 = s.Acquire(ctx, alice.ID, "x", opts("lease-1")) })
+	q.run(func() { second, err2 = s.Acquire(ctx, alice.ID, "x", opts("lease-2")) })
 	// Deletes aliceTok, then fails inserting bob's hash: must be undone.
-	run(3, func() { _, rotErr = s.RotateToken(ctx, aliceTok, bobTok) })
-	run(4, func() { third, err3 = s.Acquire(ctx, alice.ID, "y", opts("lease-3")) })
+	q.run(func() { _, rotErr = s.RotateToken(ctx, aliceTok, bobTok) })
+	q.run(func() { third, err3 = s.Acquire(ctx, alice.ID, "y", opts("lease-3")) })
 	release()
-	wg.Wait()
+	q.wait()
 
 	if err1 != nil || !first.Acquired {
 		t.Fatalf("first acquire: %+v, %v", first, err1)
@@ -329,23 +346,18 @@ func TestReleasesRunFirstInBatch(t *testing.T) {
 
 	release := s.stall(t)
 	commits0, batches0 := s.Commits(), s.Batches()
-	var wg sync.WaitGroup
-	run := func(n int, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-		s.waitQueued(n)
-	}
+	q := s.queuer()
 	var (
 		b, c       lockcore.AcquireResult
 		errB, errC error
 		relA, relB error
 	)
-	run(1, func() { b, errB = s.Acquire(ctx, acct.ID, "x", opts("lease-b")) })
-	run(2, func() { c, errC = s.Acquire(ctx, acct.ID, "x", opts("lease-c")) })
-	run(3, func() { relA = s.Release(ctx, acct.ID, "x", "lease-a") })
-	run(4, func() { relB = s.Release(ctx, acct.ID, "x", "lease-b") })
+	q.run(func() { b, errB = s.Acquire(ctx, acct.ID, "x", opts("lease-b")) })
+	q.run(func() { c, errC = s.Acquire(ctx, acct.ID, "x", opts("lease-c")) })
+	q.run(func() { relA = s.Release(ctx, acct.ID, "x", "lease-a") })
+	q.run(func() { relB = s.Release(ctx, acct.ID, "x", "lease-b") })
 	release()
-	wg.Wait()
+	q.wait()
 
 	if relA != nil {
 		t.Fatalf("release of lease-a: %v", relA)

@@ -407,14 +407,7 @@ func TestTokenLocksInBatch(t *testing.T) {
 	}
 
 	release := s.stall(t)
-	var wg sync.WaitGroup
-	n := 0
-	run := func(f func()) {
-		n++
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-		s.waitQueued(n)
-	}
+	q := s.queuer()
 	var (
 		before                     lockcore.AcquireResult
 		errBefore, errRevoke       error
@@ -423,17 +416,17 @@ func TestTokenLocksInBatch(t *testing.T) {
 		errAfter                   error
 		errRenewLease, errRelLease error
 	)
-	run(func() { before, errBefore = s.AcquireAs(ctx, tok, a.ID, "before", opts("lease-b")) })
-	run(func() { _, errRenewLease = s.RenewAs(ctx, tok, a.ID, "held", "lease-x", time.Minute) })
-	run(func() { errRevoke = s.RevokeToken(ctx, tok) })
-	run(func() { _, errAcq = s.AcquireAs(ctx, tok, a.ID, "after", opts("lease-a")) })
-	run(func() { _, errRenew = s.RenewAs(ctx, tok, a.ID, "held", "lease-1", time.Minute) })
-	run(func() { errRel = s.ReleaseAs(ctx, tok, a.ID, "held", "lease-1") })
-	run(func() { errRelLease = s.ReleaseAs(ctx, tok, a.ID, "held", "lease-x") })
-	run(func() { after, errAfter = s.Acquire(ctx, a.ID, "plain", opts("lease-p")) })
+	q.run(func() { before, errBefore = s.AcquireAs(ctx, tok, a.ID, "before", opts("lease-b")) })
+	q.run(func() { _, errRenewLease = s.RenewAs(ctx, tok, a.ID, "held", "lease-x", time.Minute) })
+	q.run(func() { errRevoke = s.RevokeToken(ctx, tok) })
+	q.run(func() { _, errAcq = s.AcquireAs(ctx, tok, a.ID, "after", opts("lease-a")) })
+	q.run(func() { _, errRenew = s.RenewAs(ctx, tok, a.ID, "held", "lease-1", time.Minute) })
+	q.run(func() { errRel = s.ReleaseAs(ctx, tok, a.ID, "held", "lease-1") })
+	q.run(func() { errRelLease = s.ReleaseAs(ctx, tok, a.ID, "held", "lease-x") })
+	q.run(func() { after, errAfter = s.Acquire(ctx, a.ID, "plain", opts("lease-p")) })
 	batches0 := s.Batches()
 	release()
-	wg.Wait()
+	q.wait()
 	// The stalled write is a batch of its own, then the queued ones are one.
 	if got := s.Batches() - batches0; got != 2 {
 		t.Fatalf("the stalled and the queued writes ran in %d batches, want 2", got)
