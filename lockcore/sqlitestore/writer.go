@@ -93,21 +93,21 @@ func outcome(err error) error {
 // returns when that commit ends. If apply panics, its batch is rolled back
 // and write panics with a *writePanic on the caller's goroutine.
 func (s *Store) write(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, viaCaller)
+	return s.enqueue(ctx, apply, opViaCaller)
 }
 
 // writeClean is write for an apply that is clean (see op.clean): the lock
 // writes, whose refusals all come before any change other than dropping
 // expired rows, which no reader can tell from their absence.
 func (s *Store) writeClean(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, viaCaller|clean)
+	return s.enqueue(ctx, apply, opViaCaller|opClean)
 }
 
 // writeRelease is writeClean for a release, which the writer applies before
 // the other writes of its batch, so that an acquire in the same batch finds
 // the lock free (see freesFirst).
 func (s *Store) writeRelease(ctx context.Context, apply func(now int64) error) error {
-	return s.enqueue(ctx, apply, viaCaller|clean|frees)
+	return s.enqueue(ctx, apply, opViaCaller|opClean|opFrees)
 }
 
 // pingWriter queues a write of the health_probe row and waits, at most
@@ -133,13 +133,13 @@ func (s *Store) pingWriter(ctx context.Context) error {
 type opFlags uint8
 
 const (
-	// viaCaller lets the write run on its caller's goroutine when the
+	// opViaCaller lets the write run on its caller's goroutine when the
 	// writer is idle.
-	viaCaller opFlags = 1 << iota
-	// clean marks a clean apply (see op.clean).
-	clean
-	// frees marks a release (see op.frees).
-	frees
+	opViaCaller opFlags = 1 << iota
+	// opClean marks a clean apply (see op.clean).
+	opClean
+	// opFrees marks a release (see op.frees).
+	opFrees
 )
 
 // enqueue is write, writeClean, writeRelease and pingWriter, which differ
@@ -148,13 +148,13 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags 
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
 	}
-	o := &op{ctx: ctx, apply: apply, clean: flags&clean != 0, frees: flags&frees != 0, done: make(chan error, 1)}
+	o := &op{ctx: ctx, apply: apply, clean: flags&opClean != 0, frees: flags&opFrees != 0, done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errClosed
 	}
-	if flags&viaCaller != 0 && s.idle && len(s.queue) == 0 && s.running.TryLock() {
+	if flags&opViaCaller != 0 && s.idle && len(s.queue) == 0 && s.running.TryLock() {
 		// Nobody else is writing: commit this write on the caller's own
 		// goroutine, sparing the two goroutine hand-offs to the writer and
 		// back. Writes that arrive meanwhile queue up for the writer.
