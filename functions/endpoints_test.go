@@ -145,7 +145,7 @@ func TestAcquire(t *testing.T) {
 		{name: "name with underscore", req: post("/locks/a_b/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
 		{name: "name of 129 characters", req: post("/locks/"+name128+"n/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
 		{name: "escaped slash in name", req: post("/locks/a%2Fb/acquire", ""), wantStatus: 400, wantCode: "invalid_name",
-			wantBody: eb("lock name must be 1 to 128 characters of A-Z, a-z, 0-9, '.' and '-' (byte 1 is not allowed)", "invalid_name")},
+			wantBody: eb("lock name must be 1 to 128 characters of A-Z, a-z, 0-9, '.' and '-' (character 2, '/', is not allowed)", "invalid_name")},
 		{name: "non-ASCII name", req: post("/locks/%C3%A9/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
 		{name: "NUL in name", req: post("/locks/a%00/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
 		{name: "space in name", req: post("/locks/a%20b/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},

@@ -57,7 +57,7 @@ func ValidateName(name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(isAlnum(c) || c == '.' || c == '-') {
-			return inputErr(ErrInvalidName, fmt.Sprintf("lock name must be 1 to %d characters of A-Z, a-z, 0-9, '.' and '-' (byte %d is not allowed)", MaxNameLen, i))
+			return inputErr(ErrInvalidName, fmt.Sprintf("lock name must be 1 to %d characters of A-Z, a-z, 0-9, '.' and '-' (%s)", MaxNameLen, notAllowed(name, i)))
 		}
 	}
 	return nil
@@ -72,7 +72,7 @@ func ValidateLeaseID(id string) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !(isAlnum(c) || c == '_' || c == '-') {
-			return inputErr(ErrInvalidLeaseID, fmt.Sprintf("lease_id must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-' (byte %d is not allowed)", MaxLeaseIDLen, i))
+			return inputErr(ErrInvalidLeaseID, fmt.Sprintf("lease_id must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-' (%s)", MaxLeaseIDLen, notAllowed(id, i)))
 		}
 	}
 	return nil
@@ -112,10 +112,24 @@ func ValidateLogin(login string) error {
 	for i := 0; i < len(login); i++ {
 		c := login[i]
 		if !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
-			return inputErr(ErrInvalidLogin, fmt.Sprintf("login must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.' (byte %d is not allowed)", i))
+			return inputErr(ErrInvalidLogin, fmt.Sprintf("login must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.' (%s)", notAllowed(login, i)))
 		}
 	}
 	return nil
+}
+
+// notAllowed says which character of s, starting at byte i, broke an ASCII
+// rule, for an error message: "character 3, '_', is not allowed". Every
+// byte before i is an allowed ASCII character, so i+1 counts characters
+// as a person does. The character is quoted with Go's escapes (a control
+// character or a space is never shown raw); a byte that does not start
+// valid UTF-8 is named as such.
+func notAllowed(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("character %d is not valid UTF-8", i+1)
+	}
+	return fmt.Sprintf("character %d, %q, is not allowed", i+1, r)
 }
 
 func isAlnum(c byte) bool {

@@ -241,3 +241,28 @@ func TestInputError(t *testing.T) {
 		t.Errorf("errors.Is through a wrapped InputError: want true, got false")
 	}
 }
+
+// TestNotAllowedNamesTheCharacter: a rejected name, lease id or login says
+// which character broke the rule, counted from 1 as a person counts, and
+// quoted so that a space or a control character is visible.
+func TestNotAllowedNamesTheCharacter(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{ValidateName("no_underscores"), "(character 3, '_', is not allowed)"},
+		{ValidateName("a b"), "(character 2, ' ', is not allowed)"},
+		{ValidateName("_"), "(character 1, '_', is not allowed)"},
+		{ValidateName("nul\x00"), `(character 4, '\x00', is not allowed)`},
+		{ValidateName("new\nline"), `(character 4, '\n', is not allowed)`},
+		{ValidateName("ünï"), "(character 1, 'ü', is not allowed)"},
+		{ValidateName("caf\xe9"), "(character 4 is not valid UTF-8)"},
+		{ValidateName("a\uFFFD"), "(character 2, '\uFFFD', is not allowed)"},
+		{ValidateLeaseID("lease.1"), "(character 6, '.', is not allowed)"},
+		{ValidateLogin("who am i"), "(character 4, ' ', is not allowed)"},
+	} {
+		if tc.err == nil || !strings.HasSuffix(tc.err.Error(), tc.want) {
+			t.Errorf("want an error ending in %q, got %v", tc.want, tc.err)
+		}
+	}
+}
