@@ -51,14 +51,14 @@ const MaxLeaseIDLen = 64
 // ValidateName checks a lock name against ^[A-Za-z0-9.-]{1,128}$. The error
 // wraps ErrInvalidName.
 func ValidateName(name string) error {
-	if len(name) == 0 || len(name) > MaxNameLen {
-		return inputErr(ErrInvalidName, fmt.Sprintf("lock name must be 1 to %d characters of A-Z, a-z, 0-9, '.' and '-' (got %d bytes)", MaxNameLen, len(name)))
-	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(isAlnum(c) || c == '.' || c == '-') {
 			return inputErr(ErrInvalidName, fmt.Sprintf("lock name must be 1 to %d characters of A-Z, a-z, 0-9, '.' and '-' (%s)", MaxNameLen, notAllowed(name, i)))
 		}
+	}
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return inputErr(ErrInvalidName, fmt.Sprintf("lock name must be 1 to %d characters of A-Z, a-z, 0-9, '.' and '-' (got %d)", MaxNameLen, len(name)))
 	}
 	return nil
 }
@@ -66,14 +66,14 @@ func ValidateName(name string) error {
 // ValidateLeaseID checks a lease id against ^[A-Za-z0-9_-]{1,64}$. The error
 // wraps ErrInvalidLeaseID.
 func ValidateLeaseID(id string) error {
-	if len(id) == 0 || len(id) > MaxLeaseIDLen {
-		return inputErr(ErrInvalidLeaseID, fmt.Sprintf("lease_id must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-' (got %d bytes)", MaxLeaseIDLen, len(id)))
-	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !(isAlnum(c) || c == '_' || c == '-') {
 			return inputErr(ErrInvalidLeaseID, fmt.Sprintf("lease_id must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-' (%s)", MaxLeaseIDLen, notAllowed(id, i)))
 		}
+	}
+	if len(id) == 0 || len(id) > MaxLeaseIDLen {
+		return inputErr(ErrInvalidLeaseID, fmt.Sprintf("lease_id must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-' (got %d)", MaxLeaseIDLen, len(id)))
 	}
 	return nil
 }
@@ -106,14 +106,14 @@ func (l Limits) ValidateMetadata(m string) error {
 // ValidateLogin checks an account login: 1 to 64 bytes of A-Z, a-z, 0-9,
 // '-', '_' and '.' (GitHub logins fit). The error wraps ErrInvalidLogin.
 func ValidateLogin(login string) error {
-	if len(login) == 0 || len(login) > 64 {
-		return inputErr(ErrInvalidLogin, fmt.Sprintf("login must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.' (got %d bytes)", len(login)))
-	}
 	for i := 0; i < len(login); i++ {
 		c := login[i]
 		if !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
 			return inputErr(ErrInvalidLogin, fmt.Sprintf("login must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.' (%s)", notAllowed(login, i)))
 		}
+	}
+	if len(login) == 0 || len(login) > 64 {
+		return inputErr(ErrInvalidLogin, fmt.Sprintf("login must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.' (got %d)", len(login)))
 	}
 	return nil
 }
@@ -121,7 +121,9 @@ func ValidateLogin(login string) error {
 // notAllowed says which character of s, starting at byte i, broke an ASCII
 // rule, for an error message: "character 3, '_', is not allowed". Every
 // byte before i is an allowed ASCII character, so i+1 counts characters
-// as a person does. The character is quoted with Go's escapes (a control
+// as a person does. The rules check characters before length for the same
+// reason: a length counted in bytes would be wrong for a string that is
+// not ASCII, and the bad character is the mistake to point at. The character is quoted with Go's escapes (a control
 // character or a space is never shown raw); a byte that does not start
 // valid UTF-8 is named as such.
 func notAllowed(s string, i int) string {

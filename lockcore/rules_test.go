@@ -244,7 +244,8 @@ func TestInputError(t *testing.T) {
 
 // TestNotAllowedNamesTheCharacter: a rejected name, lease id or login says
 // which character broke the rule, counted from 1 as a person counts, and
-// quoted so that a space or a control character is visible.
+// quoted so that a space or a control character is visible; only a string
+// of allowed characters is refused for its length.
 func TestNotAllowedNamesTheCharacter(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -260,6 +261,14 @@ func TestNotAllowedNamesTheCharacter(t *testing.T) {
 		{ValidateName("a\uFFFD"), "(character 2, '\uFFFD', is not allowed)"},
 		{ValidateLeaseID("lease.1"), "(character 6, '.', is not allowed)"},
 		{ValidateLogin("who am i"), "(character 4, ' ', is not allowed)"},
+		// The character is named before the length is counted: 70 'é'
+		// are 140 bytes, but the 'é' is the mistake.
+		{ValidateName(strings.Repeat("é", 70)), "(character 1, 'é', is not allowed)"},
+		{ValidateLeaseID(strings.Repeat("é", 40)), "(character 1, 'é', is not allowed)"},
+		{ValidateName(strings.Repeat("n", 129)), "must be 1 to 128 characters of A-Z, a-z, 0-9, '.' and '-' (got 129)"},
+		{ValidateName(""), "(got 0)"},
+		{ValidateLeaseID(strings.Repeat("L", 65)), "(got 65)"},
+		{ValidateLogin(strings.Repeat("l", 65)), "(got 65)"},
 	} {
 		if tc.err == nil || !strings.HasSuffix(tc.err.Error(), tc.want) {
 			t.Errorf("want an error ending in %q, got %v", tc.want, tc.err)
