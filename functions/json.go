@@ -192,7 +192,7 @@ func (s *server) decodeBody(body []byte, allowed fieldSet, out *requestBody) err
 		return nil
 	}
 	if !utf8.Valid(body) {
-		return newError(errInvalidJSON, "request body must be valid UTF-8")
+		return utf8Error(body)
 	}
 	if !json.Valid(body) {
 		return syntaxError(body)
@@ -245,7 +245,7 @@ func (s *server) setField(bit fieldSet, val bodyValue, out *requestBody) error {
 	switch bit {
 	case fieldTTL:
 		if val.kind != kindNumber {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + tokenKind(val.token()) + ")"}
+			return s.ttlKindError(tokenKind(val.token()))
 		}
 		// As json.Number would: the literal as written, parsed as a
 		// base-10 int64 (so 1e3, 1.0 and out-of-range integers fail).
@@ -465,12 +465,39 @@ func tokenKind(t json.Token) string {
 	return "an unexpected value"
 }
 
-// quoteKey quotes a JSON key for an error sentence, cut short if long.
+// quoteKey quotes a JSON key for an error sentence, cut short if long. The
+// cut falls between characters, so it never shows part of one.
 func quoteKey(k string) string {
 	if len(k) > 64 {
-		k = k[:64] + "..."
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(k[cut]) {
+			cut--
+		}
+		k = k[:cut] + "..."
 	}
 	return strconv.Quote(k)
+}
+
+// utf8Error says where body, which utf8.Valid refused, stops being UTF-8:
+// the position (from 1) of the first byte that does not begin a valid
+// character.
+func utf8Error(body []byte) error {
+	i := 0
+	for i < len(body) {
+		r, size := utf8.DecodeRune(body[i:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		i += size
+	}
+	return newError(errInvalidJSON, fmt.Sprintf("request body must be valid UTF-8 (byte %d is not)", i+1))
+}
+
+// ttlKindError refuses a ttl_seconds that is not a JSON number; kind says
+// what it was ("a string").
+func (s *server) ttlKindError(kind string) error {
+	max := int64(s.limits.MaxTTL / time.Second)
+	return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl_seconds must be an integer from 1 to %d (got %s)", max, kind)}
 }
 
 // syntaxError explains why body, which json.Valid refused, is not one JSON

@@ -18,7 +18,10 @@ import (
 
 // referenceDecode is decodeBody as it was before the scanner: it walks the
 // body with encoding/json's Decoder.Token (UseNumber). It is the oracle of
-// the differential tests below; do not change it to match decodeBody.
+// the differential tests below; do not change it to match decodeBody. It
+// builds its error sentences with decodeBody's own helpers (quoteKey,
+// utf8Error, ttlKindError), so that a reworded sentence changes both: the
+// tests compare the walks, not the wording.
 func referenceDecode(s *server, body []byte, allowed fieldSet, out *requestBody) error {
 	empty := true
 	for _, c := range body {
@@ -31,7 +34,7 @@ func referenceDecode(s *server, body []byte, allowed fieldSet, out *requestBody)
 		return nil
 	}
 	if !utf8.Valid(body) {
-		return newError(errInvalidJSON, "request body must be valid UTF-8")
+		return utf8Error(body)
 	}
 	if !json.Valid(body) {
 		return syntaxError(body)
@@ -76,7 +79,7 @@ func referenceSetField(s *server, bit fieldSet, val json.Token, out *requestBody
 	case fieldTTL:
 		num, ok := val.(json.Number)
 		if !ok {
-			return &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: "ttl_seconds must be a JSON integer (got " + tokenKind(val) + ")"}
+			return s.ttlKindError(tokenKind(val))
 		}
 		n, err := strconv.ParseInt(string(num), 10, 64)
 		if err != nil {
