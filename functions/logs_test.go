@@ -10,10 +10,10 @@ import (
 
 // TestLogsNeverHoldTokens plays the whole session (which rotates a token
 // and sends malformed and unknown ones) plus a panic and a store failure,
-// and tokens sent by mistake in the path or as the request id, then checks
-// that no token, token hash or Authorization value is in the log, that a
-// token in a path shows as hidden, and that every access line has its
-// fields.
+// and tokens sent by mistake in the path, as the method or as the request
+// id, then checks that no token, token hash or Authorization value is in
+// the log, that a token in a path shows as hidden, and that every access
+// line has its fields.
 func TestLogsNeverHoldTokens(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -45,6 +45,7 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 			q := withAuth(get("/locks"), "alice")
 			q.header = map[string]string{"X-Request-Id": tok}
 			e.do(t, q)
+			e.do(t, req{method: tok, path: "/locks"}) // as the method
 			f.failLocks.Store(true)
 			e.do(t, get("/locks"))
 			f.failLocks.Store(false)

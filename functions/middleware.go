@@ -168,7 +168,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 			attrs := make([]slog.Attr, 0, 9)
 			attrs = append(attrs,
 				slog.String("request_id", ex.requestID),
-				slog.String("method", r.Method),
+				slog.String("method", lockcore.HideTokens(r.Method)),
 				slog.String("path", lockcore.HideTokens(r.URL.EscapedPath())),
 				slog.Int("status", status),
 				slog.Int64("bytes", ex.bytes),

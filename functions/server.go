@@ -212,7 +212,8 @@ func (s *server) endpoint(rt route) http.Handler {
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	ex := exchangeOf(w, r)
 	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || !isCleanPath(p) {
-		s.writeError(ex, r, newError(errNotFound, "no such route: "+r.Method+" "+safePath(r)))
+		m, p := safePath(r)
+		s.writeError(ex, r, newError(errNotFound, "no such route: "+m+" "+p))
 		return
 	}
 	h, pattern := s.mux.Handler(r)
@@ -228,10 +229,12 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(&probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
 			ex.Header().Set("Allow", probe.header.Get("Allow"))
-			s.writeError(ex, r, newError(errMethodNotAllowed, "method "+r.Method+" is not allowed on "+safePath(r)+"; allowed: "+probe.header.Get("Allow")))
+			m, p := safePath(r)
+			s.writeError(ex, r, newError(errMethodNotAllowed, "method "+m+" is not allowed on "+p+"; allowed: "+probe.header.Get("Allow")))
 			return
 		}
-		s.writeError(ex, r, newError(errNotFound, "no such route: "+r.Method+" "+safePath(r)))
+		m, p := safePath(r)
+		s.writeError(ex, r, newError(errNotFound, "no such route: "+m+" "+p))
 		return
 	}
 	s.mux.ServeHTTP(ex, r)
@@ -287,14 +290,20 @@ func isCleanPath(p string) bool {
 	return !strings.Contains(p, "//")
 }
 
-// safePath returns the request path for an error sentence, cut short so a
-// huge path is not echoed whole.
-func safePath(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if len(p) > 200 {
-		p = p[:200] + "..."
+// safePath returns the request's method and path for an error sentence:
+// a token sent in either by mistake hidden as in the access log (an error
+// body ends up in client and CI logs), and the path cut short so a huge
+// one is not echoed whole.
+func safePath(r *http.Request) (method, path string) {
+	return cutText(lockcore.HideTokens(r.Method), 32), cutText(lockcore.HideTokens(r.URL.EscapedPath()), 200)
+}
+
+// cutText cuts s, an ASCII request line element, to n bytes and "...".
+func cutText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
 	}
-	return p
+	return s
 }
 
 // probeWriter captures what ServeMux's own 404/405 handlers would write.
