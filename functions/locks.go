@@ -123,7 +123,7 @@ func (s *server) acquire(ex *exchange, r *http.Request) error {
 	ctx, cancel := s.opContext(r)
 	defer cancel()
 	var res lockcore.AcquireResult
-	if ex.unproved {
+	if s.tokenLocks != nil {
 		res, err = s.tokenLocks.AcquireAs(ctx, ex.tokenHash, ex.account.ID, name, opts)
 		err = s.stepProved(ex, err)
 	} else {
@@ -174,7 +174,7 @@ func (s *server) renew(ex *exchange, r *http.Request) error {
 	ctx, cancel := s.opContext(r)
 	defer cancel()
 	var l lockcore.Lease
-	if ex.unproved {
+	if s.tokenLocks != nil {
 		l, err = s.tokenLocks.RenewAs(ctx, ex.tokenHash, ex.account.ID, name, body.leaseID, body.ttl)
 		err = s.stepProved(ex, err)
 	} else {
@@ -210,7 +210,7 @@ func (s *server) release(ex *exchange, r *http.Request) error {
 	}
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	if ex.unproved {
+	if s.tokenLocks != nil {
 		err = s.stepProved(ex, s.tokenLocks.ReleaseAs(ctx, ex.tokenHash, ex.account.ID, name, body.leaseID))
 	} else {
 		err = s.store.Release(ctx, ex.account.ID, name, body.leaseID)

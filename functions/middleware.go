@@ -285,13 +285,15 @@ func (s *server) proveToken(ex *exchange, r *http.Request) error {
 	return nil
 }
 
-// stepProved interprets the error of a TokenLocks step of an unproved
-// exchange: a refused token (ErrNotFound) becomes errUnauthorized and is
-// forgotten; an answer about the lock (nil, ErrLeaseNotCurrent,
-// ErrLockLimitExceeded) proves the token; a store that did not answer
-// (ErrUnavailable) leaves it unchecked and the answer 503, without asking
-// the store again about the token, which would only wait as long again;
-// anything else leaves it unproved for proveToken.
+// stepProved interprets the error of a TokenLocks step (of an unproved
+// exchange, or of one whose token was looked up before the body was read
+// and may have been revoked since): a refused token (ErrNotFound) becomes
+// errUnauthorized and is forgotten; an answer about the lock (nil,
+// ErrLeaseNotCurrent, ErrLockLimitExceeded) proves the token; a store that
+// did not answer (ErrUnavailable) leaves it unchecked and the answer 503,
+// without asking the store again about the token, which would only wait as
+// long again; anything else leaves an unproved exchange unproved for
+// proveToken.
 func (s *server) stepProved(ex *exchange, err error) error {
 	switch {
 	case err == nil, errors.Is(err, lockcore.ErrLeaseNotCurrent), errors.Is(err, lockcore.ErrLockLimitExceeded),

@@ -53,8 +53,9 @@ type server struct {
 	// lookup (nil when it has none): authentication needs only the id.
 	tokenIDs accountIDByToken
 	// tokenLocks is the store's optional TokenLocks (nil when it has
-	// none): with it, lock writes check their token in the store step and
-	// take the account from tokens instead of a lookup first.
+	// none): with it, every lock write checks its token in the store step,
+	// and takes the account from tokens instead of a lookup first when
+	// the map knows it.
 	tokenLocks lockcore.TokenLocks
 	tokens     *tokenMap
 
@@ -149,12 +150,15 @@ const (
 	// runs (and before the body is read).
 	authFirst
 	// authInStep: for a lock write (acquire, renew, release). When the
-	// store has lockcore.TokenLocks and the server's token map knows the
-	// token's account, the handler runs at once and its store write checks
-	// the token in the same atomic step (one store round trip instead of
-	// two); if the handler fails before that step proved the token, the
-	// token is looked up after all, so a bad token still gets its 401
-	// before any other error. Otherwise it is authFirst.
+	// store has lockcore.TokenLocks, the write checks the token in the
+	// same atomic step as the write itself, so a token rotated away or
+	// revoked after the headers were checked (while the body was still
+	// arriving, or the write queued) changes nothing. If the server's
+	// token map knows the token's account, the handler runs at once (one
+	// store round trip instead of two); if it then fails before its step
+	// proved the token, the token is looked up after all, so a bad token
+	// still gets its 401 before any other error. Otherwise, and on a store
+	// without TokenLocks, the token is looked up first as for authFirst.
 	authInStep
 )
 

@@ -3,7 +3,11 @@ package functions_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,8 +89,9 @@ func (s *stepStore) counts() [3]int64 {
 	return [3]int64{s.lookups.Load(), s.steps.Load(), s.bare.Load()}
 }
 
-// TestLockWritesCheckTokenInStep: once an instance has seen a token, its
-// acquire, renew and release cost one store step each (no token lookup),
+// TestLockWritesCheckTokenInStep: every acquire, renew and release checks
+// its token in its store step (there is no plain write); once an instance
+// has seen a token, that step is the only store call (no token lookup),
 // on every backend; get, list and rotate still look the token up first.
 func TestLockWritesCheckTokenInStep(t *testing.T) {
 	for _, b := range backends {
@@ -103,7 +108,7 @@ func TestLockWritesCheckTokenInStep(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Fatalf("first acquire: %d %s", w.Code, w.Body)
 			}
-			want("the first acquire (token not yet seen)", 1, 0, 1)
+			want("the first acquire (token not yet seen)", 1, 1, 0)
 			for _, q := range []req{
 				{method: "POST", path: "/locks/a/renew", body: `{"lease_id":"l1"}`},
 				{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`},
@@ -113,15 +118,15 @@ func TestLockWritesCheckTokenInStep(t *testing.T) {
 					t.Fatalf("%s: %d %s", q.path, w.Code, w.Body)
 				}
 			}
-			want("renew, release and acquire with a known token", 1, 3, 1)
+			want("renew, release and acquire with a known token", 1, 4, 0)
 			if w := e.do(t, req{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`}); w.Code != http.StatusConflict {
 				t.Fatalf("release of a released lease: want 409, got %d %s", w.Code, w.Body)
 			}
-			want("a refused release (the lease is not current)", 1, 4, 1)
+			want("a refused release (the lease is not current)", 1, 5, 0)
 			if w := e.do(t, req{method: "GET", path: "/locks/b"}); w.Code != http.StatusOK {
 				t.Fatalf("get: %d %s", w.Code, w.Body)
 			}
-			want("a get (which looks the token up)", 2, 4, 1)
+			want("a get (which looks the token up)", 2, 5, 0)
 			if st2, err := e.store.Get(t.Context(), e.ids["alice"], "b"); err != nil || !st2.Held || st2.Lease.LeaseID != "l2" {
 				t.Fatalf("lock b in alice's namespace: want held by l2, got %+v, %v", st2, err)
 			}
@@ -150,8 +155,8 @@ func TestFailedStepIsNotFollowedByALookup(t *testing.T) {
 			t.Fatalf("%s with the store down: %d %s, want 503 store_unavailable", q.path, w.Code, w.Body)
 		}
 	}
-	if got := st.counts(); got != [3]int64{1, 3, 1} {
-		t.Fatalf("want 1 lookup (the first acquire's), 3 failed steps, 1 plain write; got %v", got)
+	if got := st.counts(); got != [3]int64{1, 4, 0} {
+		t.Fatalf("want 1 lookup and 1 step (the first acquire's), then 3 failed steps; got %v", got)
 	}
 	// With the store back, the token still works and is still checked in
 	// the step.
@@ -159,8 +164,8 @@ func TestFailedStepIsNotFollowedByALookup(t *testing.T) {
 	if w := e.do(t, req{method: "POST", path: "/locks/a/release", body: `{"lease_id":"l1"}`}); w.Code != http.StatusOK {
 		t.Fatalf("release with the store back: %d %s", w.Code, w.Body)
 	}
-	if got := st.counts(); got != [3]int64{1, 4, 1} {
-		t.Fatalf("after the store came back: got %v, want [1 4 1]", got)
+	if got := st.counts(); got != [3]int64{1, 5, 0} {
+		t.Fatalf("after the store came back: got %v, want [1 5 0]", got)
 	}
 }
 
@@ -250,6 +255,89 @@ func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 				if w := inst.do(t, req{method: "POST", path: path, auth: "bob", body: `{}`}); w.Code != http.StatusOK {
 					t.Errorf("bob's acquire %s: %d %s", path, w.Code, w.Body)
 				}
+			}
+		})
+	}
+}
+
+// gatedBody is a request body that tells the test when the handler first
+// reads it, then holds its bytes back until the test lets them through:
+// a client whose body is still on its way.
+type gatedBody struct {
+	reading chan struct{} // closed at the first Read
+	open    chan struct{} // closed by the test to let the bytes through
+	once    sync.Once
+	r       io.Reader
+}
+
+func (g *gatedBody) Read(p []byte) (int, error) {
+	g.once.Do(func() { close(g.reading) })
+	<-g.open
+	return g.r.Read(p)
+}
+
+// TestTokenRevokedWhileTheBodyArrives: an instance that has not seen a
+// token looks it up when the headers arrive, before it reads the body. If
+// the token is revoked after that and before the body has arrived, the
+// acquire, renew or release is still 401 and changes nothing, because the
+// write checks the token itself. (It did not once: a client that sent its
+// headers just before a revocation could still take a lock with the token
+// for as long as it could hold its body back, up to the read timeout.)
+func TestTokenRevokedWhileTheBodyArrives(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b)
+			ctx := t.Context()
+			alice := e.ids["alice"]
+			if w := e.do(t, req{method: "POST", path: "/locks/x/acquire", body: `{"lease_id":"l1","ttl_seconds":60}`}); w.Code != http.StatusOK {
+				t.Fatalf("acquire x: %d %s", w.Code, w.Body)
+			}
+			before, err := e.store.Get(ctx, alice, "x")
+			if err != nil || !before.Held {
+				t.Fatalf("Get(x): want held, got %+v, %v", before, err)
+			}
+			for _, q := range []req{
+				{method: "POST", path: "/locks/y/acquire", body: `{"lease_id":"l2"}`},
+				{method: "POST", path: "/locks/x/renew", body: `{"lease_id":"l1","ttl_seconds":300}`},
+				{method: "POST", path: "/locks/x/release", body: `{"lease_id":"l1"}`},
+			} {
+				// A new token of alice's, and an instance that has not
+				// seen it.
+				tok, hash := lockcore.NewToken()
+				if err := e.store.AddToken(ctx, alice, hash); err != nil {
+					t.Fatal(err)
+				}
+				inst := contracttest.Wrap(t, functions.New(functions.Deps{Store: e.store, StoreName: storeKind(b.name), Version: "test", OpTimeout: testOpTimeout}))
+				body := &gatedBody{reading: make(chan struct{}), open: make(chan struct{}), r: strings.NewReader(q.body)}
+				r := httptest.NewRequest(q.method, "http://octostore.test"+q.path, body)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				r = r.WithContext(contracttest.WithT(r.Context(), t))
+				w := httptest.NewRecorder()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					inst.ServeHTTP(w, r)
+				}()
+				select {
+				case <-body.reading:
+				case <-done:
+					t.Fatalf("%s: answered %d %s before reading the body", q.path, w.Code, w.Body)
+				}
+				if err := e.store.RevokeToken(ctx, hash); err != nil {
+					t.Fatal(err)
+				}
+				close(body.open)
+				<-done
+				if w.Code != http.StatusUnauthorized || decode(t, w)["code"] != "unauthorized" {
+					t.Errorf("%s with a token revoked while its body arrived: want 401 unauthorized, got %d %s", q.path, w.Code, w.Body)
+				}
+			}
+			after, err := e.store.Get(ctx, alice, "x")
+			if err != nil || !after.Held || after.Lease.LeaseID != "l1" || !after.Lease.ExpiresAt.Equal(before.Lease.ExpiresAt) {
+				t.Errorf("lock x: want unchanged %+v, got %+v, %v", before.Lease, after.Lease, err)
+			}
+			if st, err := e.store.Get(ctx, alice, "y"); err != nil || st.Held {
+				t.Errorf("lock y: want free, got %+v, %v", st, err)
 			}
 		})
 	}
