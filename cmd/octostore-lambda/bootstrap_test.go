@@ -543,7 +543,24 @@ func TestBootstrapOddEvents(t *testing.T) {
 		t.Errorf("bad base64: %d %v %s, want 400 JSON error echoing the request id", got.status, got.headers, got.body)
 	}
 
-	// The bootstrap still serves after both.
+	// A request id holding a token is not echoed there either: the
+	// handler's rule (a fresh id instead).
+	tokenID := "os_" + strings.Repeat("A", 43)
+	ev = event(fmtHTTPAPI, testRequest{name: "bad base64, token id", method: "POST", path: "/locks/x/acquire", requestID: tokenID},
+		requestHeaders(testRequest{auth: "own", requestID: tokenID}, &lam.creds)).(events.APIGatewayV2HTTPRequest)
+	ev.Body, ev.IsBase64Encoded = "***not base64***", true
+	payload, _ = json.Marshal(ev)
+	res = lam.b.api.enqueue(payload).wait(t, lam.b)
+	if res.failed {
+		t.Fatalf("bad base64, token id: function error %s", res.body)
+	}
+	got = decodeResponse(t, fmtHTTPAPI, res.body)
+	if rid := got.headers["X-Request-Id"]; got.status != http.StatusBadRequest || rid == "" || rid == tokenID ||
+		strings.Contains(string(got.body), tokenID) || !strings.Contains(string(got.body), `"request_id":"`+rid+`"`) {
+		t.Errorf("bad base64 with a token as the request id: %d %v %s, want 400 with a fresh request id", got.status, got.headers, got.body)
+	}
+
+	// The bootstrap still serves after all three.
 	got = lam.do(t, testRequest{name: "after", method: "GET", path: "/locks", auth: "own"})
 	if got.status != http.StatusOK {
 		t.Errorf("after odd events: %d %s", got.status, got.body)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 // proxy turns Lambda events into requests for the API handler and its
@@ -230,10 +232,12 @@ func isHex(c byte) bool {
 // request (say, a body flagged base64 that is not): what a net/http server
 // answers to an unreadable request, in the API's error shape, with the
 // contract's code for a request body that cannot be read (invalid_json).
+// As the handler does, it echoes a well-formed X-Request-Id unless it holds
+// a token, and otherwise makes a fresh one.
 func badRequestBody(headers map[string]string) (string, map[string]string) {
 	id := ""
 	for k, v := range headers {
-		if strings.EqualFold(k, "X-Request-Id") && validRequestID(v) {
+		if strings.EqualFold(k, "X-Request-Id") && validRequestID(v) && lockcore.HideTokens(v) == v {
 			id = v
 		}
 	}
