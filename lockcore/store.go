@@ -135,7 +135,9 @@ type AccountTokens interface {
 // stale because a hash names at most one account ever) skip the separate
 // AccountByToken round trip and still honour a rotation or revocation at
 // once: a token that RotateToken or RevokeToken has retired (on any
-// instance) is refused by every call that starts after that returned.
+// instance) is refused by every call that starts after that returned. The
+// handlers use it for every lock write, also after a lookup, so that a
+// token retired between the lookup and the write is refused too.
 //
 // Each method acts exactly as its Locks counterpart with accountID when
 // token belongs to accountID. Otherwise (unknown, revoked or rotated-away
