@@ -41,7 +41,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.redisPrefix, "redis-prefix", "os:", "key prefix, for --target redis (as the server's --redis-prefix)")
 	fs.StringVar(&b.redisAccount, "redis-account", "bench", "account id whose namespace the locks live in, for --target redis")
 	fs.IntVar(&b.clients, "clients", 32, "concurrent clients")
-	fs.DurationVar(&b.duration, "duration", 10*time.Second, "how long to run (0: until --cycles)")
+	fs.DurationVar(&b.duration, "duration", 10*time.Second, "how long to run (0, or not given with --cycles: until the cycles are done)")
 	fs.Int64Var(&b.cycles, "cycles", 0, "stop after this many acquire+release cycles (0: no limit)")
 	fs.BoolVar(&b.contended, "contended", false, "all clients compete for one lock name (default: one name per client)")
 	fs.BoolVar(&b.jsonOut, "json", false, "print the result as one JSON object")
@@ -91,9 +91,10 @@ func (b *benchFlags) validate() error {
 }
 
 // bench runs the load generator against one target and prints the result.
-// A run in which every acquire or release failed (none completed a cycle)
-// still prints its result, and then returns an error, so that a script sees
-// a failed run.
+// A run in which every acquire or release failed (none completed a cycle),
+// or that a signal interrupted (ctx ended: it then lets the requests in
+// flight finish and releases the locks it holds), still prints its result,
+// and then returns an error, so that a script sees a failed run.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -104,6 +105,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	// --cycles without --duration runs until the cycles are done, not for
+	// the default 10 s.
+	durationGiven := false
+	fs.Visit(func(f *flag.Flag) { durationGiven = durationGiven || f.Name == "duration" })
+	if b.cycles > 0 && !durationGiven {
+		b.duration = 0
 	}
 	if b.token == "" {
 		b.token = envString("OCTOSTORE_TOKEN", "")
@@ -153,6 +161,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if res.Interrupted {
+		return fmt.Errorf("bench: interrupted after %.1fs; the figures cover the run until then", res.Seconds)
+	}
 	if res.Cycles == 0 && res.Errors > 0 {
 		return fmt.Errorf("bench: no cycle completed; %d requests failed, the first with: %s", res.Errors, res.FirstError)
 	}
@@ -177,7 +188,11 @@ func printResult(w io.Writer, r loadgen.Result) error {
 	if r.Contended {
 		mode = "one contended name"
 	}
-	fmt.Fprintf(w, "target %s, %d clients, %s, %.1fs\n", r.Target, r.Clients, mode, r.Seconds)
+	interrupted := ""
+	if r.Interrupted {
+		interrupted = " (interrupted)"
+	}
+	fmt.Fprintf(w, "target %s, %d clients, %s, %.1fs%s\n", r.Target, r.Clients, mode, r.Seconds, interrupted)
 	fmt.Fprintf(w, "cycles    %10d  %10.1f/s\n", r.Cycles, r.CyclesPerSec)
 	fmt.Fprintf(w, "attempts  %10d  %10.1f/s  (held answers %d)\n", r.Attempts, r.AttemptsPerSec, r.Held)
 	fmt.Fprintf(w, "errors    %10d\n", r.Errors)

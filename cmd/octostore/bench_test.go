@@ -165,6 +165,9 @@ func TestBenchEtcdLeaseOutlastsTheRun(t *testing.T) {
 		wantTTL string
 	}{
 		{[]string{"--duration", "0", "--cycles", "5"}, "86400"}, // a day
+		// --cycles alone runs until the cycles are done (not for the
+		// default 10 s), so it too has no known length.
+		{[]string{"--cycles", "5"}, "86400"},
 		// 5 s + 10 s + 60 s. The run ends on its 5 cycles, long before
 		// 5 s; with 100 ms a stalled client could end it at 4.
 		{[]string{"--duration", "5s", "--cycles", "5", "--ttl", "10s"}, "75"},
@@ -204,4 +207,58 @@ func TestBenchFailsWhenNothingCompletes(t *testing.T) {
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil || res.Cycles != 0 || res.Errors == 0 {
 		t.Fatalf("result not printed: %v %q", jerr, out.String())
 	}
+}
+
+// TestBenchInterrupted: a run that a signal ends (the context, as main
+// wires SIGINT and SIGTERM) prints its figures, marked as interrupted,
+// releases every lock it holds, and returns an error.
+func TestBenchInterrupted(t *testing.T) {
+	url, tok := startBenchServer(t)
+	t.Setenv("OCTOSTORE_TOKEN", tok)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The run's own bound is an hour: only the interruption ends it, once
+	// the progress line shows that cycles are being done.
+	progress := &syncWriter{onWrite: func(p []byte) {
+		if bytes.Contains(p, []byte("cycles")) && !bytes.Contains(p, []byte("cycles 0 ")) {
+			cancel()
+		}
+	}}
+	var out bytes.Buffer
+	args := []string{"bench", "--url", url, "--clients", "4", "--duration", "1h", "--json", "--name-prefix", "intr-"}
+	err := run(ctx, args, strings.NewReader(""), &out, progress)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v, want an interrupted run", err)
+	}
+	var res loadgen.Result
+	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil || !res.Interrupted || res.Cycles == 0 || res.Errors != 0 {
+		t.Fatalf("result %+v (%v), want interrupted with cycles and no errors", res, jerr)
+	}
+	// Nothing is left held: the same token lists no lock.
+	req, _ := http.NewRequest(http.MethodGet, url+"/locks", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Count int `json:"count"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || list.Count != 0 {
+		t.Fatalf("locks held after the interrupted run: %d (%v)", list.Count, err)
+	}
+}
+
+// syncWriter is an io.Writer safe for concurrent use that calls onWrite
+// with each write.
+type syncWriter struct {
+	mu      sync.Mutex
+	onWrite func([]byte)
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.onWrite(p)
+	return len(p), nil
 }

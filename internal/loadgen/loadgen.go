@@ -82,8 +82,9 @@ type Config struct {
 	// on; 0 means 10ms. It keeps a failing target from being hammered.
 	ErrorDelay time.Duration
 	// RequestTimeout bounds each request; 0 means 30s. A request in flight
-	// when the duration ends is let finish (within this bound), and a lock
-	// it took is released, so that a run leaves no lock held.
+	// when the run ends (its duration is over, or the caller's context is
+	// cancelled: Ctrl-C) is let finish (within this bound), and a lock it
+	// took is released, so that a run leaves no lock held.
 	RequestTimeout time.Duration
 	// Progress, when non-nil, gets a progress line once a second,
 	// rewritten in place with \r, and a final newline.
@@ -108,8 +109,7 @@ type Result struct {
 	Attempts int64 `json:"attempts"`
 	// Held counts "held" answers (contended mode).
 	Held int64 `json:"held"`
-	// Errors counts failed acquires and releases (not counting requests
-	// cut short by the caller's context).
+	// Errors counts failed acquires and releases.
 	Errors         int64   `json:"errors"`
 	CyclesPerSec   float64 `json:"cycles_per_sec"`
 	AttemptsPerSec float64 `json:"attempts_per_sec"`
@@ -126,6 +126,10 @@ type Result struct {
 	Wait Latency `json:"wait"`
 	// FirstError is the first error seen, if any.
 	FirstError string `json:"first_error,omitempty"`
+	// Interrupted says the caller's context ended the run (Ctrl-C) before
+	// its duration or cycle count did; the figures cover the run until
+	// then, the requests in flight included.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // worker is one client's counters and histograms.
@@ -239,6 +243,7 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 		}
 	}
 	res.Cycles, res.Attempts = cycles.Load(), attempts.Load()
+	res.Interrupted = ctx.Err() != nil
 	if s := elapsed.Seconds(); s > 0 {
 		res.CyclesPerSec = float64(res.Cycles) / s
 		res.AttemptsPerSec = float64(res.Attempts) / s
@@ -247,24 +252,24 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// runWorker is one client's loop, until stop ends (the duration is over),
-// the cycle budget is spent, or ctx (the caller's) ends. A request in
-// flight when stop ends is let finish (bounded by cfg.RequestTimeout), and
-// a lock it took is released, so a run never leaves locks behind; only the
-// caller's ctx cuts requests short.
+// runWorker is one client's loop, until stop ends (the duration is over,
+// or ctx, the caller's, ends) or the cycle budget is spent. A request in
+// flight when stop ends is let finish (bounded by cfg.RequestTimeout: its
+// context keeps ctx's values but not its cancellation), and a lock it took
+// is released, so a run never leaves locks behind, even when interrupted.
+// That release also hands a contended lock on to the clients waiting for
+// it (etcd queues them), which then release it in turn.
 func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w *worker,
 	cycles, attempts, claimed *atomic.Int64) {
 	fail := func(err error) {
-		if ctx.Err() != nil {
-			return // the caller gave up: not the target's fault
-		}
 		w.errs++
 		if w.firstErr == nil {
 			w.firstErr = err
 		}
 		sleep(stop, cfg.ErrorDelay)
 	}
-	req := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, cfg.RequestTimeout) }
+	reqBase := context.WithoutCancel(ctx)
+	req := func() (context.Context, context.CancelFunc) { return context.WithTimeout(reqBase, cfg.RequestTimeout) }
 	name, gen := base, 0
 	// After a failed acquire or release on distinct names the lock may be
 	// held by our own lease until it expires (the answer was lost, or the
@@ -293,9 +298,6 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			h, ok, err := c.Acquire(rctx, name)
 			d := time.Since(t0)
 			cancel()
-			if ctx.Err() != nil {
-				return
-			}
 			attempts.Add(1)
 			if err != nil {
 				fail(fmt.Errorf("acquire %s: %w", name, err))
@@ -325,9 +327,6 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 		err := c.Release(rctx, name, handle)
 		d := time.Since(t0)
 		cancel()
-		if ctx.Err() != nil {
-			return
-		}
 		if err != nil {
 			fail(fmt.Errorf("release %s: %w", name, err))
 			abandonName()

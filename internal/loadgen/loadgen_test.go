@@ -289,3 +289,59 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("after a failed setup %d clients were closed, want the 2 that were made", f.closed.Load())
 	}
 }
+
+// cancellingAcquire wraps the fake target: its n-th successful acquire
+// cancels the caller's context (as Ctrl-C would) before it answers, so the
+// run is interrupted while that client holds a lock.
+type cancellingAcquire struct {
+	*fakeTarget
+	n      int64
+	count  atomic.Int64
+	cancel context.CancelFunc
+}
+
+func (f *cancellingAcquire) NewClient(ctx context.Context, id int) (Client, error) {
+	c, err := f.fakeTarget.NewClient(ctx, id)
+	return &cancellingAcquireClient{Client: c, f: f}, err
+}
+
+type cancellingAcquireClient struct {
+	Client
+	f *cancellingAcquire
+}
+
+func (c *cancellingAcquireClient) Acquire(ctx context.Context, name string) (string, bool, error) {
+	h, ok, err := c.Client.Acquire(ctx, name)
+	if ok && c.f.count.Add(1) == c.f.n {
+		c.f.cancel()
+	}
+	return h, ok, err
+}
+
+// TestInterruptedRunReleasesItsLocks: the caller's context ending (Ctrl-C)
+// ends the run as its duration would: the client that holds a lock then
+// releases it, nothing is counted as an error, and the result says the run
+// was interrupted. It used to return at once, leaving the lock held (on a
+// real server, until its TTL ran out).
+func TestInterruptedRunReleasesItsLocks(t *testing.T) {
+	for _, contended := range []bool{false, true} {
+		t.Run(fmt.Sprintf("contended=%v", contended), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			f := &cancellingAcquire{fakeTarget: newFake(), n: 10, cancel: cancel}
+			res, err := Run(ctx, f, Config{Clients: 3, Duration: time.Hour, Contended: contended})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Interrupted || res.Errors != 0 || res.Cycles < 10 {
+				t.Fatalf("result %+v: want interrupted, no errors, at least 10 cycles", res)
+			}
+			if res.Cycles != f.count.Load() {
+				t.Fatalf("%d cycles for %d locks taken: each taken lock must be released and counted", res.Cycles, f.count.Load())
+			}
+			if len(f.holders) != 0 {
+				t.Fatalf("locks left held after the interrupted run: %v", f.holders)
+			}
+		})
+	}
+}
