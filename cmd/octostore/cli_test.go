@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -390,5 +391,139 @@ func TestTokenRevokeAccount(t *testing.T) {
 	}
 	if _, err := st.AccountByToken(context.Background(), lockcore.HashToken(other)); err != nil {
 		t.Errorf("the refused commands revoked another account's token: %v", err)
+	}
+}
+
+// TestBackupAndRestoreCommands runs backup and restore as an operator
+// would: a backup while the database is open and in use, more locks after
+// it, then a restore with the default floor. Every fencing token after
+// the restore must be above every token issued before (the floor is the
+// time of the restore in microseconds), the backup's locks are gone, and
+// the token made before the backup still works.
+func TestBackupAndRestoreCommands(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "live.db")
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"token", "create", "--db", db, "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out.String())
+	live, err := sqlitestore.Open(ctx, db, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	acct, err := live.AccountByToken(ctx, lockcore.HashToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var highest int64
+	acquire := func(s lockcore.Store, name string) int64 {
+		t.Helper()
+		r, err := s.Acquire(ctx, acct.ID, name, lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 100})
+		if err != nil || !r.Acquired {
+			t.Fatalf("Acquire(%s): %+v, %v", name, r, err)
+		}
+		highest = max(highest, r.Lease.FencingToken)
+		return r.Lease.FencingToken
+	}
+	acquire(live, "a")
+	acquire(live, "b")
+
+	copyPath := filepath.Join(dir, "copy.db")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "--db", db, copyPath}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	fi, err := os.Stat(copyPath)
+	if err != nil || out.String() != fmt.Sprintf("backed up %s to %s (%d bytes)\n", db, copyPath, fi.Size()) {
+		t.Fatalf("backup: stdout %q, %v", out.String(), err)
+	}
+	for i := 0; i < 10; i++ {
+		acquire(live, fmt.Sprintf("after-%d", i))
+	}
+
+	restored := filepath.Join(dir, "restored.db")
+	before := time.Now().UnixMicro()
+	out.Reset()
+	if err := run(ctx, []string{"restore", "--db", restored, copyPath}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	var floor int64
+	if _, err := fmt.Sscanf(out.String(), "restored "+copyPath+" to "+restored+": 2 locks dropped; every fencing counter (accounts: 1) is now at least %d\n", &floor); err != nil {
+		t.Fatalf("restore: stdout %q: %v", out.String(), err)
+	}
+	if after := time.Now().UnixMicro(); floor < before || floor > after {
+		t.Errorf("the default floor %d is not the time of the restore (%d..%d µs)", floor, before, after)
+	}
+	r, err := sqlitestore.Open(ctx, restored, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.AccountByToken(ctx, lockcore.HashToken(token)); err != nil || got.ID != acct.ID {
+		t.Errorf("the token after restore: %+v, %v", got, err)
+	}
+	if l, err := r.List(ctx, acct.ID); err != nil || len(l) != 0 {
+		t.Errorf("locks after restore: %+v, %v; want none", l, err)
+	}
+	if f := acquire(r, "a"); f != floor+1 || f <= 12 {
+		t.Errorf("first fencing token after restore: %d; want %d (the floor + 1)", f, floor+1)
+	}
+}
+
+// TestBackupAndRestoreRefusals checks the command lines the two commands
+// refuse, each with a message that says what to do.
+func TestBackupAndRestoreRefusals(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "live.db")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"token", "create", "--db", db, "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := run(context.Background(), []string{"backup", "--db", db, copyPath}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"backup without a file", []string{"backup", "--db", db}, nil, "backup: want one argument, the new file to write the copy to (got 0"},
+		{"backup with two files", []string{"backup", "--db", db, "x.db", "y.db"}, nil, "(got 2; the flags go before it)"},
+		{"backup over a file", []string{"backup", "--db", db, copyPath}, nil, "copy.db exists; it is never overwritten"},
+		{"backup of a missing database", []string{"backup", "--db", filepath.Join(dir, "none.db"), filepath.Join(dir, "n.db")}, nil, "no such file"},
+		{"backup with REDIS_URL set", []string{"backup", filepath.Join(dir, "r.db")}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "REDIS_URL is set (the server uses Redis); give --db"},
+		{"backup with an empty OCTOSTORE_DB", []string{"backup", filepath.Join(dir, "e.db")}, map[string]string{"OCTOSTORE_DB": ""}, "--db (env OCTOSTORE_DB) is empty"},
+		{"restore without a file", []string{"restore", "--db", filepath.Join(dir, "r1.db")}, nil, "restore: want one argument, the backup file (got 0"},
+		{"restore over the live database", []string{"restore", "--db", db, copyPath}, nil, "live.db exists; it is never overwritten"},
+		{"restore with floor 0", []string{"restore", "--db", filepath.Join(dir, "r2.db"), "--fence-floor", "0", copyPath}, nil, "fencing floor must be from 1"},
+		{"restore with a negative floor", []string{"restore", "--db", filepath.Join(dir, "r3.db"), "--fence-floor", "-5", copyPath}, nil, "(got -5)"},
+		{"restore with REDIS_URL set", []string{"restore", copyPath}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "REDIS_URL is set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			err := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v: %v; want an error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s after a refused command: %v; want it absent", n, err)
+		}
+	}
+	// With --db, REDIS_URL does not matter: the SQLite file is named.
+	t.Setenv("REDIS_URL", "redis://127.0.0.1:1")
+	out.Reset()
+	if err := run(context.Background(), []string{"restore", "--db", filepath.Join(dir, "r4.db"), "--fence-floor", "77", copyPath}, strings.NewReader(""), &out, &errOut); err != nil ||
+		!strings.HasSuffix(out.String(), "is now at least 77\n") {
+		t.Fatalf("restore with --db and REDIS_URL set: %q, %v", out.String(), err)
 	}
 }

@@ -490,3 +490,91 @@ func TestServeWithGitHubApp(t *testing.T) {
 		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", out)
 	}
 }
+
+// TestBackupWhileServingAndRestore is the operator's backup and restore
+// with the real binary: a backup taken by a second process while the
+// server answers acquires and releases, more locks after it, the server
+// killed and its database moved aside, a restore, and a restart. The
+// restored server must not hand out again a fencing token of the lost
+// database: its first token is above every one issued before.
+func TestBackupWhileServingAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "octo.db")
+	p := startServer(t, db)
+	admin := tokenRE.FindString(p.waitStdout(tokenRE))
+	held := call(t, "POST", p.base+"/locks/held/acquire", admin, `{"ttl_seconds":3600}`)
+	if held.status != 200 {
+		t.Fatalf("acquire held: %d %v", held.status, held.body)
+	}
+
+	// Cycles on another lock while the backup runs.
+	stop := make(chan struct{})
+	cycles := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { cycles <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := call(t, "POST", p.base+"/locks/busy/acquire", admin, "")
+			if r.status != 200 {
+				t.Errorf("acquire busy during the backup: %d %v", r.status, r.body)
+				return
+			}
+			if rel := call(t, "POST", p.base+"/locks/busy/release", admin, fmt.Sprintf(`{"lease_id":%q}`, r.body["lease_id"])); rel.status != 200 {
+				t.Errorf("release busy during the backup: %d %v", rel.status, rel.body)
+				return
+			}
+			n++
+		}
+	}()
+	copyPath := filepath.Join(dir, "copy.db")
+	backup := exec.Command(binPath, "backup", "--db", db, copyPath)
+	backup.Env = cleanEnv()
+	out, err := backup.CombinedOutput()
+	close(stop)
+	t.Logf("%d acquire+release cycles ran alongside the backup", <-cycles)
+	if err != nil || !strings.HasPrefix(string(out), "backed up "+db+" to "+copyPath+" (") {
+		t.Fatalf("backup: %v: %s", err, out)
+	}
+
+	var maxFence int64
+	for i := 0; i < 5; i++ {
+		r := call(t, "POST", p.base+fmt.Sprintf("/locks/after-%d/acquire", i), admin, `{"ttl_seconds":3600}`)
+		if r.status != 200 {
+			t.Fatalf("acquire after the backup: %d %v", r.status, r.body)
+		}
+		maxFence = max(maxFence, fence(t, r))
+	}
+	p.kill()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(db+suffix, filepath.Join(dir, "lost.db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+
+	restore := exec.Command(binPath, "restore", "--db", db, copyPath)
+	restore.Env = cleanEnv()
+	out, err = restore.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "locks dropped; every fencing counter (accounts: 1) is now at least ") {
+		t.Fatalf("restore: %v: %s", err, out)
+	}
+
+	q := startServer(t, db)
+	if r := call(t, "GET", q.base+"/locks/held", admin, ""); r.status != 200 || r.body["status"] != "free" {
+		t.Fatalf("held after the restore: %d %v; want free (the backup's locks are dropped)", r.status, r.body)
+	}
+	again := call(t, "POST", q.base+"/locks/after-0/acquire", admin, "")
+	if again.status != 200 {
+		t.Fatalf("acquire after the restore: %d %v", again.status, again.body)
+	}
+	if f := fence(t, again); f <= maxFence || f < time.Now().Add(-time.Hour).UnixMicro() {
+		t.Fatalf("first fencing token after the restore: %d; want above %d, the highest of the lost database, and at least the floor", f, maxFence)
+	}
+	if out := q.finalStdout(); tokenRE.MatchString(out) {
+		t.Fatalf("the restored server printed a new admin token; stdout:\n%s", out)
+	}
+}

@@ -57,12 +57,17 @@ const usage = `usage:
                                      revoke a token (read from stdin when absent or "-")
   octostore token revoke [store flags] --account ID
                                      revoke every token of an account
+  octostore backup [--db FILE] COPY  write a consistent copy of the SQLite database to the new file COPY,
+                                     also while the server runs
+  octostore restore [--db FILE] [--fence-floor N] COPY
+                                     make the database FILE (which must not exist) from COPY, with
+                                     every lock dropped and fencing tokens going on above N
   octostore bench [--target T] [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
                                      load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version
 
-Run "octostore serve -h", "octostore token create -h", "octostore token revoke -h"
-or "octostore bench -h" for the flags.
+Run "octostore serve -h", "octostore token create -h", "octostore token revoke -h",
+"octostore backup -h", "octostore restore -h" or "octostore bench -h" for the flags.
 `
 
 // usageError is a command line that the flag package refused. The flag
@@ -118,6 +123,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("token: unknown subcommand %q (want create or revoke)", args[0])
+	case "backup":
+		return backupCmd(ctx, args, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, args, stdout, stderr)
 	case "bench":
 		return bench(ctx, args, stdout, stderr)
 	case "version":

@@ -1,0 +1,286 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// MaxFenceFloor is the largest fencing floor Restore accepts: far above any
+// counter an account can reach by counting (one a microsecond for a
+// century is ≈ 3.2e15), and far enough below the 64-bit limit that
+// counting on from it never overflows.
+const MaxFenceFloor = int64(1) << 62
+
+// backupBusyTimeout is how long Backup and Restore wait for a lock that
+// another process (a running server's writer) holds on a file.
+const backupBusyTimeout = 5 * time.Second
+
+// Backup writes a consistent copy of the OctoStore database at src to the
+// new file dst, and returns its size in bytes. Servers may go on using src
+// meanwhile: the copy is one read transaction (SQLite's VACUUM INTO), so
+// it holds every write acknowledged before it began and none of the ones
+// after, and it does not stop the writer. The copy is written next to dst
+// under a temporary name, fsync'd, and only then given the name dst, so
+// dst is either absent or a whole copy, also after a crash.
+//
+// Backup never changes src and never overwrites: dst must not exist, and
+// src must be an existing OctoStore database (one with a schema version),
+// or the error says which is not so. A src that a writer holds locked for
+// longer than 5 s is an error wrapping lockcore.ErrUnavailable.
+func Backup(ctx context.Context, src, dst string) (int64, error) {
+	if err := mustNotExist(dst, "backup"); err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(src); err != nil {
+		return 0, fmt.Errorf("sqlitestore: backup: %w", err)
+	}
+	// mode=rw: never create src, and no journal_mode pragma, which would
+	// convert a database that is not in WAL mode.
+	db, err := sql.Open("sqlite", fileURI(src, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")"))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: backup: open %s: %w", src, err)
+	}
+	defer db.Close()
+	if err := checkOctoStore(ctx, db, src); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: backup: %w", err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpName)
+	// VACUUM INTO accepts an empty file as its target.
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
+		return 0, translate("backup "+src, err)
+	}
+	return publish(tmpName, dst, "backup")
+}
+
+// RestoreResult says what Restore changed in the copy it made.
+type RestoreResult struct {
+	// LocksDropped is the number of lock rows the backup held (expired
+	// ones included), none of which the restored database keeps.
+	LocksDropped int64
+	// Accounts is the number of accounts whose fencing counter is now at
+	// least Floor.
+	Accounts int64
+	// Floor is the floor the counters were raised to.
+	Floor int64
+}
+
+// Restore makes the database dst, which must not exist, from a copy that
+// Backup wrote, so that a server started on dst keeps the fencing promise:
+// every fencing token it hands out is greater than every token handed out
+// for the same account before, also the ones the database behind the
+// backup issued after the backup was taken. To that end it
+//   - drops every lock of the backup: their holders may have released
+//     them since, and others taken them with later tokens; after the
+//     restore they are free, and a new lease gets a new, larger token;
+//   - raises the fencing counter of every account (also those with no
+//     counter yet) to at least floor, which must be greater than every
+//     token issued since the backup was taken. The caller picks it; the
+//     command line's default is the current Unix time in microseconds,
+//     which an account's counter cannot outrun on this store.
+//
+// Tokens and accounts are kept as the backup has them, and the schema is
+// brought up to date. The result is written under a temporary name next
+// to dst, fsync'd and then named dst, so dst is never a half-made
+// database. Restore refuses (changing nothing) a dst that exists, a dst
+// with a -wal, -shm or -journal file left next to it (SQLite would replay
+// a stale log into the restored file), a backup with a -wal file next to
+// it (a live database, whose latest writes that file holds), a file that
+// is not an OctoStore database, and a floor outside 1..MaxFenceFloor.
+func Restore(ctx context.Context, backup, dst string, floor int64) (RestoreResult, error) {
+	if floor < 1 || floor > MaxFenceFloor {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: fencing floor must be from 1 to %d (got %d)", MaxFenceFloor, floor)
+	}
+	for _, p := range []string{dst, dst + "-wal", dst + "-shm", dst + "-journal"} {
+		if err := mustNotExist(p, "restore"); err != nil {
+			return RestoreResult{}, err
+		}
+	}
+	if _, err := os.Stat(backup + "-wal"); err == nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -wal file next to it: it is a database in use, not a backup (make one with Backup)", backup)
+	}
+	in, err := os.Open(backup)
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".restoring-*")
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			os.Remove(tmpName + suffix)
+		}
+	}()
+	_, err = io.Copy(tmp, in)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+	}
+	res, err := prepareRestored(ctx, tmpName, backup, floor)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	if _, err := publish(tmpName, dst, "restore"); err != nil {
+		return RestoreResult{}, err
+	}
+	return res, nil
+}
+
+// prepareRestored applies Restore's changes to the copy at path, in one
+// transaction, and leaves it a self-contained file (rollback journal, no
+// -wal) so that it can be renamed.
+func prepareRestored(ctx context.Context, path, backup string, floor int64) (RestoreResult, error) {
+	db, err := sql.Open("sqlite", fileURI(path, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"))
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if err := checkOctoStore(ctx, db, backup); err != nil {
+		return RestoreResult{}, err
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return RestoreResult{}, translate("restore", err)
+	}
+	defer c.Close()
+	if err := migrate(ctx, c); err != nil {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore %s: %w", backup, err)
+	}
+	res := RestoreResult{Floor: floor}
+	err = func() (err error) {
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				_, _ = c.ExecContext(context.Background(), "ROLLBACK")
+			}
+		}()
+		r, err := c.ExecContext(ctx, "DELETE FROM locks")
+		if err != nil {
+			return err
+		}
+		if res.LocksDropped, err = r.RowsAffected(); err != nil {
+			return err
+		}
+		// A counter for every account that has none yet ("WHERE true" tells
+		// the parser that ON CONFLICT belongs to the insert, not to a join),
+		// then every counter raised to the floor.
+		if _, err := c.ExecContext(ctx, `INSERT INTO fences(account_id, fence) SELECT id, ?1 FROM accounts WHERE true
+			ON CONFLICT(account_id) DO NOTHING`, floor); err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, "UPDATE fences SET fence = max(fence, ?1)", floor); err != nil {
+			return err
+		}
+		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM accounts").Scan(&res.Accounts); err != nil {
+			return err
+		}
+		_, err = c.ExecContext(ctx, "COMMIT")
+		return err
+	}()
+	if err != nil {
+		return RestoreResult{}, translate("restore "+backup, err)
+	}
+	// Fold any write-ahead log into the file and stop using one, so the
+	// file alone is the database when it is renamed.
+	var mode string
+	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode); err != nil {
+		return RestoreResult{}, translate("restore "+backup, err)
+	}
+	if mode != "delete" {
+		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: could not leave WAL mode (journal mode %q)", mode)
+	}
+	return res, nil
+}
+
+// checkOctoStore returns an error unless db (opened from path) answers as
+// an OctoStore database: a SQLite file with a schema version and the
+// accounts table.
+func checkOctoStore(ctx context.Context, db *sql.DB, path string) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return translate("read "+path, err)
+	}
+	var tables int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('accounts', 'fences', 'locks', 'tokens')").Scan(&tables); err != nil {
+		return translate("read "+path, err)
+	}
+	if version < 1 || tables != 4 {
+		return fmt.Errorf("sqlitestore: %s is not an OctoStore database (schema version %d, %d of its 4 tables)", path, version, tables)
+	}
+	return nil
+}
+
+// mustNotExist returns an error naming path when something is there.
+func mustNotExist(path, what string) error {
+	_, err := os.Lstat(path)
+	switch {
+	case err == nil:
+		return fmt.Errorf("sqlitestore: %s: %s exists; it is never overwritten (move it aside, or choose another name)", what, path)
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	default:
+		return fmt.Errorf("sqlitestore: %s: %w", what, err)
+	}
+}
+
+// publish fsyncs the finished file tmp, gives it the name dst (failing if
+// dst appeared meanwhile), fsyncs the directory so the name survives a
+// crash, and returns the file's size. tmp is left for the caller to remove.
+func publish(tmp, dst, what string) (int64, error) {
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: %s: %w", what, err)
+	}
+	err = f.Sync()
+	fi, serr := f.Stat()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: %s: %w", what, err)
+	}
+	if err := os.Link(tmp, dst); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return 0, mustNotExist(dst, what)
+		}
+		return 0, fmt.Errorf("sqlitestore: %s: %w", what, err)
+	}
+	d, err := os.Open(filepath.Dir(dst))
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: %s: sync the directory of %s: %w", what, dst, err)
+	}
+	return fi.Size(), nil
+}
+
+// fileURI returns the driver's file: URI for path with the query q.
+func fileURI(path, q string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q
+}

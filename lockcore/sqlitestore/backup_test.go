@@ -1,0 +1,394 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+)
+
+// acquireFence acquires name for acct with a fresh lease and returns the
+// fencing token, failing the test unless the lock was taken.
+func acquireFence(t *testing.T, s lockcore.Store, acct, name string) int64 {
+	t.Helper()
+	r, err := s.Acquire(context.Background(), acct, name, opts(lockcore.NewLeaseID()))
+	if err != nil || !r.Acquired {
+		t.Fatalf("Acquire(%s, %s): %+v, %v", acct, name, r, err)
+	}
+	return r.Lease.FencingToken
+}
+
+// TestBackupWhileWriting takes a backup while other goroutines acquire and
+// release, and checks that the copy is a whole, consistent database: it
+// passes SQLite's integrity check, opens as a store, and holds the
+// accounts, tokens, locks and counters written before the backup began.
+func TestBackupWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, sqlitestore.Options{})
+	a := mustAccount(t, s, "alice")
+	tok := mustToken(t, s, a.ID, "tok-alice")
+	for i := 0; i < 5; i++ {
+		acquireFence(t, s, a.ID, fmt.Sprintf("held-%d", i))
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			name := fmt.Sprintf("busy-%d", g)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				lease := lockcore.NewLeaseID()
+				r, err := s.Acquire(ctx, a.ID, name, opts(lease))
+				if err == nil && r.Acquired {
+					err = s.Release(ctx, a.ID, name, lease)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	out := filepath.Join(dir, "copy.db")
+	size, err := sqlitestore.Backup(ctx, s.path, out)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a write during the backup failed: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() != size || size == 0 {
+		t.Fatalf("the copy: %v, %v; want %d bytes", fi, err, size)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".copy.db.partial-*")); len(m) != 0 {
+		t.Errorf("temporary files left behind: %v", m)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+out+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check of the copy: %q, %v", check, err)
+	}
+	db.Close()
+
+	c := openAt(t, out, newFakeClock(), sqlitestore.Options{})
+	if got, err := c.AccountByToken(ctx, tok); err != nil || got.ID != a.ID {
+		t.Errorf("the copy's token: %+v, %v; want account %s", got, err, a.ID)
+	}
+	for i := 0; i < 5; i++ {
+		st, err := c.Get(ctx, a.ID, fmt.Sprintf("held-%d", i))
+		if err != nil || !st.Held || st.Lease.FencingToken != int64(i+1) {
+			t.Errorf("the copy's held-%d: %+v, %v; want held with fencing token %d", i, st, err, i+1)
+		}
+	}
+	if f := acquireFence(t, c, a.ID, "new"); f <= 5 {
+		t.Errorf("a new lease in the copy got fencing token %d; want more than the 5 issued before the backup", f)
+	}
+}
+
+// TestBackupRefuses checks the inputs Backup refuses, and that a refusal
+// writes nothing.
+func TestBackupRefuses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, sqlitestore.Options{})
+	mustAccount(t, s, "alice")
+
+	exists := filepath.Join(dir, "exists.db")
+	if err := os.WriteFile(exists, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(dir, "foreign.db")
+	fdb, err := sql.Open("sqlite", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fdb.Exec("CREATE TABLE notes(x)"); err != nil {
+		t.Fatal(err)
+	}
+	fdb.Close()
+	text := filepath.Join(dir, "text.db")
+	if err := os.WriteFile(text, []byte(strings.Repeat("not a database\n", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name, src, dst, want string
+	}{
+		{"destination exists", s.path, exists, "exists.db exists; it is never overwritten"},
+		{"no source", filepath.Join(dir, "missing.db"), filepath.Join(dir, "out1.db"), "no such file"},
+		{"not OctoStore", foreign, filepath.Join(dir, "out2.db"), "is not an OctoStore database (schema version 0, 0 of its 4 tables)"},
+		{"not SQLite", text, filepath.Join(dir, "out3.db"), "not a database"},
+		{"no such directory", s.path, filepath.Join(dir, "nodir", "out.db"), "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sqlitestore.Backup(ctx, tc.src, tc.dst)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Backup(%s, %s): %v; want an error containing %q", tc.src, tc.dst, err, tc.want)
+			}
+			if tc.dst != exists {
+				if _, err := os.Stat(tc.dst); !os.IsNotExist(err) {
+					t.Errorf("%s after a refused backup: %v; want it absent", tc.dst, err)
+				}
+			}
+		})
+	}
+	if b, err := os.ReadFile(exists); err != nil || string(b) != "keep me" {
+		t.Errorf("the existing file after the refusal: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !os.IsNotExist(err) {
+		t.Errorf("Backup created its missing source: %v", err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".partial-") {
+			left = append(left, e.Name())
+		}
+	}
+	if len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+// TestRestoreKeepsFencingTokensIncreasing is the reason Restore exists: a
+// database restored from a backup must not hand out again the fencing
+// tokens that the lost database issued after the backup. It takes a
+// backup, goes on issuing tokens (also to an account whose first lock
+// comes after the backup), restores, and checks that every new token is
+// above the floor and so above every token issued before; that the
+// backup's locks are dropped; and that tokens and accounts still work.
+func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	b := mustAccount(t, live, "bob") // no lock before the backup: no counter
+	tokA := mustToken(t, live, a.ID, "tok-alice")
+	acquireFence(t, live, a.ID, "x")
+	acquireFence(t, live, a.ID, "y")
+
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	var highest int64
+	for i := 0; i < 20; i++ {
+		highest = max(highest, acquireFence(t, live, a.ID, fmt.Sprintf("after-%d", i)))
+		highest = max(highest, acquireFence(t, live, b.ID, fmt.Sprintf("after-%d", i)))
+	}
+	if highest != 22 {
+		t.Fatalf("the live database issued up to %d; want 22", highest)
+	}
+
+	const floor = 1000
+	restored := filepath.Join(dir, "restored.db")
+	res, err := sqlitestore.Restore(ctx, backup, restored, floor)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if want := (sqlitestore.RestoreResult{LocksDropped: 2, Accounts: 2, Floor: floor}); res != want {
+		t.Errorf("Restore: %+v; want %+v", res, want)
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		if _, err := os.Stat(restored + suffix); !os.IsNotExist(err) {
+			t.Errorf("%s%s after Restore: %v; want the file alone to be the database", restored, suffix, err)
+		}
+	}
+
+	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	if got, err := r.AccountByToken(ctx, tokA); err != nil || got.ID != a.ID {
+		t.Errorf("the restored token: %+v, %v; want account %s", got, err, a.ID)
+	}
+	for _, acct := range []string{a.ID, b.ID} {
+		if l, err := r.List(ctx, acct); err != nil || len(l) != 0 {
+			t.Errorf("List(%s) after Restore: %+v, %v; want no locks", acct, l, err)
+		}
+	}
+	if st, err := r.Get(ctx, a.ID, "x"); err != nil || st.Held {
+		t.Errorf("x after Restore: %+v, %v; want free", st, err)
+	}
+	if f := acquireFence(t, r, a.ID, "x"); f != floor+1 {
+		t.Errorf("alice's first token after Restore: %d; want %d", f, floor+1)
+	}
+	if f := acquireFence(t, r, b.ID, "x"); f != floor+1 {
+		t.Errorf("bob's first token after Restore: %d; want %d (bob had no counter in the backup)", f, floor+1)
+	}
+	c := mustAccount(t, r, "carol")
+	if f := acquireFence(t, r, c.ID, "x"); f != 1 {
+		t.Errorf("a new account's first token: %d; want 1", f)
+	}
+}
+
+// TestRestoreKeepsHigherCounters checks that a floor below an account's
+// counter leaves the counter where it is: Restore only raises.
+func TestRestoreKeepsHigherCounters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	for i := 0; i < 7; i++ {
+		acquireFence(t, live, a.ID, fmt.Sprintf("l%d", i))
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(dir, "restored.db")
+	if _, err := sqlitestore.Restore(ctx, backup, restored, 3); err != nil {
+		t.Fatal(err)
+	}
+	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	if f := acquireFence(t, r, a.ID, "x"); f != 8 {
+		t.Errorf("first token after Restore with a floor of 3 over a counter of 7: %d; want 8", f)
+	}
+}
+
+// TestRestoreRefuses checks every input Restore refuses, and that a
+// refusal leaves no database (and no temporary file) behind.
+func TestRestoreRefuses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	mustAccount(t, live, "alice")
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatal(err)
+	}
+	exists := filepath.Join(dir, "exists.db")
+	if err := os.WriteFile(exists, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staleWAL := filepath.Join(dir, "stale.db")
+	if err := os.WriteFile(staleWAL+"-wal", []byte("old log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(dir, "foreign.db")
+	fdb, err := sql.Open("sqlite", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fdb.Exec("CREATE TABLE notes(x)"); err != nil {
+		t.Fatal(err)
+	}
+	fdb.Close()
+	newer := filepath.Join(dir, "newer.db")
+	copyFile(t, backup, newer)
+	ndb, err := sql.Open("sqlite", newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ndb.Exec("PRAGMA user_version = 999"); err != nil {
+		t.Fatal(err)
+	}
+	ndb.Close()
+
+	out := func(n string) string { return filepath.Join(dir, n) }
+	for _, tc := range []struct {
+		name, backup, dst string
+		floor             int64
+		want              string
+	}{
+		{"destination exists", backup, exists, 10, "exists.db exists; it is never overwritten"},
+		{"stale log at the destination", backup, staleWAL, 10, "stale.db-wal exists"},
+		{"live database as the backup", live.path, out("o1.db"), 10, "has a -wal file next to it: it is a database in use"},
+		{"no backup", out("missing.db"), out("o2.db"), 10, "no such file"},
+		{"not OctoStore", foreign, out("o3.db"), 10, "is not an OctoStore database"},
+		{"newer schema", newer, out("o4.db"), 10, "schema version 999 is newer than this program's"},
+		{"floor 0", backup, out("o5.db"), 0, "fencing floor must be from 1 to 4611686018427387904 (got 0)"},
+		{"floor too high", backup, out("o6.db"), sqlitestore.MaxFenceFloor + 1, "(got 4611686018427387905)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sqlitestore.Restore(ctx, tc.backup, tc.dst, tc.floor)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Restore(%s, %s, %d): %v; want an error containing %q", tc.backup, tc.dst, tc.floor, err, tc.want)
+			}
+			if tc.dst != exists {
+				if _, err := os.Stat(tc.dst); !os.IsNotExist(err) {
+					t.Errorf("%s after a refused restore: %v; want it absent", tc.dst, err)
+				}
+			}
+		})
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".restoring-") {
+			left = append(left, e.Name())
+		}
+	}
+	if len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+// TestRestoreFromACopiedFile restores from a plain copy of a database
+// whose server had stopped (the other way to take a backup). Such a file
+// is in WAL mode; Restore must leave one that is whole on its own, in
+// rollback-journal mode (header bytes 18 and 19 are 1), so that renaming
+// it loses nothing.
+func TestRestoreFromACopiedFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.db")
+	live, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := live.EnsureAccount(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquireFence(t, live, a.ID, "x")
+	if err := live.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "copy.db")
+	copyFile(t, path, backup)
+	if h := header(t, backup); h[18] != 2 || h[19] != 2 {
+		t.Fatalf("the copied file's header bytes 18, 19: %d, %d; want 2, 2 (WAL mode)", h[18], h[19])
+	}
+	restored := filepath.Join(dir, "restored.db")
+	if _, err := sqlitestore.Restore(ctx, backup, restored, 50); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if h := header(t, restored); h[18] != 1 || h[19] != 1 {
+		t.Errorf("the restored file's header bytes 18, 19: %d, %d; want 1, 1 (rollback journal)", h[18], h[19])
+	}
+	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	if f := acquireFence(t, r, a.ID, "x"); f != 51 {
+		t.Errorf("first token after Restore: %d; want 51", f)
+	}
+}
+
+// header returns the first 100 bytes of the SQLite file at path.
+func header(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 100 {
+		t.Fatalf("read %s: %d bytes, %v", path, len(b), err)
+	}
+	return b[:100]
+}
