@@ -101,3 +101,22 @@ const TimeFormat = "2006-01-02T15:04:05.000Z"
 
 // FormatTime renders t in the contract's layout.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// MaxFenceFloor is the largest fencing floor a restore accepts: far above
+// any counter an account can reach by counting (one a microsecond for a
+// century is ≈ 3.2e15), and far enough below the 64-bit limit that
+// counting on from it never overflows.
+const MaxFenceFloor = int64(1) << 62
+
+// RestoreResult says what a store's restore changed (see
+// sqlitestore.Restore and redisstore.Store.PrepareRestored).
+type RestoreResult struct {
+	// LocksDropped is the number of locks dropped (expired ones not yet
+	// cleaned up included): after a restore no lock is held.
+	LocksDropped int64
+	// Accounts is the number of accounts whose fencing counter is now at
+	// least Floor.
+	Accounts int64
+	// Floor is the floor the counters were raised to.
+	Floor int64
+}

@@ -79,3 +79,11 @@ const NotProved = -1
 // TombstonePrefix starts the value rotate.lua leaves under a retired token
 // key; a token key holding such a value is an unknown token.
 const TombstonePrefix = "rotated:"
+
+// Restore is restore.lua: after Redis was restored from a snapshot, raise
+// one account's fencing counter to at least a floor (never lowering it),
+// delete its held-locks index and the lock hashes it is given, and answer
+// how many of those existed.
+//
+//go:embed restore.lua
+var Restore string

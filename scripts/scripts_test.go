@@ -21,6 +21,7 @@ var exported = map[string]string{
 	"account.lua": scripts.Account,
 	"rotate.lua":  scripts.Rotate,
 	"revoke.lua":  scripts.Revoke,
+	"restore.lua": scripts.Restore,
 }
 
 var argRef = regexp.MustCompile(`(KEYS|ARGV)\[(\d+)\]`)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
 
@@ -50,26 +52,24 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-// restoreCmd makes a new SQLite database from a backup, with every lock
-// dropped and every account's fencing counter raised to at least the
-// floor, by default the current Unix time in microseconds
-// (sqlitestore.Restore).
+// restoreCmd prepares a restored store so that it keeps the fencing
+// promise: every lock dropped and every account's fencing counter raised
+// to at least the floor, by default the current Unix time in
+// microseconds. It works on the store serve would use: on SQLite it makes
+// the database --db from a backup file (sqlitestore.Restore); on Redis,
+// which loads its own snapshot, it takes no file and prepares the data in
+// place (redisstore.Store.PrepareRestored).
 func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file to make; it must not exist (env OCTOSTORE_DB)")
+	var sf storeFlags
+	sf.register(fs)
 	floor := fs.Int64("fence-floor", 0, "raise every account's fencing counter to at least this; it must be above every fencing token issued since the backup (default: the current Unix time in microseconds)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("restore: want one argument, the backup file (got %d; the flags go before it)", fs.NArg())
-	}
-	if err := sqliteOnly(fs, "restore"); err != nil {
-		return err
-	}
-	if *db == "" {
-		return errors.New("restore: --db (env OCTOSTORE_DB) is empty: name the SQLite database file to make")
+	if err := sf.resolve(); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	f := *floor
 	given := false
@@ -77,11 +77,38 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !given {
 		f = time.Now().UnixMicro()
 	}
-	res, err := sqlitestore.Restore(ctx, fs.Arg(0), *db, f)
+	if sf.redisURL != "" {
+		if fs.NArg() != 0 {
+			return fmt.Errorf("restore: with Redis, load the snapshot into Redis its own way first; restore then takes no file (got %d arguments)", fs.NArg())
+		}
+		st, _, err := sf.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		rs, ok := st.(*redisstore.Store)
+		if !ok {
+			return fmt.Errorf("restore: the store is %T, not Redis", st)
+		}
+		res, err := rs.PrepareRestored(ctx, f)
+		if err != nil {
+			return err
+		}
+		return printRestored(stdout, "Redis (prefix "+rs.Prefix()+")", res)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("restore: want one argument, the backup file (got %d; the flags go before it)", fs.NArg())
+	}
+	res, err := sqlitestore.Restore(ctx, fs.Arg(0), sf.db, f)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "restored %s to %s: %d locks dropped; every fencing counter (accounts: %d) is now at least %d\n",
-		fs.Arg(0), *db, res.LocksDropped, res.Accounts, res.Floor)
+	return printRestored(stdout, fs.Arg(0)+" to "+sf.db, res)
+}
+
+// printRestored writes restore's one line of output.
+func printRestored(w io.Writer, what string, res lockcore.RestoreResult) error {
+	_, err := fmt.Fprintf(w, "restored %s: %d locks dropped; every fencing counter (accounts: %d) is now at least %d\n",
+		what, res.LocksDropped, res.Accounts, res.Floor)
 	return err
 }

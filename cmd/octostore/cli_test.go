@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
 
@@ -502,7 +504,9 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 		{"restore over the live database", []string{"restore", "--db", db, copyPath}, nil, "live.db exists; it is never overwritten"},
 		{"restore with floor 0", []string{"restore", "--db", filepath.Join(dir, "r2.db"), "--fence-floor", "0", copyPath}, nil, "fencing floor must be from 1"},
 		{"restore with a negative floor", []string{"restore", "--db", filepath.Join(dir, "r3.db"), "--fence-floor", "-5", copyPath}, nil, "(got -5)"},
-		{"restore with REDIS_URL set", []string{"restore", copyPath}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "REDIS_URL is set"},
+		{"restore of a file with REDIS_URL set", []string{"restore", copyPath}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "with Redis, load the snapshot into Redis its own way first; restore then takes no file (got 1 arguments)"},
+		{"restore with --db and --redis-url", []string{"restore", "--db", filepath.Join(dir, "r5.db"), "--redis-url", "redis://127.0.0.1:1", copyPath}, nil, "choose one store"},
+		{"restore on a Redis that is not there", []string{"restore", "--redis-url", "redis://127.0.0.1:1", "--op-timeout", "200ms"}, nil, "open redis store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -514,7 +518,7 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 			}
 		})
 	}
-	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db"} {
+	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db", "r5.db"} {
 		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
 			t.Errorf("%s after a refused command: %v; want it absent", n, err)
 		}
@@ -525,5 +529,48 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 	if err := run(context.Background(), []string{"restore", "--db", filepath.Join(dir, "r4.db"), "--fence-floor", "77", copyPath}, strings.NewReader(""), &out, &errOut); err != nil ||
 		!strings.HasSuffix(out.String(), "is now at least 77\n") {
 		t.Fatalf("restore with --db and REDIS_URL set: %q, %v", out.String(), err)
+	}
+}
+
+// TestRestoreRedis runs restore on a real redis-server, as after loading
+// an older snapshot: with REDIS_URL set it takes no file, drops the locks
+// and raises the counters under the store's prefix.
+func TestRestoreRedis(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	t.Setenv("REDIS_URL", srv.URL())
+	t.Setenv("OCTOSTORE_REDIS_PREFIX", "rs:")
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"token", "create", "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	st, err := redisstore.Open(ctx, redisstore.Config{URL: srv.URL(), Prefix: "rs:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, err := st.AccountByToken(ctx, lockcore.HashToken(strings.TrimSpace(out.String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquire := func() int64 {
+		t.Helper()
+		r, err := st.Acquire(ctx, acct.ID, "x", lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 100})
+		if err != nil || !r.Acquired {
+			t.Fatalf("Acquire: %+v, %v", r, err)
+		}
+		return r.Lease.FencingToken
+	}
+	acquire()
+
+	out.Reset()
+	if err := run(ctx, []string{"restore", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if want := "restored Redis (prefix rs:): 1 locks dropped; every fencing counter (accounts: 1) is now at least 500\n"; out.String() != want {
+		t.Fatalf("restore: stdout %q; want %q", out.String(), want)
+	}
+	if f := acquire(); f != 501 {
+		t.Errorf("first token after restore: %d; want 501", f)
 	}
 }

@@ -48,19 +48,20 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.opTimeout, "op-timeout", envDuration("OCTOSTORE_OP_TIMEOUT", 3*time.Second), "timeout of one store operation (env OCTOSTORE_OP_TIMEOUT)")
 }
 
-// open opens the configured store and returns it with its name for /health.
-// A store setting from the environment that does not parse is an error.
-func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
+// resolve checks the store settings and settles which store they name:
+// afterwards s.redisURL is empty exactly when the store is SQLite. A store
+// setting from the environment that does not parse is an error.
+func (s *storeFlags) resolve() error {
 	if err := checkStoreEnv(); err != nil {
-		return nil, "", err
+		return err
 	}
 	if s.opTimeout <= 0 {
-		return nil, "", fmt.Errorf("--op-timeout (env OCTOSTORE_OP_TIMEOUT) must be positive (got %v)", s.opTimeout)
+		return fmt.Errorf("--op-timeout (env OCTOSTORE_OP_TIMEOUT) must be positive (got %v)", s.opTimeout)
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if given["db"] && given["redis-url"] {
-		return nil, "", fmt.Errorf("--db and --redis-url both given: choose one store")
+		return fmt.Errorf("--db and --redis-url both given: choose one store")
 	}
 	if given["db"] {
 		// The command line asks for SQLite: Redis settings that come only
@@ -69,6 +70,21 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 		if !given["redis-cluster"] {
 			s.redisCluster = false
 		}
+	}
+	if s.redisURL == "" && s.redisCluster {
+		return fmt.Errorf("--redis-cluster (env REDIS_CLUSTER) needs --redis-url (env REDIS_URL)")
+	}
+	if s.redisURL == "" && s.db == "" {
+		return errors.New("--db (env OCTOSTORE_DB) is empty: name the SQLite database file")
+	}
+	return nil
+}
+
+// open opens the configured store (see resolve) and returns it with its
+// name for /health.
+func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
+	if err := s.resolve(); err != nil {
+		return nil, "", err
 	}
 	if s.redisURL != "" {
 		// Process-wide: the last store opened in a process wins.
@@ -82,12 +98,6 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 			return nil, "", fmt.Errorf("open redis store: %w", err)
 		}
 		return st, "redis", nil
-	}
-	if s.redisCluster {
-		return nil, "", fmt.Errorf("--redis-cluster (env REDIS_CLUSTER) needs --redis-url (env REDIS_URL)")
-	}
-	if s.db == "" {
-		return nil, "", errors.New("--db (env OCTOSTORE_DB) is empty: name the SQLite database file")
 	}
 	_, err := os.Stat(s.db)
 	missing := errors.Is(err, os.ErrNotExist)

@@ -62,6 +62,8 @@ const usage = `usage:
   octostore restore [--db FILE] [--fence-floor N] COPY
                                      make the database FILE (which must not exist) from COPY, with
                                      every lock dropped and fencing tokens going on above N
+  octostore restore --redis-url URL [--fence-floor N]
+                                     the same, in place, for a Redis restored from a snapshot
   octostore bench [--target T] [--url URL] [--clients 32] [--duration 10s] [--contended] [--json]
                                      load a server (or etcd, or Redis) with acquire+release cycles
   octostore version                  print the version

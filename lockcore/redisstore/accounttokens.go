@@ -159,13 +159,18 @@ func (s *Store) sweep(ctx context.Context, accountID string) (int, error) {
 			cursor = next
 		}
 	}
-	var err error
-	if cc, ok := s.client.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.client)
-	}
+	err := s.eachNode(ctx, scan)
 	return int(revoked.Load()), err
+}
+
+// eachNode calls fn with the client of each node that holds keys: the one
+// server, or every master of a Cluster (at the same time, so fn must be
+// safe for concurrent use).
+func (s *Store) eachNode(ctx context.Context, fn func(ctx context.Context, c redis.Cmdable) error) error {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, s.client)
 }
 
 // parseHash reads a token hash written in hex.

@@ -388,6 +388,9 @@ func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, 
 
 // Key layout. Every key of an account carries the hash tag {a:ID}.
 
+// Prefix returns the key prefix that every key of the store starts with.
+func (s *Store) Prefix() string { return s.prefix }
+
 func (s *Store) tag(accountID string) string     { return s.prefix + "{a:" + accountID + "}" }
 func (s *Store) lockKey(tag, name string) string { return tag + ":lock:" + name }
 func (s *Store) accountKey(id string) string     { return s.tag(id) + ":account" }

@@ -11,13 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-)
 
-// MaxFenceFloor is the largest fencing floor Restore accepts: far above any
-// counter an account can reach by counting (one a microsecond for a
-// century is ≈ 3.2e15), and far enough below the 64-bit limit that
-// counting on from it never overflows.
-const MaxFenceFloor = int64(1) << 62
+	"github.com/octostore/octostore/lockcore"
+)
 
 // backupBusyTimeout is how long Backup and Restore wait for a lock that
 // another process (a running server's writer) holds on a file.
@@ -66,18 +62,6 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 	return publish(tmpName, dst, "backup")
 }
 
-// RestoreResult says what Restore changed in the copy it made.
-type RestoreResult struct {
-	// LocksDropped is the number of lock rows the backup held (expired
-	// ones included), none of which the restored database keeps.
-	LocksDropped int64
-	// Accounts is the number of accounts whose fencing counter is now at
-	// least Floor.
-	Accounts int64
-	// Floor is the floor the counters were raised to.
-	Floor int64
-}
-
 // Restore makes the database dst, which must not exist, from a copy that
 // Backup wrote, so that a server started on dst keeps the fencing promise:
 // every fencing token it hands out is greater than every token handed out
@@ -99,27 +83,27 @@ type RestoreResult struct {
 // with a -wal, -shm or -journal file left next to it (SQLite would replay
 // a stale log into the restored file), a backup with a -wal file next to
 // it (a live database, whose latest writes that file holds), a file that
-// is not an OctoStore database, and a floor outside 1..MaxFenceFloor.
-func Restore(ctx context.Context, backup, dst string, floor int64) (RestoreResult, error) {
-	if floor < 1 || floor > MaxFenceFloor {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: fencing floor must be from 1 to %d (got %d)", MaxFenceFloor, floor)
+// is not an OctoStore database, and a floor outside 1..lockcore.MaxFenceFloor.
+func Restore(ctx context.Context, backup, dst string, floor int64) (lockcore.RestoreResult, error) {
+	if floor < 1 || floor > lockcore.MaxFenceFloor {
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: fencing floor must be from 1 to %d (got %d)", lockcore.MaxFenceFloor, floor)
 	}
 	for _, p := range []string{dst, dst + "-wal", dst + "-shm", dst + "-journal"} {
 		if err := mustNotExist(p, "restore"); err != nil {
-			return RestoreResult{}, err
+			return lockcore.RestoreResult{}, err
 		}
 	}
 	if _, err := os.Stat(backup + "-wal"); err == nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -wal file next to it: it is a database in use, not a backup (make one with Backup)", backup)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -wal file next to it: it is a database in use, not a backup (make one with Backup)", backup)
 	}
 	in, err := os.Open(backup)
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
 	defer in.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".restoring-*")
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
 	tmpName := tmp.Name()
 	defer func() {
@@ -132,14 +116,14 @@ func Restore(ctx context.Context, backup, dst string, floor int64) (RestoreResul
 		err = cerr
 	}
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
 	res, err := prepareRestored(ctx, tmpName, backup, floor)
 	if err != nil {
-		return RestoreResult{}, err
+		return lockcore.RestoreResult{}, err
 	}
 	if _, err := publish(tmpName, dst, "restore"); err != nil {
-		return RestoreResult{}, err
+		return lockcore.RestoreResult{}, err
 	}
 	return res, nil
 }
@@ -147,25 +131,25 @@ func Restore(ctx context.Context, backup, dst string, floor int64) (RestoreResul
 // prepareRestored applies Restore's changes to the copy at path, in one
 // transaction, and leaves it a self-contained file (rollback journal, no
 // -wal) so that it can be renamed.
-func prepareRestored(ctx context.Context, path, backup string, floor int64) (RestoreResult, error) {
+func prepareRestored(ctx context.Context, path, backup string, floor int64) (lockcore.RestoreResult, error) {
 	db, err := sql.Open("sqlite", fileURI(path, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"))
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if err := checkOctoStore(ctx, db, backup); err != nil {
-		return RestoreResult{}, err
+		return lockcore.RestoreResult{}, err
 	}
 	c, err := db.Conn(ctx)
 	if err != nil {
-		return RestoreResult{}, translate("restore", err)
+		return lockcore.RestoreResult{}, translate("restore", err)
 	}
 	defer c.Close()
 	if err := migrate(ctx, c); err != nil {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore %s: %w", backup, err)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore %s: %w", backup, err)
 	}
-	res := RestoreResult{Floor: floor}
+	res := lockcore.RestoreResult{Floor: floor}
 	err = func() (err error) {
 		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			return err
@@ -199,16 +183,16 @@ func prepareRestored(ctx context.Context, path, backup string, floor int64) (Res
 		return err
 	}()
 	if err != nil {
-		return RestoreResult{}, translate("restore "+backup, err)
+		return lockcore.RestoreResult{}, translate("restore "+backup, err)
 	}
 	// Fold any write-ahead log into the file and stop using one, so the
 	// file alone is the database when it is renamed.
 	var mode string
 	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode); err != nil {
-		return RestoreResult{}, translate("restore "+backup, err)
+		return lockcore.RestoreResult{}, translate("restore "+backup, err)
 	}
 	if mode != "delete" {
-		return RestoreResult{}, fmt.Errorf("sqlitestore: restore: could not leave WAL mode (journal mode %q)", mode)
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: could not leave WAL mode (journal mode %q)", mode)
 	}
 	return res, nil
 }

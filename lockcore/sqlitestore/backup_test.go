@@ -79,9 +79,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if fi, err := os.Stat(out); err != nil || fi.Size() != size || size == 0 {
 		t.Fatalf("the copy: %v, %v; want %d bytes", fi, err, size)
 	}
-	if m, _ := filepath.Glob(filepath.Join(dir, ".copy.db.partial-*")); len(m) != 0 {
-		t.Errorf("temporary files left behind: %v", m)
-	}
+	noTempFiles(t, dir, ".partial-")
 
 	db, err := sql.Open("sqlite", "file:"+out+"?mode=ro")
 	if err != nil {
@@ -120,15 +118,7 @@ func TestBackupRefuses(t *testing.T) {
 	if err := os.WriteFile(exists, []byte("keep me"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	foreign := filepath.Join(dir, "foreign.db")
-	fdb, err := sql.Open("sqlite", foreign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fdb.Exec("CREATE TABLE notes(x)"); err != nil {
-		t.Fatal(err)
-	}
-	fdb.Close()
+	foreign := foreignDB(t, filepath.Join(dir, "foreign.db"))
 	text := filepath.Join(dir, "text.db")
 	if err := os.WriteFile(text, []byte(strings.Repeat("not a database\n", 100)), 0o600); err != nil {
 		t.Fatal(err)
@@ -161,16 +151,7 @@ func TestBackupRefuses(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !os.IsNotExist(err) {
 		t.Errorf("Backup created its missing source: %v", err)
 	}
-	var left []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.Contains(e.Name(), ".partial-") {
-			left = append(left, e.Name())
-		}
-	}
-	if len(left) != 0 {
-		t.Errorf("temporary files left behind: %v", left)
-	}
+	noTempFiles(t, dir, ".partial-")
 }
 
 // TestRestoreKeepsFencingTokensIncreasing is the reason Restore exists: a
@@ -209,7 +190,7 @@ func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	if want := (sqlitestore.RestoreResult{LocksDropped: 2, Accounts: 2, Floor: floor}); res != want {
+	if want := (lockcore.RestoreResult{LocksDropped: 2, Accounts: 2, Floor: floor}); res != want {
 		t.Errorf("Restore: %+v; want %+v", res, want)
 	}
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
@@ -285,15 +266,7 @@ func TestRestoreRefuses(t *testing.T) {
 	if err := os.WriteFile(staleWAL+"-wal", []byte("old log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	foreign := filepath.Join(dir, "foreign.db")
-	fdb, err := sql.Open("sqlite", foreign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fdb.Exec("CREATE TABLE notes(x)"); err != nil {
-		t.Fatal(err)
-	}
-	fdb.Close()
+	foreign := foreignDB(t, filepath.Join(dir, "foreign.db"))
 	newer := filepath.Join(dir, "newer.db")
 	copyFile(t, backup, newer)
 	ndb, err := sql.Open("sqlite", newer)
@@ -318,7 +291,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"not OctoStore", foreign, out("o3.db"), 10, "is not an OctoStore database"},
 		{"newer schema", newer, out("o4.db"), 10, "schema version 999 is newer than this program's"},
 		{"floor 0", backup, out("o5.db"), 0, "fencing floor must be from 1 to 4611686018427387904 (got 0)"},
-		{"floor too high", backup, out("o6.db"), sqlitestore.MaxFenceFloor + 1, "(got 4611686018427387905)"},
+		{"floor too high", backup, out("o6.db"), lockcore.MaxFenceFloor + 1, "(got 4611686018427387905)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlitestore.Restore(ctx, tc.backup, tc.dst, tc.floor)
@@ -332,16 +305,7 @@ func TestRestoreRefuses(t *testing.T) {
 			}
 		})
 	}
-	var left []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.Contains(e.Name(), ".restoring-") {
-			left = append(left, e.Name())
-		}
-	}
-	if len(left) != 0 {
-		t.Errorf("temporary files left behind: %v", left)
-	}
+	noTempFiles(t, dir, ".restoring-")
 }
 
 // TestRestoreFromACopiedFile restores from a plain copy of a database
@@ -391,4 +355,32 @@ func header(t *testing.T, path string) []byte {
 		t.Fatalf("read %s: %d bytes, %v", path, len(b), err)
 	}
 	return b[:100]
+}
+
+// foreignDB makes a SQLite database at path that is not OctoStore's.
+func foreignDB(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE notes(x)"); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// noTempFiles fails the test if a file whose name holds marker is in dir.
+func noTempFiles(t *testing.T, dir, marker string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), marker) {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
 }

@@ -1,0 +1,119 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/scripts"
+)
+
+var restoreScript = redis.NewScript(scripts.Restore)
+
+// restoreBatch is how many lock keys one run of restore.lua deletes at
+// most, so that an account with many expired lock hashes still left does
+// not make one long script.
+const restoreBatch = 1000
+
+// PrepareRestored makes a Redis that was restored from a snapshot (an RDB
+// file or an AOF older than the last write) safe to serve again: a server
+// started on it as it is would hand out again the fencing tokens issued
+// after the snapshot was taken. For every account under the store's prefix
+// (every account has at least its account key, which the scan finds) it
+// raises the fencing counter to at least floor, never lowering it, and it
+// deletes every lock, so that no holder from before the snapshot keeps
+// one; clients acquire again and get tokens above the floor. Accounts and
+// tokens are kept.
+//
+// floor must be from 1 to lockcore.MaxFenceFloor and greater than every
+// fencing token issued since the snapshot (the command line's default, the
+// current Unix time in microseconds, is). Run it while no server uses the
+// store: it scans every key of the prefix (on every master of a Cluster)
+// and handles one account at a time, so a lock taken meanwhile may or may
+// not survive it. Each account's step is atomic, so running it again
+// after an error is safe. Errors wrap lockcore.ErrUnavailable when Redis
+// cannot be reached.
+func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.RestoreResult, error) {
+	if floor < 1 || floor > lockcore.MaxFenceFloor {
+		return lockcore.RestoreResult{}, fmt.Errorf("redisstore: restore: fencing floor must be from 1 to %d (got %d)", lockcore.MaxFenceFloor, floor)
+	}
+	locks, err := s.scanAccounts(ctx)
+	if err != nil {
+		return lockcore.RestoreResult{}, err
+	}
+	res := lockcore.RestoreResult{Floor: floor}
+	order := make([]string, 0, len(locks))
+	for id := range locks {
+		order = append(order, id)
+	}
+	sort.Strings(order)
+	arg := strconv.FormatInt(floor, 10)
+	for _, id := range order {
+		tag := s.tag(id)
+		keys := locks[id]
+		for first := true; first || len(keys) > 0; first = false {
+			n := min(len(keys), restoreBatch)
+			octx, cancel, err := s.op(ctx)
+			if err != nil {
+				return res, err
+			}
+			dropped, err := restoreScript.Run(octx, s.client, append([]string{tag + ":fence", tag + ":held"}, keys[:n]...), arg).Int64()
+			cancel()
+			if err != nil {
+				return res, s.fail("restore", err)
+			}
+			res.LocksDropped += dropped
+			keys = keys[n:]
+		}
+		res.Accounts++
+	}
+	return res, nil
+}
+
+// scanAccounts scans every key of the prefix that belongs to an account
+// (on every master of a Cluster) and returns the account ids found, each
+// with the lock hash keys found for it.
+func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
+	head := s.prefix + "{a:"
+	pattern := globEscape(head) + "*"
+	var mu sync.Mutex
+	found := map[string][]string{}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for cursor := uint64(0); ; {
+			octx, cancel, err := s.op(ctx)
+			if err != nil {
+				return err
+			}
+			keys, next, err := c.Scan(octx, cursor, pattern, 1000).Result()
+			cancel()
+			if err != nil {
+				return s.fail("restore", err)
+			}
+			mu.Lock()
+			for _, k := range keys {
+				id, rest, ok := strings.Cut(strings.TrimPrefix(k, head), "}")
+				if !ok || checkAccountID(id) != nil {
+					continue
+				}
+				if strings.HasPrefix(rest, ":lock:") {
+					found[id] = append(found[id], k)
+				} else if _, seen := found[id]; !seen {
+					found[id] = nil
+				}
+			}
+			mu.Unlock()
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
+	}
+	err := s.eachNode(ctx, scan)
+	return found, err
+}

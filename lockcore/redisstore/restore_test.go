@@ -1,0 +1,170 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
+)
+
+// TestPrepareRestoredMiniredis runs the restore tests on miniredis.
+func TestPrepareRestoredMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	open := func(t *testing.T, prefix string) *redisstore.Store {
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true}), redisstore.Options{Prefix: prefix, OpTimeout: slowOpTimeout})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	testPrepareRestored(t, open)
+}
+
+// TestPrepareRestoredRedis runs the restore tests on a real redis-server.
+func TestPrepareRestoredRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	testPrepareRestored(t, func(t *testing.T, prefix string) *redisstore.Store {
+		return tlOpenReal(redisstore.Config{URL: srv.URL(), Prefix: prefix, OpTimeout: slowOpTimeout})(t)
+	})
+}
+
+// TestPrepareRestoredCluster runs the restore tests on a real three-master
+// Redis Cluster, whose accounts' keys are spread over the masters that the
+// scan must each visit.
+func TestPrepareRestoredCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	testPrepareRestored(t, func(t *testing.T, prefix string) *redisstore.Store {
+		return tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: prefix, OpTimeout: slowOpTimeout})(t)
+	})
+}
+
+func testPrepareRestored(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
+	t.Run("FencingGoesOnAboveTheFloor", func(t *testing.T) { testRestoredFencing(t, open) })
+	t.Run("ManyLocks", func(t *testing.T) { testRestoredManyLocks(t, open) })
+	t.Run("BadFloor", func(t *testing.T) {
+		s := open(t, nextPrefix())
+		for _, f := range []int64{0, -1, lockcore.MaxFenceFloor + 1} {
+			if _, err := s.PrepareRestored(t.Context(), f); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("fencing floor must be from 1 to %d (got %d)", lockcore.MaxFenceFloor, f)) {
+				t.Errorf("PrepareRestored(%d): %v; want the floor refused", f, err)
+			}
+		}
+	})
+}
+
+// acquireFenceRedis acquires name for acct and returns the fencing token.
+func acquireFenceRedis(t *testing.T, s lockcore.Store, acct, name string) int64 {
+	t.Helper()
+	r, err := s.Acquire(t.Context(), acct, name, acquireOpts(time.Minute))
+	if err != nil || !r.Acquired {
+		t.Fatalf("Acquire(%s, %s): %+v, %v", acct, name, r, err)
+	}
+	return r.Lease.FencingToken
+}
+
+// testRestoredFencing: after PrepareRestored every account's next token
+// is above the floor (also an account that had no counter, and one whose
+// locks were all released), no lock is held, tokens still work, another
+// prefix's data is untouched, and a second run with a lower floor lowers
+// nothing.
+func testRestoredFencing(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
+	ctx := t.Context()
+	s := open(t, nextPrefix())
+	other := open(t, nextPrefix())
+	a, b, c := account(t, s, "alice"), account(t, s, "bob"), account(t, s, "carol")
+	tok := newToken(t, s, a)
+	acquireFenceRedis(t, s, a, "x")
+	acquireFenceRedis(t, s, a, "y")
+	lease := lockcore.NewLeaseID()
+	if r, err := s.Acquire(ctx, c, "z", lockcore.AcquireOptions{LeaseID: lease, TTL: time.Minute, MaxHeld: 100}); err != nil || !r.Acquired {
+		t.Fatalf("Acquire z: %+v, %v", r, err)
+	}
+	if err := s.Release(ctx, c, "z", lease); err != nil {
+		t.Fatal(err)
+	}
+	o := account(t, other, "olga")
+	oFence := acquireFenceRedis(t, other, o, "x")
+
+	const floor = 1000
+	res, err := s.PrepareRestored(ctx, floor)
+	if err != nil {
+		t.Fatalf("PrepareRestored: %v", err)
+	}
+	if want := (lockcore.RestoreResult{LocksDropped: 2, Accounts: 3, Floor: floor}); res != want {
+		t.Errorf("PrepareRestored: %+v; want %+v", res, want)
+	}
+	if l, err := s.List(ctx, a); err != nil || len(l) != 0 {
+		t.Errorf("List after PrepareRestored: %+v, %v; want none", l, err)
+	}
+	if st, err := s.Get(ctx, a, "x"); err != nil || st.Held {
+		t.Errorf("x after PrepareRestored: %+v, %v; want free", st, err)
+	}
+	if got, err := s.AccountByToken(ctx, tok); err != nil || got.ID != a {
+		t.Errorf("the token after PrepareRestored: %+v, %v", got, err)
+	}
+	for _, acct := range []string{a, b, c} {
+		if f := acquireFenceRedis(t, s, acct, "x"); f != floor+1 {
+			t.Errorf("first token of %s after PrepareRestored: %d; want %d", acct, f, floor+1)
+		}
+	}
+	if st, err := other.Get(ctx, o, "x"); err != nil || !st.Held || st.Lease.FencingToken != oFence {
+		t.Errorf("another prefix's lock: %+v, %v; want it untouched", st, err)
+	}
+	if f := acquireFenceRedis(t, other, o, "y"); f != oFence+1 {
+		t.Errorf("another prefix's next token: %d; want %d", f, oFence+1)
+	}
+
+	// Again, with a floor below the counters: the three locks taken above
+	// are dropped, and no counter goes down.
+	res, err = s.PrepareRestored(ctx, 3)
+	if err != nil || res.LocksDropped != 3 || res.Accounts != 3 {
+		t.Fatalf("second PrepareRestored: %+v, %v; want 3 locks of 3 accounts", res, err)
+	}
+	if f := acquireFenceRedis(t, s, a, "x"); f != floor+2 {
+		t.Errorf("token after a second run with a lower floor: %d; want %d", f, floor+2)
+	}
+}
+
+// testRestoredManyLocks drops more locks of one account than one run of
+// restore.lua deletes.
+func testRestoredManyLocks(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
+	ctx := t.Context()
+	s := open(t, nextPrefix())
+	a := account(t, s, "alice")
+	const n = 1203
+	for i := 0; i < n; i++ {
+		r, err := s.Acquire(ctx, a, fmt.Sprintf("l%d", i), lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: n})
+		if err != nil || !r.Acquired {
+			t.Fatalf("Acquire l%d: %+v, %v", i, r, err)
+		}
+	}
+	res, err := s.PrepareRestored(ctx, 5000)
+	if err != nil || res.LocksDropped != n || res.Accounts != 1 {
+		t.Fatalf("PrepareRestored: %+v, %v; want %d locks of 1 account", res, err, n)
+	}
+	if l, err := s.List(ctx, a); err != nil || len(l) != 0 {
+		t.Errorf("List after PrepareRestored: %d locks, %v; want none", len(l), err)
+	}
+	if f := acquireFenceRedis(t, s, a, "l0"); f != 5001 {
+		t.Errorf("first token after PrepareRestored: %d; want 5001", f)
+	}
+}
+
+// TestPrepareRestoredUnavailable: a Redis that is gone gives an error
+// wrapping lockcore.ErrUnavailable.
+func TestPrepareRestoredUnavailable(t *testing.T) {
+	m := miniredis.RunT(t)
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true, MaxRetries: -1}), redisstore.Options{OpTimeout: time.Second})
+	t.Cleanup(func() { s.Close() })
+	m.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := s.PrepareRestored(ctx, 10); err == nil || !strings.Contains(err.Error(), lockcore.ErrUnavailable.Error()) {
+		t.Fatalf("PrepareRestored on a stopped Redis: %v; want ErrUnavailable", err)
+	}
+}
