@@ -226,3 +226,40 @@ func TestReadRacingCloseIsUnavailable(t *testing.T) {
 		t.Fatalf("List racing Close: %s; want an error wrapping ErrUnavailable", got)
 	}
 }
+
+// TestLoneWriteCancelledBeforeApplyNotApplied checks the lone-caller path
+// against a context that ends after the write was handed over but before
+// it is applied (here: in the before-batch hook, which runs on the
+// caller's goroutine just before the batch): the write is not applied,
+// its caller gets ErrUnavailable, and no fencing token is spent.
+func TestLoneWriteCancelledBeforeApplyNotApplied(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	bg := context.Background()
+	acct := mustAccount(t, s, "alice")
+
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	var hooked atomic.Int32
+	var hookG atomic.Uint64
+	s.SetBeforeBatch(func(int) {
+		if hooked.Add(1) == 1 {
+			hookG.Store(goid(t))
+			cancel()
+		}
+	})
+	s.WaitIdle()
+	me := goid(t)
+	if _, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1")); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("acquire whose context ended before it was applied: %v, want ErrUnavailable", err)
+	}
+	if hooked.Load() != 1 || hookG.Load() != me {
+		t.Fatalf("before-batch hook ran %d times, on goroutine %d; want once, on the caller's (%d)", hooked.Load(), hookG.Load(), me)
+	}
+	if st, err := s.Get(bg, acct.ID, "x"); err != nil || st.Held {
+		t.Fatalf("Get after the cancelled acquire: %+v, %v; want free", st, err)
+	}
+	res, err := s.Acquire(bg, acct.ID, "x", opts("lease-2"))
+	if err != nil || !res.Acquired || res.Lease.FencingToken != 1 {
+		t.Fatalf("next acquire: %+v, %v; want acquired with fencing token 1 (no token spent)", res, err)
+	}
+}

@@ -724,6 +724,219 @@ func TestExpiredRowsPurged(t *testing.T) {
 	}
 }
 
+// TestExpiryInstant checks the boundary of expiry on every read and write:
+// a lease is held while now < ExpiresAt, so one millisecond before its
+// expiry it is held and listed, and at exactly its expiry it is free to
+// Get and List, cannot be renewed or released, and is taken by a new lease
+// with a greater fencing token.
+func TestExpiryInstant(t *testing.T) {
+	const ttl = 10 * time.Second
+	for _, tc := range []struct {
+		name     string
+		advance  time.Duration
+		wantHeld bool
+	}{
+		{"1ms before expiry", ttl - time.Millisecond, true},
+		{"at expiry", ttl, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, sqlitestore.Options{})
+			ctx := context.Background()
+			acct := mustAccount(t, s, "alice")
+			meta := "host-7"
+			o := lockcore.AcquireOptions{LeaseID: "lease-1", TTL: ttl, Metadata: &meta, MaxHeld: 100}
+			first, err := s.Acquire(ctx, acct.ID, "x", o)
+			if err != nil || !first.Acquired {
+				t.Fatalf("Acquire: %+v, %v", first, err)
+			}
+			s.clock.Advance(tc.advance)
+
+			st, err := s.Get(ctx, acct.ID, "x")
+			if err != nil || st.Held != tc.wantHeld {
+				t.Errorf("Get: %+v, %v; want Held=%v", st, err, tc.wantHeld)
+			}
+			list, err := s.List(ctx, acct.ID)
+			if err != nil || (len(list) == 1) != tc.wantHeld || len(list) > 1 {
+				t.Errorf("List: %+v, %v; want %v", list, err, map[bool]string{true: "[x]", false: "[]"}[tc.wantHeld])
+			}
+			other, err := s.Acquire(ctx, acct.ID, "x", opts("lease-2"))
+			if err != nil || other.Acquired == tc.wantHeld {
+				t.Fatalf("Acquire by another lease: %+v, %v; want Acquired=%v", other, err, !tc.wantHeld)
+			}
+			if !tc.wantHeld && other.Lease.FencingToken <= first.Lease.FencingToken {
+				t.Errorf("Acquire by another lease at expiry: token %d, want > %d", other.Lease.FencingToken, first.Lease.FencingToken)
+			}
+			if tc.wantHeld {
+				if other.Lease.LeaseID != "lease-1" || other.Lease.Metadata != meta {
+					t.Errorf("Acquire of a held lock: holder %+v, want lease-1 with metadata %q", other.Lease, meta)
+				}
+				if _, err := s.Renew(ctx, acct.ID, "x", "lease-1", ttl); err != nil {
+					t.Errorf("Renew 1ms before expiry: %v", err)
+				}
+				if err := s.Release(ctx, acct.ID, "x", "lease-1"); err != nil {
+					t.Errorf("Release 1ms before expiry: %v", err)
+				}
+				return
+			}
+			// lease-1 expired: lease-2 holds the lock now, and lease-1 can
+			// neither renew nor release it.
+			if _, err := s.Renew(ctx, acct.ID, "x", "lease-1", ttl); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+				t.Errorf("Renew of the expired lease: %v, want ErrLeaseNotCurrent", err)
+			}
+			if err := s.Release(ctx, acct.ID, "x", "lease-1"); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+				t.Errorf("Release of the expired lease: %v, want ErrLeaseNotCurrent", err)
+			}
+			if st, err := s.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "lease-2" {
+				t.Errorf("Get after the new acquire: %+v, %v; want held by lease-2", st, err)
+			}
+		})
+	}
+}
+
+// TestExpiryInstantNoRenewRelease checks at exactly the expiry instant that
+// the expired lease can neither renew nor release the lock (on a lock
+// nobody has taken since), and that acquiring with its own lease id makes
+// a new lease rather than reviving it.
+func TestExpiryInstantNoRenewRelease(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	first, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+	if err != nil || !first.Acquired {
+		t.Fatalf("Acquire: %+v, %v", first, err)
+	}
+	s.clock.Advance(10 * time.Second) // exactly the TTL of opts
+	if _, err := s.Renew(ctx, acct.ID, "x", "lease-1", time.Minute); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Errorf("Renew at expiry: %v, want ErrLeaseNotCurrent", err)
+	}
+	if err := s.Release(ctx, acct.ID, "x", "lease-1"); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Errorf("Release at expiry: %v, want ErrLeaseNotCurrent", err)
+	}
+	again, err := s.Acquire(ctx, acct.ID, "x", opts("lease-1"))
+	if err != nil || !again.Acquired || again.Lease.FencingToken <= first.Lease.FencingToken {
+		t.Fatalf("Acquire with the expired lease's id at expiry: %+v, %v; want a new lease with a token above %d",
+			again, err, first.Lease.FencingToken)
+	}
+}
+
+// TestSubMillisecondTTLRoundsUp checks that a TTL is kept at millisecond
+// precision rounded up, so that a positive TTL never makes a lease that is
+// expired the moment it is granted, on acquire and on renew.
+func TestSubMillisecondTTLRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		ttl, want time.Duration
+	}{
+		{time.Nanosecond, time.Millisecond},
+		{500 * time.Microsecond, time.Millisecond},
+		{1500 * time.Microsecond, 2 * time.Millisecond},
+		{2 * time.Millisecond, 2 * time.Millisecond},
+	} {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			s := openTest(t, sqlitestore.Options{})
+			ctx := context.Background()
+			acct := mustAccount(t, s, "alice")
+			now := s.clock.Now()
+			o := opts("lease-1")
+			o.TTL = tc.ttl
+			r, err := s.Acquire(ctx, acct.ID, "x", o)
+			if err != nil || !r.Acquired || r.Lease.TTL != tc.want || !r.Lease.ExpiresAt.Equal(now.Add(tc.want)) {
+				t.Fatalf("Acquire with TTL %v: %+v, %v; want TTL %v, expiry now+%v", tc.ttl, r, err, tc.want, tc.want)
+			}
+			if st, err := s.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.TTL != tc.want {
+				t.Fatalf("Get right after the acquire: %+v, %v; want held with TTL %v", st, err, tc.want)
+			}
+			l, err := s.Renew(ctx, acct.ID, "x", "lease-1", tc.ttl)
+			if err != nil || l.TTL != tc.want || !l.ExpiresAt.Equal(now.Add(tc.want)) {
+				t.Fatalf("Renew with TTL %v: %+v, %v; want TTL %v, expiry now+%v", tc.ttl, l, err, tc.want, tc.want)
+			}
+			s.clock.Advance(tc.want)
+			if st, err := s.Get(ctx, acct.ID, "x"); err != nil || st.Held {
+				t.Fatalf("Get after %v: %+v, %v; want free", tc.want, st, err)
+			}
+		})
+	}
+}
+
+// TestNewLeaseOverExpiredRow checks that a new lease on a lock whose
+// expired row is still stored keeps nothing of the old lease: its TTL,
+// metadata (none given means none) and fencing token are its own, in what
+// Get and List report.
+func TestNewLeaseOverExpiredRow(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+	meta := "old-holder"
+	o := lockcore.AcquireOptions{LeaseID: "lease-1", TTL: 2 * time.Second, Metadata: &meta, MaxHeld: 100}
+	old, err := s.Acquire(ctx, acct.ID, "x", o)
+	if err != nil || !old.Acquired {
+		t.Fatalf("Acquire: %+v, %v", old, err)
+	}
+	s.clock.Advance(3 * time.Second)
+	o2 := opts("lease-2") // 10s, no metadata
+	r, err := s.Acquire(ctx, acct.ID, "x", o2)
+	if err != nil || !r.Acquired || r.Lease.FencingToken <= old.Lease.FencingToken {
+		t.Fatalf("Acquire over the expired row: %+v, %v", r, err)
+	}
+	want := lockcore.Lease{Name: "x", LeaseID: "lease-2", FencingToken: r.Lease.FencingToken,
+		ExpiresAt: s.clock.Now().Add(o2.TTL), TTL: o2.TTL}
+	st, err := s.Get(ctx, acct.ID, "x")
+	if err != nil || !st.Held || st.Lease != want {
+		t.Errorf("Get: %+v, %v; want held by %+v", st, err, want)
+	}
+	list, err := s.List(ctx, acct.ID)
+	if err != nil || len(list) != 1 || list[0] != want {
+		t.Errorf("List: %+v, %v; want [%+v]", list, err, want)
+	}
+}
+
+// TestQuotaCountsOwnLocksOnly checks that the quota counts the account's
+// own unexpired locks only, also on the path that purges its expired rows
+// (taken once its rows reach the quota): other accounts' locks never count.
+func TestQuotaCountsOwnLocksOnly(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	a, b := mustAccount(t, s, "alice"), mustAccount(t, s, "bob")
+	o := func(lease string, ttl time.Duration) lockcore.AcquireOptions {
+		return lockcore.AcquireOptions{LeaseID: lease, TTL: ttl, MaxHeld: 2}
+	}
+	for _, step := range []struct {
+		acct, name string
+		ttl        time.Duration
+	}{
+		{a.ID, "a-short", time.Second},
+		{a.ID, "a-long", time.Minute},
+		{b.ID, "b-1", time.Minute},
+		{b.ID, "b-2", time.Minute},
+	} {
+		if r, err := s.Acquire(ctx, step.acct, step.name, o(lockcore.NewLeaseID(), step.ttl)); err != nil || !r.Acquired {
+			t.Fatalf("Acquire(%s): %+v, %v", step.name, r, err)
+		}
+	}
+	s.clock.Advance(2 * time.Second) // a-short expires: alice holds 1 of 2
+	if r, err := s.Acquire(ctx, a.ID, "a-new", o(lockcore.NewLeaseID(), time.Minute)); err != nil || !r.Acquired {
+		t.Fatalf("Acquire by alice holding 1 of 2 (bob holding 2): %+v, %v; want acquired", r, err)
+	}
+	if _, err := s.Acquire(ctx, a.ID, "a-over", o(lockcore.NewLeaseID(), time.Minute)); !errors.Is(err, lockcore.ErrLockLimitExceeded) {
+		t.Fatalf("Acquire by alice holding 2 of 2: %v, want ErrLockLimitExceeded", err)
+	}
+}
+
+// TestUpsertGitHubAccountNeedsPositiveID checks that a GitHub id that is
+// not positive (0 is what an operator-made account reports) is refused and
+// creates nothing.
+func TestUpsertGitHubAccountNeedsPositiveID(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	for _, id := range []int64{0, -1} {
+		if acct, err := s.UpsertGitHubAccount(ctx, id, "octocat"); err == nil {
+			t.Errorf("UpsertGitHubAccount(%d): %+v, nil; want an error", id, acct)
+		}
+	}
+	if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
+		t.Fatalf("CountAccounts after refused upserts: %d, %v; want 0", n, err)
+	}
+}
+
 // holdWriteLock takes the write lock of the database at path on a
 // connection of its own (BEGIN IMMEDIATE), as another process would, and
 // returns the function that lets it go (ROLLBACK); the connection is
@@ -805,16 +1018,31 @@ func TestPingChecksTheWriter(t *testing.T) {
 // TestNewerSchemaRefused checks that Open refuses a database migrated by a
 // newer program instead of using it.
 func TestNewerSchemaRefused(t *testing.T) {
-	s := openTest(t, sqlitestore.Options{})
-	if _, err := s.WriteConn().ExecContext(context.Background(), "PRAGMA user_version = 999"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s2, err := sqlitestore.Open(context.Background(), s.Path(), sqlitestore.Options{}); err == nil {
-		s2.Close()
-		t.Fatal("Open of a database with a newer schema: want an error")
+	for _, tc := range []struct {
+		name    string
+		version func(latest int) int
+	}{
+		{"one newer", func(latest int) int { return latest + 1 }},
+		{"far newer", func(int) int { return 999 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, sqlitestore.Options{})
+			ctx := context.Background()
+			var latest int
+			if err := s.WriteConn().QueryRowContext(ctx, "PRAGMA user_version").Scan(&latest); err != nil || latest < 1 {
+				t.Fatalf("user_version of a new database: %d, %v", latest, err)
+			}
+			if _, err := s.WriteConn().ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", tc.version(latest))); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s2, err := sqlitestore.Open(ctx, s.Path(), sqlitestore.Options{}); err == nil {
+				s2.Close()
+				t.Fatalf("Open of a database with schema version %d (this program's is %d): want an error", tc.version(latest), latest)
+			}
+		})
 	}
 }
 
@@ -857,6 +1085,68 @@ func TestCloseDrainsQueue(t *testing.T) {
 	s2 := openAt(t, s.path, s.clock, sqlitestore.Options{})
 	if st, err := s2.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "lease-1" {
 		t.Fatalf("lock after Close and reopen: %+v, %v", st, err)
+	}
+}
+
+// TestCloseDrainsQueueBehindWriterBatch checks that Close lets the writer
+// finish a write that queued while the writer itself (not a lone caller)
+// was running a batch: the write is applied and answered, not dropped.
+func TestCloseDrainsQueueBehindWriterBatch(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	acct := mustAccount(t, s, "alice")
+
+	// A lone write stalls; "a" queues for the writer, which stalls in turn
+	// before the batch that applies it.
+	release := s.stall(t)
+	q := s.queuer()
+	errA := make(chan error, 1)
+	q.run(func() {
+		_, err := s.Acquire(ctx, acct.ID, "a", opts("lease-a"))
+		errA <- err
+	})
+	waitWriter, openWriter := s.gate.arm()
+	t.Cleanup(openWriter)
+	release()
+	waitWriter()
+
+	// "b" queues behind the writer's batch, then Close begins.
+	// The deadline only bounds how long a dropped write would hang.
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	errB := make(chan error, 1)
+	resB := make(chan lockcore.AcquireResult, 1)
+	go func() {
+		r, err := s.Acquire(bctx, acct.ID, "b", opts("lease-b"))
+		resB <- r
+		errB <- err
+	}()
+	s.waitQueued(1)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	for {
+		// Close marks the store closed before it waits for the writer.
+		if _, err := s.Get(ctx, acct.ID, "a"); errors.Is(err, lockcore.ErrUnavailable) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	openWriter()
+	q.wait()
+	if err := <-errA; err != nil {
+		t.Fatalf("write in the writer's batch: %v", err)
+	}
+	if r, err := <-resB, <-errB; err != nil || !r.Acquired {
+		t.Fatalf("write queued behind the writer's batch before Close: %+v, %v; want acquired", r, err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s2 := openAt(t, s.path, s.clock, sqlitestore.Options{})
+	for _, name := range []string{"a", "b"} {
+		if st, err := s2.Get(ctx, acct.ID, name); err != nil || !st.Held {
+			t.Fatalf("lock %q after Close and reopen: %+v, %v; want held", name, st, err)
+		}
 	}
 }
 
@@ -913,5 +1203,30 @@ func TestNewDatabaseIsPrivate(t *testing.T) {
 	st.Close()
 	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("an existing database's mode changed: %v %v", fi.Mode(), err)
+	}
+}
+
+// TestAddTokenRetry checks that AddToken is safe to retry (a caller whose
+// first call ended with ErrUnavailable and an unknown outcome calls again):
+// adding a hash the account already has succeeds and changes nothing, while
+// the same hash for another account is refused and keeps its owner.
+func TestAddTokenRetry(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	a, b := mustAccount(t, s, "alice"), mustAccount(t, s, "bob")
+	h := lockcore.HashToken("os_retried")
+	for i := range 2 {
+		if err := s.AddToken(ctx, a.ID, h); err != nil {
+			t.Fatalf("AddToken #%d of the same hash for its own account: %v, want nil", i+1, err)
+		}
+	}
+	if err := s.AddToken(ctx, b.ID, h); err == nil {
+		t.Fatal("AddToken of alice's hash for bob: nil, want an error")
+	}
+	if got, err := s.AccountByToken(ctx, h); err != nil || got.ID != a.ID {
+		t.Fatalf("AccountByToken: %+v, %v; want alice (%s)", got, err, a.ID)
+	}
+	if n, err := s.RevokeAccountTokens(ctx, a.ID); err != nil || n != 1 {
+		t.Fatalf("RevokeAccountTokens(alice): %d, %v; want 1 (one token row)", n, err)
 	}
 }
