@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
@@ -12,13 +13,21 @@ import (
 
 var bg = context.Background()
 
+// maxTTLMs is the largest whole number of milliseconds a time.Duration
+// holds (about 292 years).
+const maxTTLMs = int64(math.MaxInt64 / time.Millisecond)
+
 // ttlMs checks a TTL and returns it in milliseconds (rounded up, so that a
 // positive TTL never becomes zero).
 func ttlMs(ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
 		return 0, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be positive (got %v)", ttl)}
 	}
-	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
+	ms := int64(ttl / time.Millisecond)
+	if ttl%time.Millisecond != 0 && ms < maxTTLMs {
+		ms++ // rounded up, but never past what a Duration can hold again
+	}
+	return ms, nil
 }
 
 func lease(name, leaseID string, fence, expires, ttl int64, meta sql.NullString) lockcore.Lease {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -830,6 +831,9 @@ func TestSubMillisecondTTLRoundsUp(t *testing.T) {
 		{500 * time.Microsecond, time.Millisecond},
 		{1500 * time.Microsecond, 2 * time.Millisecond},
 		{2 * time.Millisecond, 2 * time.Millisecond},
+		// The largest Duration is not a whole number of milliseconds, and
+		// rounding it up would not fit in a Duration: it is rounded down.
+		{math.MaxInt64, math.MaxInt64 / time.Millisecond * time.Millisecond},
 	} {
 		t.Run(tc.ttl.String(), func(t *testing.T) {
 			s := openTest(t, sqlitestore.Options{})
