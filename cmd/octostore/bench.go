@@ -164,6 +164,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if res.Interrupted {
 		return fmt.Errorf("bench: interrupted after %.1fs; the figures cover the run until then", res.Seconds)
 	}
+	if res.GaveUp {
+		return fmt.Errorf("bench: gave up after %.1fs: every client's requests failed before any acquire got an answer; the first with: %s", res.Seconds, res.FirstError)
+	}
 	if res.Cycles == 0 && res.Errors > 0 {
 		return fmt.Errorf("bench: no cycle completed; %d requests failed, the first with: %s", res.Errors, res.FirstError)
 	}
@@ -191,6 +194,9 @@ func printResult(w io.Writer, r loadgen.Result) error {
 	interrupted := ""
 	if r.Interrupted {
 		interrupted = " (interrupted)"
+	}
+	if r.GaveUp {
+		interrupted += " (gave up: every client's requests failed)"
 	}
 	fmt.Fprintf(w, "target %s, %d clients, %s, %.1fs%s\n", r.Target, r.Clients, mode, r.Seconds, interrupted)
 	fmt.Fprintf(w, "cycles    %10d  %10.1f/s\n", r.Cycles, r.CyclesPerSec)

@@ -192,20 +192,23 @@ func TestBenchEtcdLeaseOutlastsTheRun(t *testing.T) {
 }
 
 // TestBenchFailsWhenNothingCompletes: a run whose every request failed
-// (here a token the server does not know) still prints its result, and
-// returns an error, so a script does not take it for a measurement.
+// (here a token the server does not know) gives up at once rather than
+// after its hour, still prints its result, and returns an error, so a
+// script does not take it for a measurement.
 func TestBenchFailsWhenNothingCompletes(t *testing.T) {
 	url, _ := startBenchServer(t)
 	unknown, _ := lockcore.NewToken()
 	var out, errOut bytes.Buffer
-	args := []string{"bench", "--url", url, "--token", unknown, "--clients", "2", "--cycles", "5", "--duration", "0", "--json", "--quiet"}
-	err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "no cycle completed") || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("err = %v, want no cycle completed … HTTP 401", err)
+	args := []string{"bench", "--url", url, "--token", unknown, "--clients", "2", "--duration", "1h", "--json", "--quiet"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, args, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "gave up after") || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("err = %v, want gave up … HTTP 401", err)
 	}
 	var res loadgen.Result
-	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil || res.Cycles != 0 || res.Errors == 0 {
-		t.Fatalf("result not printed: %v %q", jerr, out.String())
+	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil || res.Cycles != 0 || res.Errors == 0 || !res.GaveUp || res.Interrupted {
+		t.Fatalf("result not printed, or not marked as given up: %v %q", jerr, out.String())
 	}
 }
 

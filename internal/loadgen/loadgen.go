@@ -130,6 +130,9 @@ type Result struct {
 	// its duration or cycle count did; the figures cover the run until
 	// then, the requests in flight included.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// GaveUp says the run stopped early because every client had an error
+	// before any acquire got an answer; FirstError says why.
+	GaveUp bool `json:"gave_up,omitempty"`
 }
 
 // worker is one client's counters and histograms.
@@ -199,9 +202,9 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 	}
 
 	var (
-		cycles, attempts, claimed atomic.Int64
-		workers                   = make([]worker, cfg.Clients)
-		wg                        sync.WaitGroup
+		sh      = shared{giveUp: cancel, clients: int64(cfg.Clients)}
+		workers = make([]worker, cfg.Clients)
+		wg      sync.WaitGroup
 	)
 	for i := range clients {
 		wg.Add(1)
@@ -211,7 +214,7 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 			if !cfg.Contended {
 				name = cfg.NamePrefix + strconv.Itoa(i)
 			}
-			runWorker(ctx, runCtx, &cfg, clients[i], name, &workers[i], &cycles, &attempts, &claimed)
+			runWorker(ctx, runCtx, &cfg, clients[i], name, &workers[i], &sh)
 		}()
 	}
 
@@ -219,7 +222,7 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 	if cfg.Progress != nil {
 		go func() {
 			defer close(progressDone)
-			progress(runCtx, cfg.Progress, target.Name(), start, &cycles, &attempts)
+			progress(runCtx, cfg.Progress, target.Name(), start, &sh.cycles, &sh.attempts)
 		}()
 	} else {
 		close(progressDone)
@@ -242,8 +245,9 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 			res.FirstError = w.firstErr.Error()
 		}
 	}
-	res.Cycles, res.Attempts = cycles.Load(), attempts.Load()
+	res.Cycles, res.Attempts = sh.cycles.Load(), sh.attempts.Load()
 	res.Interrupted = ctx.Err() != nil
+	res.GaveUp = sh.gaveUp.Load()
 	if s := elapsed.Seconds(); s > 0 {
 		res.CyclesPerSec = float64(res.Cycles) / s
 		res.AttemptsPerSec = float64(res.Attempts) / s
@@ -252,19 +256,38 @@ func Run(ctx context.Context, target Target, cfg Config) (Result, error) {
 	return res, nil
 }
 
+// shared is what the workers of one run count together.
+type shared struct {
+	cycles, attempts, claimed atomic.Int64
+	// answered is set by the first acquire that gets an answer (acquired
+	// or held); failed counts the clients that have had an error.
+	answered atomic.Bool
+	failed   atomic.Int64
+	clients  int64
+	// giveUp ends the run; gaveUp says it was called.
+	giveUp context.CancelFunc
+	gaveUp atomic.Bool
+}
+
 // runWorker is one client's loop, until stop ends (the duration is over,
-// or ctx, the caller's, ends) or the cycle budget is spent. A request in
+// or ctx, the caller's, ends) or the cycle budget is spent. When every
+// client has had an error before any acquire got an answer (a wrong URL
+// or token, a server that is not there), the run gives up at once
+// rather than fail for its whole duration. A request in
 // flight when stop ends is let finish (bounded by cfg.RequestTimeout: its
 // context keeps ctx's values but not its cancellation), and a lock it took
 // is released, so a run never leaves locks behind, even when interrupted.
 // That release also hands a contended lock on to the clients waiting for
 // it (etcd queues them), which then release it in turn.
-func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w *worker,
-	cycles, attempts, claimed *atomic.Int64) {
+func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w *worker, sh *shared) {
 	fail := func(err error) {
 		w.errs++
 		if w.firstErr == nil {
 			w.firstErr = err
+			if sh.failed.Add(1) == sh.clients && !sh.answered.Load() {
+				sh.gaveUp.Store(true)
+				sh.giveUp()
+			}
 		}
 		sleep(stop, cfg.ErrorDelay)
 	}
@@ -282,7 +305,7 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 		}
 	}
 	for stop.Err() == nil {
-		if cfg.Cycles > 0 && claimed.Add(1) > cfg.Cycles {
+		if cfg.Cycles > 0 && sh.claimed.Add(1) > cfg.Cycles {
 			return
 		}
 		// Acquire, retrying "held" answers, until acquired, an error, or
@@ -298,7 +321,7 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			h, ok, err := c.Acquire(rctx, name)
 			d := time.Since(t0)
 			cancel()
-			attempts.Add(1)
+			sh.attempts.Add(1)
 			if err != nil {
 				fail(fmt.Errorf("acquire %s: %w", name, err))
 				abandonName()
@@ -306,6 +329,9 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 				break
 			}
 			w.acquire.Record(d)
+			if !sh.answered.Load() {
+				sh.answered.Store(true)
+			}
 			if ok {
 				handle, got = h, true
 				w.wait.Record(time.Since(first))
@@ -333,7 +359,7 @@ func runWorker(ctx, stop context.Context, cfg *Config, c Client, base string, w 
 			continue
 		}
 		w.release.Record(d)
-		cycles.Add(1)
+		sh.cycles.Add(1)
 	}
 }
 

@@ -152,26 +152,32 @@ func TestErrorsAreCountedAndRunGoesOn(t *testing.T) {
 	}
 }
 
-// failingAcquire wraps the fake target: its acquires fail, either before
+// failingAcquire wraps the fake target: after its first okFirst acquires
+// (of all clients together), which work, its acquires fail, either before
 // doing anything (lost=false) or after taking the lock (lost=true: the
 // answer was lost, as with a timeout).
 type failingAcquire struct {
 	*fakeTarget
-	lost bool
+	lost    bool
+	okFirst int64
+	calls   atomic.Int64
 }
 
 func (f *failingAcquire) NewClient(ctx context.Context, id int) (Client, error) {
 	c, err := f.fakeTarget.NewClient(ctx, id)
-	return &failingAcquireClient{Client: c, lost: f.lost}, err
+	return &failingAcquireClient{Client: c, f: f}, err
 }
 
 type failingAcquireClient struct {
 	Client
-	lost bool
+	f *failingAcquire
 }
 
 func (c *failingAcquireClient) Acquire(ctx context.Context, name string) (string, bool, error) {
-	if c.lost {
+	if c.f.calls.Add(1) <= c.f.okFirst {
+		return c.Client.Acquire(ctx, name)
+	}
+	if c.f.lost {
 		if _, ok, err := c.Client.Acquire(ctx, name); err != nil || !ok {
 			return "", ok, err
 		}
@@ -183,7 +189,8 @@ func (c *failingAcquireClient) Acquire(ctx context.Context, name string) (string
 // fails: each failed acquire ends its claimed cycle. It used to retry the
 // acquire for ever (the run has no duration to end it), and after an
 // acquire that took the lock but failed, to be told "held" by its own
-// lease for ever (distinct names).
+// lease for ever (distinct names). The first acquire works, so that the
+// run does not give up (TestGivesUpWhenEveryClientFailsFirst).
 func TestFailedAcquiresEndACycleOnlyRun(t *testing.T) {
 	for _, tc := range []struct {
 		lost      bool
@@ -192,7 +199,7 @@ func TestFailedAcquiresEndACycleOnlyRun(t *testing.T) {
 		t.Run(fmt.Sprintf("lost=%v,contended=%v", tc.lost, tc.contended), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			res, err := Run(ctx, &failingAcquire{fakeTarget: newFake(), lost: tc.lost},
+			res, err := Run(ctx, &failingAcquire{fakeTarget: newFake(), lost: tc.lost, okFirst: 1},
 				Config{Clients: 2, Cycles: 20, Contended: tc.contended, ErrorDelay: time.Microsecond})
 			if err != nil {
 				t.Fatal(err)
@@ -200,10 +207,10 @@ func TestFailedAcquiresEndACycleOnlyRun(t *testing.T) {
 			if ctx.Err() != nil {
 				t.Fatalf("the run did not end by itself: %+v", res)
 			}
-			if res.Cycles != 0 || res.Errors != 20 || res.Attempts != 20 || res.Held != 0 ||
+			if res.Cycles != 1 || res.Errors != 19 || res.Attempts != 20 || res.Held != 0 || res.GaveUp ||
 				!strings.Contains(res.FirstError, "injected acquire failure") {
-				t.Fatalf("cycles %d attempts %d held %d errors %d (%s); want 0 20 0 20",
-					res.Cycles, res.Attempts, res.Held, res.Errors, res.FirstError)
+				t.Fatalf("cycles %d attempts %d held %d errors %d gave up %v (%s); want 1 20 0 19 false",
+					res.Cycles, res.Attempts, res.Held, res.Errors, res.GaveUp, res.FirstError)
 			}
 		})
 	}
@@ -343,5 +350,36 @@ func TestInterruptedRunReleasesItsLocks(t *testing.T) {
 				t.Fatalf("locks left held after the interrupted run: %v", f.holders)
 			}
 		})
+	}
+}
+
+// TestGivesUpWhenEveryClientFailsFirst: when every client's first request
+// fails before any acquire got an answer (a wrong URL or token), the run
+// ends at once, marked GaveUp, instead of failing for its whole duration;
+// when one acquire got an answer first, later errors do not end it.
+func TestGivesUpWhenEveryClientFailsFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := Run(ctx, &failingAcquire{fakeTarget: newFake()},
+		Config{Clients: 3, Duration: time.Hour, ErrorDelay: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the run did not give up: %+v", res)
+	}
+	if !res.GaveUp || res.Interrupted || res.Cycles != 0 || res.Errors < 3 ||
+		!strings.Contains(res.FirstError, "injected acquire failure") {
+		t.Fatalf("gave up %v interrupted %v cycles %d errors %d (%s); want gave up, 0 cycles, at least 3 errors",
+			res.GaveUp, res.Interrupted, res.Cycles, res.Errors, res.FirstError)
+	}
+
+	res, err = Run(context.Background(), &failingAcquire{fakeTarget: newFake(), okFirst: 1},
+		Config{Clients: 3, Cycles: 50, ErrorDelay: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GaveUp || res.Cycles != 1 || res.Errors != 49 {
+		t.Fatalf("after one answered acquire: gave up %v cycles %d errors %d; want no giving up, 1 cycle, 49 errors", res.GaveUp, res.Cycles, res.Errors)
 	}
 }
