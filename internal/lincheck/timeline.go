@@ -185,7 +185,17 @@ func checkLock(name string, recs []*Record, slack time.Duration) ([]Violation, T
 		order = append(order, l)
 	}
 	stats.Leases = len(order)
-	sort.Slice(order, func(i, j int) bool { return order[i].start.Before(order[j].start) })
+	// In order of holding. Two leases can start in the same millisecond of
+	// the store's clock (a release and the next acquire in one commit): the
+	// clock cannot tell their order, so the one with the lower token is
+	// taken to be first, rather than whichever the map gave first, which
+	// reported a "token order" violation at random.
+	sort.Slice(order, func(i, j int) bool {
+		if !order[i].start.Equal(order[j].start) {
+			return order[i].start.Before(order[j].start)
+		}
+		return order[i].token < order[j].token
+	})
 	var prev *lease // the earlier lease that holds longest
 	for i, l := range order {
 		if i > 0 {
