@@ -1,9 +1,11 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -240,6 +242,20 @@ func TestOutage(t *testing.T) {
 
 	srv.Pause()
 	wantDown("while paused (hung server)")
+	// A caller's deadline later than OpTimeout does not replace it: the
+	// call ends at OpTimeout, long before the caller's deadline. (The
+	// clients Open builds time out reads at OpTimeout themselves, so this
+	// uses a Store from New over a client whose own timeouts are long.)
+	func() {
+		ls := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true,
+			DialTimeout: time.Minute, ReadTimeout: time.Minute, WriteTimeout: time.Minute}), redisstore.Options{Prefix: "outage:", OpTimeout: opTimeout})
+		defer ls.Close()
+		long, cancel := context.WithTimeout(ctx, 20*opTimeout)
+		defer cancel()
+		if _, err := ls.Get(long, acct, "held"); !errors.Is(err, lockcore.ErrUnavailable) || long.Err() != nil {
+			t.Errorf("Get with a caller deadline of 20×OpTimeout while paused: want ErrUnavailable at OpTimeout, before the caller's deadline; got %v (caller's context: %v)", err, long.Err())
+		}
+	}()
 	srv.Resume()
 	waitBack("after resume")
 	wantUp("after resume")
@@ -526,5 +542,114 @@ func TestFullRedisIsUnavailable(t *testing.T) {
 	}
 	if l, err := s.Get(ctx, acct, "held"); err != nil || !l.Held || l.Lease.LeaseID != held.LeaseID {
 		t.Fatalf("the lock held before: %+v, %v", l, err)
+	}
+}
+
+// replyDropper is a TCP proxy to a Redis server that, once armed, lets the
+// next EVALSHA through to Redis but, instead of passing Redis' reply back,
+// closes the client's connection: the script ran, and the reply was lost.
+type replyDropper struct {
+	ln     net.Listener
+	target string
+	arm    atomic.Bool
+}
+
+func newReplyDropper(t *testing.T, target string) *replyDropper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	p := &replyDropper{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var drop atomic.Bool
+			go func() { // client to Redis
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && p.arm.CompareAndSwap(true, false) {
+							drop.Store(true)
+						}
+						if _, werr := u.Write(buf[:n]); werr != nil {
+							err = werr
+						}
+					}
+					if err != nil {
+						u.Close()
+						return
+					}
+				}
+			}()
+			go func() { // Redis to client
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && drop.Load() {
+						c.Close()
+						u.Close()
+						return
+					}
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							err = werr
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// TestReleaseNotRetried checks that the standalone client does not retry a
+// command whose reply was lost: a retried release.lua would find its own
+// release done and misreport it as ErrLeaseNotCurrent. The caller must get
+// ErrUnavailable (the outcome is unknown), and the release did happen.
+func TestReleaseNotRetried(t *testing.T) {
+	srv := redistest.Start(t)
+	p := newReplyDropper(t, srv.Addr())
+	s := open(t, "redis://"+p.ln.Addr().String(), "noretry:", slowOpTimeout)
+	ctx := t.Context()
+	acct := account(t, s, "noretry")
+	acquire := func(name string) lockcore.AcquireOptions {
+		t.Helper()
+		o := acquireOpts(time.Minute)
+		if res, err := s.Acquire(ctx, acct, name, o); err != nil || !res.Acquired {
+			t.Fatalf("Acquire(%s): want acquired, got %+v, %v", name, res, err)
+		}
+		return o
+	}
+	// One release first, so that Redis knows release.lua and the armed
+	// EVALSHA runs it (rather than answering NOSCRIPT).
+	if err := s.Release(ctx, acct, "warm", acquire("warm").LeaseID); err != nil {
+		t.Fatalf("Release(warm): %v", err)
+	}
+	o := acquire("job")
+	p.arm.Store(true)
+	err := s.Release(ctx, acct, "job", o.LeaseID)
+	if p.arm.Load() {
+		t.Fatal("the proxy saw no EVALSHA for the release")
+	}
+	if !errors.Is(err, lockcore.ErrUnavailable) || errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+		t.Errorf("Release whose reply was lost: want an error wrapping ErrUnavailable (not retried), got %v", err)
+	}
+	if st, err := s.Get(ctx, acct, "job"); err != nil || st.Held {
+		t.Errorf("Get(job) after the release whose reply was lost: want free (the script ran), got %+v, %v", st, err)
 	}
 }

@@ -51,6 +51,16 @@ func TestRotateRetrySafe(t *testing.T) {
 	if _, err := s.AccountByToken(ctx, old); !errors.Is(err, lockcore.ErrNotFound) {
 		t.Errorf("AccountByToken(rotated-out token): want ErrNotFound, got %v", err)
 	}
+	// revoke.lua itself (as a RevokeToken that read the token key just
+	// before the rotation retired it runs it) leaves the tombstone alone
+	// and reports no live token, so that a revocation racing the winning
+	// rotation does not also succeed, and the retry above still works.
+	if n, err := revokeScript.Run(ctx, s.client, []string{s.tokenKey(old)}).Int64(); err != nil || n != 0 {
+		t.Errorf("revoke.lua on a rotation tombstone: want 0, got %d, %v", n, err)
+	}
+	if v, err := s.client.Get(ctx, s.tokenKey(old)).Result(); err != nil || v != scripts.TombstonePrefix+next.String() {
+		t.Errorf("old token key after revoke.lua on its tombstone: want the tombstone %q kept, got %q, %v", scripts.TombstonePrefix+next.String(), v, err)
+	}
 	if err := s.RevokeToken(ctx, old); !errors.Is(err, lockcore.ErrNotFound) {
 		t.Errorf("RevokeToken(rotated-out token): want ErrNotFound, got %v", err)
 	}

@@ -153,31 +153,46 @@ func testExpiry(t *testing.T, inst *Instance) {
 	s, ctx := inst.Store, t.Context()
 	acct := newAccount(t, s, "alice")
 
+	// Two short leases extended to longTTL before they end, one by an
+	// idempotent re-acquire and one by Renew: both outlive their first
+	// expiry (Redis must not drop them at it either).
+	ro := opts(lockcore.NewLeaseID(), shortTTL)
+	mustAcquire(t, s, acct, "short.retried", ro)
+	ro.TTL = longTTL
+	retried := mustAcquire(t, s, acct, "short.retried", ro)
+	renewedLease := mustAcquire(t, s, acct, "short.renewed", opts(lockcore.NewLeaseID(), shortTTL)).Lease
+	renewed, err := s.Renew(ctx, acct, "short.renewed", renewedLease.LeaseID, longTTL)
+	if err != nil {
+		t.Fatalf("Renew(short.renewed): want nil error, got %v", err)
+	}
+
 	keep := mustAcquire(t, s, acct, "keep", opts(lockcore.NewLeaseID(), longTTL))
 	short := mustAcquire(t, s, acct, "short", opts(lockcore.NewLeaseID(), shortTTL))
 	releasable := mustAcquire(t, s, acct, "short.release", opts(lockcore.NewLeaseID(), shortTTL))
-	wantList(t, s, acct, "keep", "short", "short.release")
+	wantList(t, s, acct, "keep", "short", "short.release", "short.renewed", "short.retried")
 
 	inst.Advance(pastShort)
 
-	_, err := s.Renew(ctx, acct, "short", short.Lease.LeaseID, longTTL)
+	_, err = s.Renew(ctx, acct, "short", short.Lease.LeaseID, longTTL)
 	wantErr(t, "Renew of an expired lease", err, lockcore.ErrLeaseNotCurrent)
 	wantErr(t, "Release of an expired lease", s.Release(ctx, acct, "short.release", releasable.Lease.LeaseID), lockcore.ErrLeaseNotCurrent)
 	wantFree(t, s, acct, "short")
 	wantFree(t, s, acct, "short.release")
 	wantHeld(t, s, acct, keep.Lease)
-	wantList(t, s, acct, "keep")
+	wantHeld(t, s, acct, retried.Lease)
+	wantHeld(t, s, acct, renewed)
+	wantList(t, s, acct, "keep", "short.renewed", "short.retried")
 
-	// Expired locks do not count against the quota: with "keep" held and
-	// two expired, a quota of 2 still admits one more.
+	// Expired locks do not count against the quota: with three held and
+	// two expired, a quota of 4 still admits one more.
 	o := opts(lockcore.NewLeaseID(), longTTL)
-	o.MaxHeld = 2
+	o.MaxHeld = 4
 	mustAcquire(t, s, acct, "after-expiry", o)
 
 	// Acquiring again with the expired lease's own id makes a new lease
 	// with a strictly greater token: the expired lease is not revived.
 	o = opts(short.Lease.LeaseID, longTTL)
-	o.MaxHeld = 3
+	o.MaxHeld = 5
 	again := mustAcquire(t, s, acct, "short", o)
 	if again.Lease.FencingToken <= short.Lease.FencingToken {
 		t.Errorf("Acquire with the expired lease's id: want a fencing token > %d (a new lease), got %d", short.Lease.FencingToken, again.Lease.FencingToken)
@@ -186,12 +201,12 @@ func testExpiry(t *testing.T, inst *Instance) {
 
 	// Another lease takes the other expired lock, with a greater token.
 	o = opts(lockcore.NewLeaseID(), longTTL)
-	o.MaxHeld = 4
+	o.MaxHeld = 6
 	taken := mustAcquire(t, s, acct, "short.release", o)
 	if taken.Lease.FencingToken <= releasable.Lease.FencingToken {
 		t.Errorf("Acquire by a new lease of an expired lock: want a fencing token > %d, got %d", releasable.Lease.FencingToken, taken.Lease.FencingToken)
 	}
-	wantList(t, s, acct, "after-expiry", "keep", "short", "short.release")
+	wantList(t, s, acct, "after-expiry", "keep", "short", "short.release", "short.renewed", "short.retried")
 }
 
 func testLeaseChecks(t *testing.T, inst *Instance) {
