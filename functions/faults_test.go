@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,11 @@ type faultyStore struct {
 	failPing  atomic.Bool // Ping fails with ErrUnavailable
 	panics    atomic.Bool // lock methods panic
 	hang      atomic.Bool // lock methods wait for their context to end
+
+	// pingBudget, when set, receives how long each Ping had left before
+	// its context's deadline as it was called (the largest Duration when
+	// the context had no deadline).
+	pingBudget chan time.Duration
 }
 
 // wrapStore returns an env option that puts f around the env's store.
@@ -102,6 +108,16 @@ func (f *faultyStore) RotateToken(ctx context.Context, old, new lockcore.TokenHa
 }
 
 func (f *faultyStore) Ping(ctx context.Context) error {
+	if f.pingBudget != nil {
+		budget := time.Duration(math.MaxInt64)
+		if dl, ok := ctx.Deadline(); ok {
+			budget = time.Until(dl)
+		}
+		select {
+		case f.pingBudget <- budget:
+		default: // a test reads the first Ping's only
+		}
+	}
 	if f.failPing.Load() {
 		return errInjected
 	}
@@ -186,6 +202,27 @@ func TestHealthUnavailable(t *testing.T) {
 				t.Errorf("health after recovery: %d %s", w.Code, w.Body.String())
 			}
 		})
+	}
+}
+
+// TestHealthPingIsBoundedByOneSecond: /health gives the store one second
+// to answer ("503 when the store does not answer within 1 s"), however
+// long the handlers' store-operation timeout is (30 s in these tests).
+// The bound is read off the context Ping gets, so no test waits for it.
+func TestHealthPingIsBoundedByOneSecond(t *testing.T) {
+	f := &faultyStore{pingBudget: make(chan time.Duration, 1)}
+	e := newEnv(t, backends[0], wrapStore(f))
+	w := e.do(t, withAuth(get("/health"), "-"))
+	if w.Code != 200 {
+		t.Fatalf("health: %d %s", w.Code, w.Body.String())
+	}
+	select {
+	case budget := <-f.pingBudget:
+		if budget > time.Second {
+			t.Errorf("Ping had %v left before its deadline, want at most 1s", budget)
+		}
+	default:
+		t.Fatal("health did not ping the store")
 	}
 }
 

@@ -50,6 +50,10 @@ func hostileRows() []hostile {
 		{name: "rotate body 16 KiB + 1", method: "POST", path: "/auth/token/rotate", body: "{}" + strings.Repeat(" ", 16<<10-1), status: 413, code: "body_too_large"},
 		{name: "16 KiB + 1 with a bad token is 401", method: "POST", path: acquire, auth: "Bearer os_" + strings.Repeat("A", 43), body: strings.Repeat(" ", 16<<10+1), status: 401, code: "unauthorized"},
 		{name: "chunked body over 16 KiB", method: "POST", path: acquire, body: strings.Repeat(" ", 20000), header: [][2]string{{"Transfer-Encoding", "chunked"}}, status: 413, code: "body_too_large"},
+		// Without a Content-Length only the read itself can enforce the
+		// limit: it must be exactly 16 KiB there too.
+		{name: "chunked body 16 KiB + 1", method: "POST", path: acquire, body: strings.Repeat(" ", 16<<10-1) + "{}", header: [][2]string{{"Transfer-Encoding", "chunked"}}, status: 413, code: "body_too_large"},
+		{name: "chunked body exactly 16 KiB is read", method: "POST", path: renew, body: strings.Repeat(" ", 16<<10-len(`{"lease_id":"nope"}`)) + `{"lease_id":"nope"}`, header: [][2]string{{"Transfer-Encoding", "chunked"}}, status: 409, code: "lease_not_current"},
 		// Nesting.
 		{name: "10k unclosed arrays", method: "POST", path: acquire, body: strings.Repeat("[", 10000), status: 400, code: "invalid_json"},
 		{name: "10k nested arrays (over 16 KiB)", method: "POST", path: acquire, body: strings.Repeat("[", 10000) + strings.Repeat("]", 10000), status: 413, code: "body_too_large"},

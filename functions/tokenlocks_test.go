@@ -2,8 +2,10 @@ package functions_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/internal/syncbuf"
 	"github.com/octostore/octostore/lockcore"
 )
 
@@ -173,7 +176,7 @@ func TestFailedStepIsNotFollowedByALookup(t *testing.T) {
 // token map does not weaken "the old token is rejected (401) from that
 // moment, on every instance": instance A has seen a token (so it no longer
 // looks it up), instance B rotates it, or the operator revokes it in the
-// store; A's next lock write with it is 401 and changes nothing. A bad
+// store; A's next read or lock write with it is 401 and changes nothing. A bad
 // token with a bad body or name is still 401, not 400.
 func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 	for _, b := range backends {
@@ -203,6 +206,11 @@ func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 				t.Fatalf("Get(x): want held, got %+v, %v", before, err)
 			}
 			for _, q := range []req{
+				// Reads first, while A's token map still knows the
+				// token (a refused write makes A forget it): a read
+				// must not take the account from the map either.
+				{method: "GET", path: "/locks", auth: "old"},
+				{method: "GET", path: "/locks/x", auth: "old"},
 				{method: "POST", path: "/locks/x/renew", auth: "old", body: `{"lease_id":"l1","ttl_seconds":300}`},
 				{method: "POST", path: "/locks/x/release", auth: "old", body: `{"lease_id":"l1"}`},
 				{method: "POST", path: "/locks/y/acquire", auth: "old", body: `{"lease_id":"l2"}`},
@@ -236,6 +244,7 @@ func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, q := range []req{
+				{method: "GET", path: "/locks"},
 				{method: "POST", path: "/locks/x/release", body: `{"lease_id":"l1"}`},
 				{method: "POST", path: "/locks/z/acquire", body: `{}`},
 			} {
@@ -254,6 +263,67 @@ func TestTokenRetiredAtOnceOnEveryInstance(t *testing.T) {
 				path := []string{"/locks/x/acquire", "/locks/w/acquire"}[i]
 				if w := inst.do(t, req{method: "POST", path: path, auth: "bob", body: `{}`}); w.Code != http.StatusOK {
 					t.Errorf("bob's acquire %s: %d %s", path, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestBadWriteWithAKnownRetiredTokenIs401: an instance whose token map
+// knows a token runs the handler before the store has checked the token;
+// when the handler then fails on the request itself (bad body, name, size)
+// the token must still be checked, and a revoked one answered 401, not the
+// request's 400 or 413 ("a request with a bad token gets 401 even if its
+// body is also bad"). Each row uses a fresh token and instance, since one
+// refused request makes the instance forget the token.
+func TestBadWriteWithAKnownRetiredTokenIs401(t *testing.T) {
+	bad := []req{
+		post("/locks/y/acquire", `{"ttl_seconds":"soon"}`),
+		post("/locks/y/acquire", `{`),
+		post("/locks/y/acquire", `{"ttl":5}`),
+		post("/locks/y/acquire", "{}"+strings.Repeat(" ", 16<<10)),
+		post("/locks/bad%2Fname/acquire", `{}`),
+		post("/locks/x/renew", `{}`),
+		post("/locks/x/release", `{"lease_id":"a b"}`),
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b)
+			ctx := t.Context()
+			for i, q := range bad {
+				tok, hash := lockcore.NewToken()
+				if err := e.store.AddToken(ctx, e.ids["alice"], hash); err != nil {
+					t.Fatal(err)
+				}
+				logs := &syncbuf.Buffer{}
+				inst := *e
+				inst.h = contracttest.Wrap(t, functions.New(functions.Deps{Store: e.store, StoreName: storeKind(b.name), Version: "test", OpTimeout: testOpTimeout,
+					Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
+				auth := "raw:Bearer " + tok
+				// The instance sees the token (and remembers its account).
+				seen := withAuth(post(fmt.Sprintf("/locks/seen-%d/acquire", i), `{}`), auth)
+				if w := inst.do(t, seen); w.Code != http.StatusOK {
+					t.Fatalf("acquire with the new token: %d %s", w.Code, w.Body)
+				}
+				if err := e.store.RevokeToken(ctx, hash); err != nil {
+					t.Fatal(err)
+				}
+				w := inst.do(t, withAuth(q, auth))
+				if w.Code != http.StatusUnauthorized || decode(t, w)["code"] != "unauthorized" {
+					t.Errorf("%s %q with a revoked token the instance knew: want 401 unauthorized, got %d %s", q.path, truncate(q.body, 40), w.Code, w.Body)
+				}
+				// Its access line is not put down to the token's account:
+				// the request was not authenticated.
+				lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+				var last map[string]any
+				if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+					t.Fatalf("last log line %q: %v", lines[len(lines)-1], err)
+				}
+				if last["msg"] != "request" || last["status"] != float64(http.StatusUnauthorized) {
+					t.Fatalf("last log line is not the 401's access line: %v", last)
+				}
+				if id, ok := last["account_id"]; ok {
+					t.Errorf("%s %q: the 401's access line names account %v", q.path, truncate(q.body, 40), id)
 				}
 			}
 		})

@@ -25,6 +25,7 @@ const (
 	failZeroID     = "zero-id"     // user endpoint: id 0
 	failBadLogin   = "bad-login"   // user endpoint: a login that breaks lockcore.ValidateLogin
 	failWrongTypes = "wrong-types" // user endpoint: id as a string
+	failMacToken   = "mac-token"   // token endpoint: a working access token of type "mac", not bearer
 )
 
 // fakeGitHub is an httptest server that speaks the part of GitHub's OAuth
@@ -216,7 +217,11 @@ func (g *fakeGitHub) token(w http.ResponseWriter, r *http.Request) {
 	tok := "gho_" + randHex(18)
 	g.access[tok] = true
 	g.issued = append(g.issued, tok)
-	writeFakeJSON(w, map[string]string{"access_token": tok, "token_type": "bearer", "scope": ""})
+	tokenType := "bearer"
+	if fail == failMacToken {
+		tokenType = "mac"
+	}
+	writeFakeJSON(w, map[string]string{"access_token": tok, "token_type": tokenType, "scope": ""})
 }
 
 // user answers GET /user for a valid access token.

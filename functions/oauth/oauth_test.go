@@ -406,6 +406,33 @@ func TestStateRejected(t *testing.T) {
 		e.signInJSON(t)
 	})
 
+	// A stale or planted cookie of the same name (e.g. one set on a more
+	// specific path, which a browser sends first) must not hide the
+	// genuine one: any authentic cookie carrying the state is enough.
+	t.Run("a planted cookie sent first does not hide the genuine one", func(t *testing.T) {
+		b := newBrowser(t)
+		cb := e.toCallback(t, b)
+		u, _ := url.Parse(cbURL)
+		b.c.Jar.SetCookies(u, []*http.Cookie{{Name: oauth.StateCookie, Value: "planted.1.x", Path: oauth.CallbackPath}})
+		req, err := http.NewRequest(http.MethodGet, cb, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range b.c.Jar.Cookies(u) {
+			req.AddCookie(c)
+		}
+		if got := req.CookiesNamed(oauth.StateCookie); len(got) != 2 || got[0].Value != "planted.1.x" {
+			t.Fatalf("the browser would send %v, want the planted cookie first and the genuine one", got)
+		}
+		resp, body := b.get(t, cb, "application/json")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+		}
+		if got := decodeToken(t, resp, body); got.Login != "octocat" {
+			t.Errorf("answer %+v", got)
+		}
+	})
+
 	t.Run("html for browsers", func(t *testing.T) {
 		resp, body := newBrowser(t).get(t, cbURL+"?code=abc&state=def", browserAccept)
 		if resp.StatusCode != http.StatusBadRequest {
@@ -439,6 +466,7 @@ func TestAcceptNegotiation(t *testing.T) {
 		{"*/*", false},
 		{"application/json", true},
 		{"application/json, text/plain, */*", true},
+		{"application/json, text/html", true},
 		{"text/html;q=0.5, application/json", true},
 		{"application/json;q=0.5, text/html", false},
 		{"application/json;q=0", false},
@@ -545,6 +573,7 @@ func TestGitHubFailures(t *testing.T) {
 		{"token: bad JSON", failBadJSON, failNone},
 		{"token: no access token", failNoToken, failNone},
 		{"token: timeout", failHang, failNone},
+		{"token: not a bearer token", failMacToken, failNone},
 		{"user: 500", failNone, failStatus500},
 		{"user: bad JSON", failNone, failBadJSON},
 		{"user: timeout", failNone, failHang},
