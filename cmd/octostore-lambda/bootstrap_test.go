@@ -790,3 +790,27 @@ func BenchmarkBootstrapSize(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/1e6, "MB")
 	b.Logf("bootstrap size (linux/arm64, release flags): %.1f MB (%d bytes)", float64(fi.Size())/1e6, fi.Size())
 }
+
+// TestSetupWithGitHubApp: with a GitHub app configured, the handler that
+// setup builds has the sign-in routes: /auth/github redirects to the
+// configured GitHub with the callback on OCTOSTORE_PUBLIC_URL. (Redis is
+// not there: starting the sign-in needs no store, and setup then holds no
+// client that would outlive the test.)
+func TestSetupWithGitHubApp(t *testing.T) {
+	env := map[string]string{
+		envRedisURL: "redis://127.0.0.1:1", envRedisPrefix: "gh:",
+		envGitHubClientID: "Iv1.test", envGitHubSecret: strings.Repeat("s", 40), envStateSecret: strings.Repeat("k", 32),
+		envPublicURL: "https://locks.example.com", envGitHubBaseURL: "https://ghe.example.com",
+	}
+	_, h, err := setup(context.Background(), envOf(env), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/auth/github", nil))
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusFound || !strings.HasPrefix(loc, "https://ghe.example.com/login/oauth/authorize?") ||
+		!strings.Contains(loc, "redirect_uri="+url.QueryEscape("https://locks.example.com/auth/github/callback")) {
+		t.Fatalf("GET /auth/github: %d Location %q, want a redirect to the configured GitHub", rec.Code, loc)
+	}
+}

@@ -75,6 +75,17 @@ func TestLoadConfig(t *testing.T) {
 		{name: "redis url no host", env: base(map[string]string{envRedisURL: "redis://"}), wantErr: []string{"REDIS_URL has no host"}},
 		{name: "cluster not bool", env: base(map[string]string{envRedisCluster: "yes"}), wantErr: []string{"REDIS_CLUSTER must be true or false"}},
 		{name: "prefix with brace", env: base(map[string]string{envRedisPrefix: "a{b"}), wantErr: []string{"OCTOSTORE_REDIS_PREFIX"}},
+		{name: "prefix with closing brace", env: base(map[string]string{envRedisPrefix: "a}b"}), wantErr: []string{"OCTOSTORE_REDIS_PREFIX"}},
+		{
+			// A secret pasted with a newline still names the same Redis.
+			name: "redis url with surrounding space",
+			env:  base(map[string]string{envRedisURL: " redis://127.0.0.1:6379\n"}),
+			check: func(t *testing.T, c config) {
+				if c.Redis.URL != "redis://127.0.0.1:6379" {
+					t.Errorf("REDIS_URL = %q, want it without the surrounding space", c.Redis.URL)
+				}
+			},
+		},
 		{name: "ttl not a number", env: base(map[string]string{envMaxTTL: "1h"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be a non-negative integer"}},
 		{name: "op timeout not a duration", env: base(map[string]string{envOpTimeout: "3"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "op timeout zero", env: base(map[string]string{envOpTimeout: "0s"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
@@ -148,9 +159,9 @@ func TestScrubAndRedact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := "dial " + raw + " failed; password " + pw + "; " + url.QueryEscape(pw) + "; " + escaped + "; secret gh-client-secret; state state-secret-state-secret-state-secret"
+	msg := "dial " + raw + " failed; password " + pw + "; " + url.QueryEscape(pw) + "; " + url.PathEscape(pw) + "; " + escaped + "; secret gh-client-secret; state state-secret-state-secret-state-secret"
 	got := c.scrub(msg)
-	for _, s := range []string{raw, pw, url.QueryEscape(pw), escaped, "gh-client-secret", "state-secret-state-secret-state-secret"} {
+	for _, s := range []string{raw, pw, url.QueryEscape(pw), url.PathEscape(pw), escaped, "gh-client-secret", "state-secret-state-secret-state-secret"} {
 		if strings.Contains(got, s) {
 			t.Errorf("scrub left %q in %q", s, got)
 		}
@@ -164,10 +175,23 @@ func TestScrubAndRedact(t *testing.T) {
 	}
 }
 
+// TestScrubShortPassword: a short Redis password (4 bytes and up) is
+// scrubbed too; only strings too short to be a secret are left alone.
+func TestScrubShortPassword(t *testing.T) {
+	c, err := loadConfig(envOf(map[string]string{envRedisURL: "redis://default:pw5x@cache.example.com:6379"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.scrub("auth with pw5x failed"); got != "auth with [redacted] failed" {
+		t.Errorf("scrub = %q, want the 4-byte password redacted", got)
+	}
+}
+
 func TestStripStage(t *testing.T) {
 	tests := []struct{ path, stage, want string }{
 		{"/locks/a", "$default", "/locks/a"},
 		{"/locks/a", "", "/locks/a"},
+		{"/$default/locks/a", "$default", "/$default/locks/a"},
 		{"/prod/locks/a", "prod", "/locks/a"},
 		{"/prod", "prod", "/"},
 		{"/prod/", "prod", "/"},

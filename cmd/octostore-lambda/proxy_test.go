@@ -36,6 +36,10 @@ func TestProxyHandle(t *testing.T) {
 			wantStatus: 200, wantBody: "GET /locks/a "},
 		{name: "http api no rawPath", event: `{"version":"2.0","requestContext":{"stage":"$default","http":{"method":"POST","path":"/health"}},"body":"hi"}`,
 			wantStatus: 200, wantBody: "POST /health hi"},
+		{name: "http api no rawPath named stage", event: `{"version":"2.0","requestContext":{"stage":"prod","http":{"method":"GET","path":"/prod/locks/a"}}}`,
+			wantStatus: 200, wantBody: "GET /locks/a "},
+		{name: "rest api bad escape", event: `{"resource":"/{proxy+}","path":"/locks/%zz","httpMethod":"GET","requestContext":{"stage":"prod"}}`,
+			wantStatus: 200, wantBody: "GET /locks/%25zz ", wantV1: true},
 		{name: "http api base64 body", event: `{"version":"2.0","rawPath":"/x","isBase64Encoded":true,"body":"aGVsbG8=","requestContext":{"http":{"method":"POST"}}}`,
 			wantStatus: 200, wantBody: "POST /x hello"},
 		{name: "rest api", event: `{"resource":"/{proxy+}","path":"/locks/a","httpMethod":"DELETE","multiValueQueryStringParameters":{"q":["1"]},"requestContext":{"stage":"prod"}}`,
@@ -148,5 +152,24 @@ func TestProxyServesAsNetHTTP(t *testing.T) {
 	v2(t, ctx, `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"GET"}}}`)
 	if !seen.hasDeadline || !seen.deadline.Equal(deadline.Add(-deadlineMargin)) {
 		t.Errorf("handler's deadline %v (%v), want the invocation's less %v", seen.deadline, seen.hasDeadline, deadlineMargin)
+	}
+}
+
+// TestProxyKeepsCookies: the event's cookies reach the handler as the
+// separate cookies a browser sent (the GitHub sign-in's state cookie among
+// others), not joined into one value.
+func TestProxyKeepsCookies(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range r.Cookies() {
+			io.WriteString(w, c.Name+"="+c.Value+";")
+		}
+	})
+	p := newProxy(h, slog.New(slog.DiscardHandler))
+	out, err := p.handle(context.Background(), json.RawMessage(`{"version":"2.0","rawPath":"/auth/github/callback","cookies":["a=1","__Host-state=xyz"],"requestContext":{"http":{"method":"GET"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.(events.APIGatewayV2HTTPResponse); r.StatusCode != 200 || r.Body != "a=1;__Host-state=xyz;" {
+		t.Errorf("cookies reached the handler as %d %q, want a=1 and __Host-state=xyz", r.StatusCode, r.Body)
 	}
 }

@@ -488,6 +488,10 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 	if err := run(context.Background(), []string{"backup", "--db", db, copyPath}, strings.NewReader(""), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
+	// What a database that was moved aside without its -wal leaves behind.
+	if err := os.WriteFile(filepath.Join(dir, "stale.db-wal"), []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -502,6 +506,7 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 		{"backup with an empty OCTOSTORE_DB", []string{"backup", filepath.Join(dir, "e.db")}, map[string]string{"OCTOSTORE_DB": ""}, "--db (env OCTOSTORE_DB) is empty"},
 		{"restore without a file", []string{"restore", "--db", filepath.Join(dir, "r1.db")}, nil, "restore: want one argument, the backup file (got 0"},
 		{"restore over the live database", []string{"restore", "--db", db, copyPath}, nil, "live.db exists; it is never overwritten"},
+		{"restore next to a stale -wal", []string{"restore", "--db", filepath.Join(dir, "stale.db"), copyPath}, nil, "stale.db-wal exists; it is never overwritten"},
 		{"restore with floor 0", []string{"restore", "--db", filepath.Join(dir, "r2.db"), "--fence-floor", "0", copyPath}, nil, "fencing floor must be from 1"},
 		{"restore with a negative floor", []string{"restore", "--db", filepath.Join(dir, "r3.db"), "--fence-floor", "-5", copyPath}, nil, "(got -5)"},
 		{"restore of a file with REDIS_URL set", []string{"restore", copyPath}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "with Redis, load the snapshot into Redis its own way first; restore then takes no file (got 1 arguments)"},
@@ -518,7 +523,7 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 			}
 		})
 	}
-	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db", "r5.db"} {
+	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db", "r5.db", "stale.db"} {
 		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
 			t.Errorf("%s after a refused command: %v; want it absent", n, err)
 		}
@@ -572,5 +577,89 @@ func TestRestoreRedis(t *testing.T) {
 	}
 	if f := acquire(); f != 501 {
 		t.Errorf("first token after restore: %d; want 501", f)
+	}
+}
+
+// TestBadEnvironmentStopsServe: every limit and store variable set in the
+// environment is checked, also when it is empty and also when a flag
+// overrides it (README "Configuration"): serve stops with a message that
+// names it, and creates no database and no first account. (The context is
+// cancelled already, so a serve that gets past the checks stops at once
+// instead of running.)
+func TestBadEnvironmentStopsServe(t *testing.T) {
+	for _, tc := range []struct {
+		key, val string
+		flags    []string
+	}{
+		{"OCTOSTORE_MAX_TTL_SECONDS", "1h", nil},
+		{"OCTOSTORE_DEFAULT_TTL_SECONDS", "x", nil},
+		{"OCTOSTORE_MAX_METADATA_BYTES", "1k", nil},
+		{"OCTOSTORE_MAX_LOCKS", "", nil},
+		{"OCTOSTORE_MAX_TTL_SECONDS", "1o0", []string{"--max-ttl", "100"}},
+		{"OCTOSTORE_OP_TIMEOUT", "", nil},
+		{"OCTOSTORE_OP_TIMEOUT", "3", []string{"--op-timeout", "3s"}},
+		{"REDIS_CLUSTER", "yes", nil},
+	} {
+		t.Run(tc.key+"="+tc.val, func(t *testing.T) {
+			t.Setenv("GITHUB_CLIENT_ID", "")
+			t.Setenv("GITHUB_CLIENT_SECRET", "")
+			t.Setenv(tc.key, tc.val)
+			db := filepath.Join(t.TempDir(), "env.db")
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var out, errOut bytes.Buffer
+			args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0"}, tc.flags...)
+			err := run(ctx, args, strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), "environment "+tc.key+"=") {
+				t.Fatalf("serve with %s=%q: err = %v, want one naming %s", tc.key, tc.val, err, tc.key)
+			}
+			if strings.Contains(out.String(), "os_") {
+				t.Errorf("a refused start printed a token:\n%s", out.String())
+			}
+			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refused start left %s behind (stat: %v)", db, err)
+			}
+		})
+	}
+}
+
+// TestTokenCreateOnACluster: --redis-cluster reaches the store, so a token
+// made on a Redis Cluster (whose URL names every master) is stored where a
+// cluster client of the same prefix finds it.
+func TestTokenCreateOnACluster(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t)
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"token", "create", "--login", "ops", "--redis-url", c.URL(), "--redis-cluster", "--redis-prefix", "cl:"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("token create on a cluster: %v (stderr %s)", err, errOut.String())
+	}
+	st, err := redisstore.Open(ctx, redisstore.Config{URL: c.URL(), Cluster: true, Prefix: "cl:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if acct, err := st.AccountByToken(ctx, lockcore.HashToken(strings.TrimSpace(out.String()))); err != nil || acct.Login != "ops" {
+		t.Fatalf("the token made on the cluster: %+v, %v", acct, err)
+	}
+}
+
+// TestBadLoginTouchesNoStore: token create refuses a bad --login before it
+// opens the store: no SQLite file is made, and no Redis is dialled (the
+// error is about the login, not about a Redis that does not answer).
+func TestBadLoginTouchesNoStore(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "login.db")
+	for _, store := range [][]string{{"--db", db}, {"--redis-url", "redis://127.0.0.1:1", "--op-timeout", "200ms"}} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"token", "create", "--login", "a b"}, store...)
+		err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "token create: login must be") {
+			t.Errorf("%q: err = %v, want the login refused", args, err)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%q printed %q", args, out.String())
+		}
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused token create left %s behind (stat: %v)", db, err)
 	}
 }

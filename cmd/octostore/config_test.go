@@ -66,3 +66,64 @@ func TestSQLiteWaitIsBoundedByOpTimeout(t *testing.T) {
 		t.Fatalf("acquire once the lock is free: %+v %v", res, err)
 	}
 }
+
+// TestFlagsFromTheEnvironment: every store and limit flag takes its default
+// from its environment variable, a flag on the command line wins over it,
+// and with no flag REDIS_URL wins over OCTOSTORE_DB (README "Configuration").
+func TestFlagsFromTheEnvironment(t *testing.T) {
+	for k, v := range map[string]string{
+		"OCTOSTORE_DB":                  "/env/o.db",
+		"REDIS_URL":                     "redis://env.example:6379",
+		"REDIS_CLUSTER":                 "true",
+		"OCTOSTORE_REDIS_PREFIX":        "env:",
+		"OCTOSTORE_OP_TIMEOUT":          "750ms",
+		"OCTOSTORE_MAX_TTL_SECONDS":     "600",
+		"OCTOSTORE_DEFAULT_TTL_SECONDS": "30",
+		"OCTOSTORE_MAX_METADATA_BYTES":  "10",
+		"OCTOSTORE_MAX_LOCKS":           "7",
+	} {
+		t.Setenv(k, v)
+	}
+	parse := func(args ...string) (storeFlags, lockcore.Limits) {
+		t.Helper()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var sf storeFlags
+		sf.register(fs)
+		var lf limitFlags
+		lf.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := sf.resolve(); err != nil {
+			t.Fatalf("resolve %q: %v", args, err)
+		}
+		lim, err := lf.limits()
+		if err != nil {
+			t.Fatalf("limits %q: %v", args, err)
+		}
+		return sf, lim
+	}
+
+	sf, lim := parse()
+	if sf.redisURL != "redis://env.example:6379" || !sf.redisCluster || sf.redisPrefix != "env:" || sf.opTimeout != 750*time.Millisecond {
+		t.Errorf("from the environment: redis %q cluster %v prefix %q op timeout %v", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout)
+	}
+	if want := (lockcore.Limits{MaxTTL: 600 * time.Second, DefaultTTL: 30 * time.Second, MaxMetadataBytes: 10, MaxHeldLocks: 7}); lim != want {
+		t.Errorf("limits from the environment: %+v, want %+v", lim, want)
+	}
+
+	sf, lim = parse("--redis-url", "redis://flag.example:6379", "--redis-cluster=false", "--redis-prefix", "flag:", "--op-timeout", "2s",
+		"--max-ttl", "900", "--default-ttl", "45", "--max-metadata", "20", "--max-locks", "9")
+	if sf.redisURL != "redis://flag.example:6379" || sf.redisCluster || sf.redisPrefix != "flag:" || sf.opTimeout != 2*time.Second {
+		t.Errorf("flags over the environment: redis %q cluster %v prefix %q op timeout %v", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout)
+	}
+	if want := (lockcore.Limits{MaxTTL: 900 * time.Second, DefaultTTL: 45 * time.Second, MaxMetadataBytes: 20, MaxHeldLocks: 9}); lim != want {
+		t.Errorf("limits from flags: %+v, want %+v", lim, want)
+	}
+
+	// --db on the command line means SQLite, whatever the environment says.
+	sf, _ = parse("--db", "/flag/o.db")
+	if sf.redisURL != "" || sf.redisCluster || sf.db != "/flag/o.db" {
+		t.Errorf("--db with REDIS_URL set: redis %q cluster %v db %q, want SQLite at /flag/o.db", sf.redisURL, sf.redisCluster, sf.db)
+	}
+}

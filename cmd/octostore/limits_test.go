@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/internal/redistest"
@@ -549,5 +552,185 @@ func TestServeWarnsOfRedisDurability(t *testing.T) {
 	mu.Unlock()
 	if !strings.Contains(logs, `"msg":"store durability","problem":"Redis has appendonly \"no\"`) {
 		t.Fatalf("no durability warning in the log:\n%s", logs)
+	}
+}
+
+// TestServeAppliesItsLimits: the limits serve is given, from the
+// environment and from flags (a flag beating its variable), are the ones
+// its API enforces; and serve sets the GC target when GOGC is unset.
+func TestServeAppliesItsLimits(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	t.Setenv("OCTOSTORE_DEFAULT_TTL_SECONDS", "7")
+	t.Setenv("OCTOSTORE_MAX_LOCKS", "1")
+	t.Setenv("OCTOSTORE_MAX_TTL_SECONDS", "5") // --max-ttl below wins
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC") // restored by t.Setenv's cleanup
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+
+	client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(&http.Transport{DisableKeepAlives: true})}
+	sp := startServe(t, client, func() []string {
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--db", filepath.Join(t.TempDir(), "lim.db"), "--max-ttl", "20", "--max-metadata", "5"}
+	})
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("GC target while serving with GOGC unset: %d, want %d", got, gcPercent)
+	}
+	sp.mu.Lock()
+	token := tokenRE.FindString(sp.stdout.String())
+	sp.mu.Unlock()
+	if token == "" {
+		t.Fatal("no first-start token on stdout")
+	}
+	acquire := func(name, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", sp.base+"/locks/"+name+"/acquire", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("acquire %s: %v", name, err)
+		}
+		defer resp.Body.Close()
+		m := map[string]any{}
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"a", `{"ttl_seconds":21}`, 400, "invalid_ttl"},
+		{"a", `{"ttl_seconds":20,"metadata":"123456"}`, 400, "invalid_metadata"},
+		{"a", `{"metadata":"12345"}`, 200, ""},
+		{"b", `{"ttl_seconds":20}`, 403, "lock_limit_exceeded"},
+	} {
+		st, m := acquire(tc.name, tc.body)
+		if st != tc.status || (tc.code != "" && m["code"] != tc.code) {
+			t.Fatalf("acquire %s %s: %d %v, want %d %s", tc.name, tc.body, st, m, tc.status, tc.code)
+		}
+		if st == 200 && m["ttl_seconds"] != float64(7) {
+			t.Errorf("acquire without ttl_seconds: ttl_seconds %v, want the default 7", m["ttl_seconds"])
+		}
+	}
+}
+
+// TestShutdownDrainsSlowRequests: a stop lets a request in flight finish
+// for up to 10 s (README "Configuration"), also one still in flight a few
+// seconds into the stop: its answer is a real one (the store is still
+// open), and serve then returns nil.
+func TestShutdownDrainsSlowRequests(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	sp := startServe(t, &http.Client{Timeout: clientTimeout}, func() []string {
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--db", filepath.Join(t.TempDir(), "drain.db")}
+	})
+	sp.mu.Lock()
+	token := tokenRE.FindString(sp.stdout.String())
+	sp.mu.Unlock()
+	c, err := net.Dial("tcp", sp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const body = `{"ttl_seconds":30}`
+	fmt.Fprintf(c, "POST /locks/drain/acquire HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", token, len(body))
+	br := bufio.NewReader(c)
+	// "100 Continue" comes once the handler reads the body: in flight.
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line after it
+		t.Fatal(err)
+	}
+	sp.stop()
+	// Well into the drain (but inside the 10 s the README promises), the
+	// body comes.
+	time.Sleep(3 * time.Second)
+	io.WriteString(c, body)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the request in flight got no answer: %v", err)
+	}
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || m["fencing_token"] == nil {
+		t.Fatalf("the request in flight during the stop: %d %v, want 200 with a lease", resp.StatusCode, m)
+	}
+	if err := <-sp.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	sp.done <- nil // for the cleanup
+}
+
+// TestServeUsesThePublicURL: with a GitHub app, OCTOSTORE_PUBLIC_URL (not
+// the listen address) is the base of the callback URL sent to GitHub, and
+// no first account is made.
+func TestServeUsesThePublicURL(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "Iv1.test")
+	t.Setenv("GITHUB_CLIENT_SECRET", "0123456789abcdef0123456789abcdef01234567")
+	t.Setenv("GITHUB_BASE_URL", "http://127.0.0.1:9/gh")
+	t.Setenv("OCTOSTORE_PUBLIC_URL", "https://locks.example.com")
+	client := &http.Client{Timeout: clientTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	sp := startServe(t, client, func() []string {
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--db", filepath.Join(t.TempDir(), "gh.db")}
+	})
+	resp, err := client.Get(sp.base + "/auth/github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "redirect_uri="+url.QueryEscape("https://locks.example.com/auth/github/callback")) {
+		t.Fatalf("GET /auth/github: %d Location %q, want a redirect_uri on OCTOSTORE_PUBLIC_URL", resp.StatusCode, loc)
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if tokenRE.MatchString(sp.stdout.String()) {
+		t.Fatalf("a token was printed although GitHub sign-in is configured:\n%s", sp.stdout.String())
+	}
+}
+
+// TestServeUsesItsOpTimeout: --op-timeout bounds the API's store
+// operations, not functions.DefaultOpTimeout: with --op-timeout 30s, an
+// acquire that Redis holds up for longer than the default (the server
+// paused, then resumed) is answered 200, not 503.
+func TestServeUsesItsOpTimeout(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	srv := redistest.Start(t)
+	starts := 0
+	client := &http.Client{Timeout: 30 * time.Second}
+	sp := startServe(t, client, func() []string {
+		starts++ // a fresh prefix for each start: a first start prints a token
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--redis-url", srv.URL(), "--redis-prefix", fmt.Sprintf("opt%d:", starts)}
+	})
+	sp.mu.Lock()
+	token := tokenRE.FindString(sp.stdout.String())
+	sp.mu.Unlock()
+	if token == "" {
+		t.Fatal("no first-start token on stdout")
+	}
+	srv.Pause()
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(functions.DefaultOpTimeout + 2*time.Second)
+		srv.Resume()
+	}()
+	t.Cleanup(func() { <-resumed })
+	req, _ := http.NewRequest("POST", sp.base+"/locks/slow/acquire", strings.NewReader(`{"ttl_seconds":30}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("acquire held up past the default op timeout: %d %v, want 200 within --op-timeout 30s", resp.StatusCode, m)
 	}
 }

@@ -3,9 +3,11 @@ package httpserver
 import (
 	"bufio"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,5 +90,50 @@ func TestOptionsStarReachesTheHandler(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusTeapot || res.Header.Get("X-Seen") != "OPTIONS *" {
 		t.Fatalf("OPTIONS *: %s, X-Seen %q; want the handler's 418", res.Status, res.Header.Get("X-Seen"))
+	}
+}
+
+// lockedBuilder is a strings.Builder safe for concurrent use.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// net/http's own errors (here: a handler's panic) go to the errorLog New
+// was given, so `octostore serve` writes them in its log's format.
+func TestNewLogsToErrorLog(t *testing.T) {
+	var logged lockedBuilder
+	srv := New(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in handler") }), log.New(&logged, "", 0))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// net/http logs the panic, then closes the connection: read to EOF.
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		t.Fatal("a panicking handler answered")
+	}
+	if got := logged.String(); !strings.Contains(got, "panic serving") || !strings.Contains(got, "boom in handler") {
+		t.Fatalf("errorLog got %q, want net/http's panic line", got)
 	}
 }

@@ -150,3 +150,18 @@ func TestConcurrentWriters(t *testing.T) {
 		next[k]++
 	}
 }
+
+// A Write that would take the buffer past its size writes what the buffer
+// holds first, so the buffer never holds more than size bytes.
+func TestFullBufferIsWrittenFirst(t *testing.T) {
+	var out countingWriter
+	w := logbuf.New(&out, time.Hour, 8)
+	w.Write([]byte("1234"))
+	w.Write([]byte("56789"))
+	if got, n := out.String(), out.count(); got != "1234" || n != 1 {
+		t.Fatalf("after 4+5 bytes into 8: %q in %d writes, want the first 4 bytes in one write", got, n)
+	}
+	if err := w.Close(); err != nil || out.String() != "123456789" {
+		t.Fatalf("after Close: %q, %v", out.String(), err)
+	}
+}
