@@ -168,7 +168,10 @@ func checkLock(name string, recs []*Record, slack time.Duration) ([]Violation, T
 			if rel.Call.After(l.end.Add(slack)) {
 				continue
 			}
-			if rel.Output.Outcome == Released && rel.Return.Before(l.start.Add(-slack)) {
+			// A release that was answered, or lost but bounded (its server
+			// died by Return), before this lease began cannot end it: it
+			// ended an earlier lease with the same id, if any.
+			if (rel.Output.Outcome == Released || rel.Bounded) && rel.Return.Before(l.start.Add(-slack)) {
 				continue
 			}
 			at := rel.Call
