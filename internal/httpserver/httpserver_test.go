@@ -70,18 +70,7 @@ func TestOptionsStarReachesTheHandler(t *testing.T) {
 		w.Header().Set("X-Seen", r.Method+" "+r.RequestURI)
 		w.WriteHeader(http.StatusTeapot)
 	}), nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := serveAndDial(t, srv)
 	fmt.Fprint(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
@@ -116,18 +105,7 @@ func (l *lockedBuilder) String() string {
 func TestNewLogsToErrorLog(t *testing.T) {
 	var logged lockedBuilder
 	srv := New(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in handler") }), log.New(&logged, "", 0))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := serveAndDial(t, srv)
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	// net/http logs the panic, then closes the connection: read to EOF.
 	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
@@ -136,4 +114,23 @@ func TestNewLogsToErrorLog(t *testing.T) {
 	if got := logged.String(); !strings.Contains(got, "panic serving") || !strings.Contains(got, "boom in handler") {
 		t.Fatalf("errorLog got %q, want net/http's panic line", got)
 	}
+}
+
+// serveAndDial serves srv on a loopback port until the test ends and
+// returns a connection to it that gives up after 10 s.
+func serveAndDial(t *testing.T, srv *http.Server) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }

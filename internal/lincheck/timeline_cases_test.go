@@ -17,16 +17,8 @@ func (b *tl) lostWrite(kind OpKind, lease string, call, ret, ttl int64) *tl {
 // TestCheckTimelineMoreViolations: violations each of which a bug in the checker
 // once (in a mutation review) let through, and legal twins of some.
 func TestCheckTimelineMoreViolations(t *testing.T) {
-	held := func(lease string, tok, exp int64) Output {
-		o := getHeld(lease, tok)
-		o.ExpiresAt = ms(exp)
-		return o
-	}
-	cases := []struct {
-		name string
-		b    *tl
-		want string // "" for no violation, else the Kind expected
-	}{
+	held := heldUntil
+	checkTimelineCases(t, []timelineCase{
 		{"renewal extends the holding", new(tl).
 			ok(OpAcquire, "a", 1, 0, 1000).
 			ok(OpRenew, "a", 1, 500, 1000).
@@ -88,28 +80,7 @@ func TestCheckTimelineMoreViolations(t *testing.T) {
 		{"lost renewal creates no lease", new(tl).
 			lostWrite(OpRenew, "z", 100, 105, 1000).
 			get(500, held("z", 9, 1000)), "phantom lease"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			vs, stats := CheckTimeline(c.b.history(), 5*time.Millisecond)
-			if c.want == "" {
-				if len(vs) != 0 {
-					t.Fatalf("unexpected violations: %v", vs)
-				}
-				if stats.Acks == 0 && stats.Reads == 0 {
-					t.Fatal("nothing was checked")
-				}
-				return
-			}
-			found := false
-			for _, v := range vs {
-				found = found || v.Kind == c.want
-			}
-			if !found {
-				t.Fatalf("violations %v, want one of kind %q", vs, c.want)
-			}
-		})
-	}
+	})
 }
 
 // TestCheckTimelineLongestHolder: a new lease is compared with the earlier

@@ -36,17 +36,54 @@ func (b *tl) get(call int64, out Output) *tl { return b.add(OpGet, "", call, cal
 
 func (b *tl) history() History { return History{Records: b.recs, End: ms(1e6)} }
 
-func TestCheckTimeline(t *testing.T) {
-	held := func(lease string, tok, exp int64) Output {
-		o := getHeld(lease, tok)
-		o.ExpiresAt = ms(exp)
-		return o
+// heldUntil is a get's answer showing lease with token tok, expiring at
+// exp ms.
+func heldUntil(lease string, tok, exp int64) Output {
+	o := getHeld(lease, tok)
+	o.ExpiresAt = ms(exp)
+	return o
+}
+
+// timelineCase is a history and the violation CheckTimeline must find in
+// it ("" for none).
+type timelineCase struct {
+	name string
+	b    *tl
+	want string // "" for no violation, else the Kind expected
+}
+
+// checkTimelineCases runs CheckTimeline on each case as a subtest.
+func checkTimelineCases(t *testing.T, cases []timelineCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vs, stats := CheckTimeline(c.b.history(), 5*time.Millisecond)
+			if c.want == "" {
+				if len(vs) != 0 {
+					t.Fatalf("unexpected violations: %v", vs)
+				}
+				if stats.Acks == 0 && stats.Reads == 0 {
+					t.Fatal("nothing was checked")
+				}
+				return
+			}
+			found := false
+			for _, v := range vs {
+				found = found || v.Kind == c.want
+			}
+			if !found {
+				t.Fatalf("violations %v, want one of kind %q", vs, c.want)
+			}
+			if !strings.Contains(vs[0].String(), "x: ") {
+				t.Errorf("violation does not name its lock: %s", vs[0])
+			}
+		})
 	}
-	cases := []struct {
-		name string
-		b    *tl
-		want string // "" for no violation, else the Kind expected
-	}{
+}
+
+func TestCheckTimeline(t *testing.T) {
+	held := heldUntil
+	checkTimelineCases(t, []timelineCase{
 		{"expiry then a new holder", new(tl).
 			ok(OpAcquire, "a", 1, 0, 1000).
 			get(500, held("a", 1, 1000)).
@@ -115,31 +152,7 @@ func TestCheckTimeline(t *testing.T) {
 		{"expired lease read as held", new(tl).
 			add(OpAcquire, "z", 100, 105, unknown).
 			get(1500, held("z", 9, 1000)), "revived"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			vs, stats := CheckTimeline(c.b.history(), 5*time.Millisecond)
-			if c.want == "" {
-				if len(vs) != 0 {
-					t.Fatalf("unexpected violations: %v", vs)
-				}
-				if stats.Acks == 0 && stats.Reads == 0 {
-					t.Fatal("nothing was checked")
-				}
-				return
-			}
-			found := false
-			for _, v := range vs {
-				found = found || v.Kind == c.want
-			}
-			if !found {
-				t.Fatalf("violations %v, want one of kind %q", vs, c.want)
-			}
-			if !strings.Contains(vs[0].String(), "x: ") {
-				t.Errorf("violation does not name its lock: %s", vs[0])
-			}
-		})
-	}
+	})
 }
 
 // TestCheckTimelineSameMillisecond: a release and the next lease in the
