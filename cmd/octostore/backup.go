@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
@@ -14,41 +13,30 @@ import (
 	"github.com/octostore/octostore/lockcore/sqlitestore"
 )
 
-// sqliteOnly refuses to work on the default SQLite file when the server
-// would use Redis (REDIS_URL set) and --db was not given: the copy or
-// restore would then be of a database nobody uses.
-func sqliteOnly(fs *flag.FlagSet, cmd string) error {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "db" })
-	if os.Getenv("REDIS_URL") != "" && !given {
-		return fmt.Errorf("%s: works on a SQLite database, and REDIS_URL is set (the server uses Redis); give --db to name the SQLite file, or use Redis' own persistence for Redis", cmd)
-	}
-	return nil
-}
-
 // backupCmd writes a consistent copy of the SQLite database to a new file
 // while servers may go on using the database (sqlitestore.Backup).
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file to copy (env OCTOSTORE_DB)")
+	var sf storeFlags
+	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("backup: want one argument, the new file to write the copy to (got %d; the flags go before it)", fs.NArg())
 	}
-	if err := sqliteOnly(fs, "backup"); err != nil {
-		return err
+	if err := sf.resolve(); err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
-	if *db == "" {
-		return errors.New("backup: --db (env OCTOSTORE_DB) is empty: name the SQLite database file")
+	if sf.redisURL != "" {
+		return errors.New("backup: works on a SQLite database, and the store is Redis (REDIS_URL or --redis-url); give --db to name a SQLite file, or use Redis' own persistence (RDB, AOF) for Redis")
 	}
-	n, err := sqlitestore.Backup(ctx, *db, fs.Arg(0))
+	n, err := sqlitestore.Backup(ctx, sf.db, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "backed up %s to %s (%d bytes)\n", *db, fs.Arg(0), n)
+	_, err = fmt.Fprintf(stdout, "backed up %s to %s (%d bytes)\n", sf.db, fs.Arg(0), n)
 	return err
 }
 

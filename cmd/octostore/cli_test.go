@@ -502,7 +502,7 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 		{"backup with two files", []string{"backup", "--db", db, "x.db", "y.db"}, nil, "(got 2; the flags go before it)"},
 		{"backup over a file", []string{"backup", "--db", db, copyPath}, nil, "copy.db exists; it is never overwritten"},
 		{"backup of a missing database", []string{"backup", "--db", filepath.Join(dir, "none.db"), filepath.Join(dir, "n.db")}, nil, "no such file"},
-		{"backup with REDIS_URL set", []string{"backup", filepath.Join(dir, "r.db")}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "REDIS_URL is set (the server uses Redis); give --db"},
+		{"backup with REDIS_URL set", []string{"backup", filepath.Join(dir, "r.db")}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "the store is Redis (REDIS_URL or --redis-url); give --db"},
 		{"backup with an empty OCTOSTORE_DB", []string{"backup", filepath.Join(dir, "e.db")}, map[string]string{"OCTOSTORE_DB": ""}, "--db (env OCTOSTORE_DB) is empty"},
 		{"restore without a file", []string{"restore", "--db", filepath.Join(dir, "r1.db")}, nil, "restore: want one argument, the backup file (got 0"},
 		{"restore over the live database", []string{"restore", "--db", db, copyPath}, nil, "live.db exists; it is never overwritten"},
