@@ -7,29 +7,40 @@
 -- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                       the call is made with that bearer token and is done
 --                       only if the key exists (the token is the account's)
+-- KEYS[5] revocation mark <prefix>{a:ID}:revoked:<sha256 hex>  OPTIONAL, only
+--                       with KEYS[4] and ARGV[7]: the caller has just read the
+--                       token key and found it names this account, so the call
+--                       is done without the mirror too if this mark (set by a
+--                       revocation or rotation of the token) does not exist and
+--                       now is before the deadline ARGV[7]
 -- ARGV[1] lock name (the zset member)
 -- ARGV[2] lease id
 -- ARGV[3] ttl in milliseconds (positive integer)
 -- ARGV[4] max held locks of the account (integer >= 1)
 -- ARGV[5] "1" if ARGV[6] is metadata to store, "0" for none (new lease) / keep (retry)
 -- ARGV[6] metadata (ignored unless ARGV[5] == "1")
+-- ARGV[7] deadline for KEYS[5] (ms, server clock; only with KEYS[5])
 --
 -- Returns an array, first element a status:
 --   {1, lease, fence, expires, ttl, hasmeta, metadata, now}  acquired (new or idempotent retry)
 --   {0, lease, fence, expires, ttl, hasmeta, metadata, now}  held by another lease (the holder's)
 --   {2, now}                                                 free, but the account is at its quota
---   {-1}                                                     token not proved: KEYS[4] was given
---                                                            and does not exist; nothing changed
+--   {-1, now}                                                token not proved: KEYS[4] was given,
+--                                                            does not exist and KEYS[5] does not
+--                                                            vouch for the token; nothing changed
 -- hasmeta is 1 when metadata is present, else 0 (metadata is then "").
 -- Times are milliseconds of the server clock (TIME); a lease is held while now < expires.
 -- With three KEYS the script never checks a token and never returns -1.
 
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) ~= 1 then
-  return {-1}
-end
-
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) ~= 1 then
+  if not KEYS[5] or redis.call('EXISTS', KEYS[5]) == 1 or now >= tonumber(ARGV[7]) then
+    return {-1, now}
+  end
+end
+
 local ttl = tonumber(ARGV[3])
 
 local cur = redis.call('HMGET', KEYS[1], 'lease', 'fence', 'expires', 'ttl', 'metadata')

@@ -69,11 +69,13 @@ var Rotate string
 //go:embed revoke.lua
 var Revoke string
 
-// NotProved is the status (first element of an array reply, or the whole
-// integer reply of release.lua) with which acquire.lua, renew.lua and
-// release.lua refuse a call whose optional token mirror key
-// <prefix>{a:ID}:tok:<sha256 hex> does not exist. They return it only when
-// that key is passed.
+// NotProved is the status (the first element of the array reply {-1, now},
+// now in milliseconds of the server clock) with which acquire.lua,
+// renew.lua and release.lua refuse a call whose optional token mirror key
+// <prefix>{a:ID}:tok:<sha256 hex> does not exist, unless the optional
+// revocation mark <prefix>{a:ID}:revoked:<sha256 hex> that follows it is
+// passed, does not exist, and the deadline passed with it is not reached.
+// They return it only when the mirror key is passed.
 const NotProved = -1
 
 // TombstonePrefix starts the value rotate.lua leaves under a retired token

@@ -429,8 +429,8 @@ func TestKeyLayout(t *testing.T) {
 	slices.Sort(keys)
 	tag := prefix + "{a:" + acct + "}"
 	// The live token tok2 has its mirror in the account's slot; the
-	// rotated-out tok has none.
-	wantAcct := []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:keep", tag + ":tok:" + tok2.String()}
+	// rotated-out tok has none, and its revocation mark for a while.
+	wantAcct := []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:keep", tag + ":revoked:" + tok.String(), tag + ":tok:" + tok2.String()}
 	var acctKeys []string
 	for _, k := range keys {
 		if strings.HasPrefix(k, tag) {
@@ -474,6 +474,9 @@ func TestKeyLayout(t *testing.T) {
 	}
 	if pttl, err := rdb.PTTL(ctx, tag+":tok:"+tok2.String()).Result(); err != nil || pttl != -1 {
 		t.Errorf("PTTL of a live token's mirror: want -1, got %v, %v", pttl, err)
+	}
+	if pttl, err := rdb.PTTL(ctx, tag+":revoked:"+tok.String()).Result(); err != nil || pttl <= 4*time.Minute || pttl > 5*time.Minute {
+		t.Errorf("PTTL of the rotated-out token's revocation mark: want in (4m, 5m], got %v, %v", pttl, err)
 	}
 	if pttl, err := rdb.PTTL(ctx, tag+":fence").Result(); err != nil || pttl != -1 {
 		t.Errorf("PTTL of the fence key after a release: want -1 (no expiry), got %v, %v", pttl, err)

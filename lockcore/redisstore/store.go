@@ -16,7 +16,10 @@
 // same atomic step as the write. AddToken, RotateToken and RevokeToken keep
 // the mirrors in step with the token keys, deleting a mirror before the
 // token key it mirrors is retired, so a retired token is refused at once by
-// every instance on a standalone Redis and on Redis Cluster alike.
+// every instance on a standalone Redis and on Redis Cluster alike. A token
+// without a mirror (from a store written before mirrors existed) is
+// checked against its token key and then written with a check of its
+// revocation mark, so its retirement is not overtaken either.
 //
 // Fencing tokens come from one INCR counter per account that never expires
 // and is never deleted. They survive a Redis crash only as far as Redis
@@ -51,6 +54,10 @@
 //	                     ReleaseAs check the token inside the lock script
 //	                     (tokens added before mirrors existed have none and
 //	                     are checked against Ptoken:<hex>, see AcquireAs)
+//	P{a:ID}:revoked:<hex> "1" for five minutes after the token with that
+//	                     sha256 hex was revoked or rotated out: the lock
+//	                     scripts' fallback for a token without a mirror
+//	                     refuses it while the mark exists (see lockScript)
 //	Ptoken:<sha256 hex>  account id of a token, or for a minute after it
 //	                     was rotated out a "rotated:<new hash>" tombstone
 //	Plogin:<login>       id of the operator-made account with that login
@@ -126,6 +133,11 @@ type Store struct {
 	prefix    string
 	opTimeout time.Duration
 	closed    atomic.Bool
+	// Test hooks, nil outside tests: fallbackHook runs in lockScript's
+	// fallback after the token key was read and before the write;
+	// retireHook runs in RevokeToken and RotateToken after the token key
+	// was retired and before the revocation mark is set again.
+	fallbackHook, retireHook func()
 }
 
 var (
@@ -142,6 +154,22 @@ var (
 // tombstoneTTL is how long a rotated-out token key keeps its tombstone: long
 // enough to outlive any client retry of the rotation.
 const tombstoneTTL = time.Minute
+
+// vouchWindow is how long, by the Redis clock, a lock write whose token has
+// no mirror may still be done on the strength of the token key that it
+// read: the fallback's write must run within vouchWindow of the first
+// script's answer. markTTL is how long the revocation mark that
+// RevokeToken and RotateToken set (twice: before the mirror goes, and
+// again after the token key is retired) lasts. A fallback that read the
+// token key before the key was retired, and writes after the revocation
+// returned, finds the mark if it writes within markTTL of the second
+// setting, and is past its deadline if it writes later, because
+// vouchWindow < markTTL; so no write with a retired token lands after its
+// revocation returned, however long the fallback's steps take.
+const (
+	vouchWindow = 30 * time.Second
+	markTTL     = 5 * time.Minute
+)
 
 // New returns a Store over client. The Store owns the client from then on:
 // Close closes it. The client's own timeouts still apply; for a client that
@@ -407,6 +435,21 @@ func (s *Store) mirrorKey(tag string, h lockcore.TokenHash) string {
 	return tag + ":tok:" + hex.EncodeToString(h[:])
 }
 
+// markKey is the revocation mark <tag>:revoked:<hash hex>, set for markTTL
+// by RevokeToken and RotateToken, so that the lock scripts' fallback for a
+// token without a mirror refuses a token that is being retired.
+func (s *Store) markKey(tag string, h lockcore.TokenHash) string {
+	return tag + ":revoked:" + hex.EncodeToString(h[:])
+}
+
+// markRetired sets the revocation mark of a token of accountID for markTTL.
+func (s *Store) markRetired(ctx context.Context, op, accountID string, h lockcore.TokenHash) error {
+	if err := s.client.Set(ctx, s.markKey(s.tag(accountID), h), "1", markTTL).Err(); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
 // checkAccountID refuses ids that would break the hash tag.
 func checkAccountID(id string) error {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
@@ -425,7 +468,8 @@ func (s *Store) Acquire(ctx context.Context, accountID, name string, opts lockco
 // key <prefix>{a:ID}:tok:<hash hex> exists, so it is one round trip on
 // Redis Cluster too. A token without a mirror (added before mirrors
 // existed, or of another account) costs two more: the token key is read
-// and, if it names accountID, acquire.lua runs again without the check.
+// and, if it names accountID, acquire.lua runs again, done unless the
+// token's revocation mark appeared meanwhile (see lockScript).
 // Input errors are Acquire's, checked first. A token that is unknown,
 // revoked, rotated away or of another account gets an error wrapping
 // lockcore.ErrNotFound and nothing changes; an outage during the check
@@ -603,47 +647,79 @@ func (s *Store) release(ctx context.Context, token *lockcore.TokenHash, accountI
 // are one atomic step in the account's slot. If the script answers
 // scripts.NotProved, the token key (the authority) decides: an error
 // (ErrNotFound for an unknown, revoked or rotated-away token, ErrUnavailable
-// for an outage) or another account (ErrNotFound) is returned; the token of
-// accountID that has no mirror (made before mirrors existed) gets sc run
-// again without the mirror, as the plain lock write. The fallback never
-// creates a mirror: one made now could outlive a revocation that runs
-// concurrently. The returned error is final (already translated); the
-// returned command succeeded and holds the write's reply.
+// for an outage) or another account (ErrNotFound) is returned. A token of
+// accountID that has no mirror (made before mirrors existed, or in the
+// middle of its revocation) gets sc run again with the mirror, the token's
+// revocation mark and a deadline vouchWindow after the first script's
+// clock: the write is done if the mark does not exist and the deadline is
+// not reached, and refused (ErrNotFound) otherwise, so a revocation or
+// rotation that completes between the two steps is not overtaken (see
+// vouchWindow). The fallback never creates a mirror: a token of a store
+// written before mirrors existed keeps its three round trips. The returned
+// error is final (already translated); the returned command succeeded and
+// holds the write's reply.
 func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, accountID string, token *lockcore.TokenHash, keys []string, args ...any) (*redis.Cmd, error) {
-	if token != nil {
-		withMirror := append(keys[:len(keys):len(keys)], s.mirrorKey(s.tag(accountID), *token))
-		cmd := s.runScript(ctx, sc, withMirror, args...)
+	if token == nil {
+		cmd := s.runScript(ctx, sc, keys, args...)
 		if err := cmd.Err(); err != nil {
 			return nil, s.fail(op, err)
 		}
-		if !notProved(cmd.Val()) {
-			return cmd, nil
-		}
-		id, err := s.accountIDByToken(ctx, *token)
-		if err != nil {
-			return nil, err
-		}
-		if id != accountID {
-			return nil, fmt.Errorf("redisstore: %s: token: %w (the token belongs to another account)", op, lockcore.ErrNotFound)
-		}
+		return cmd, nil
 	}
-	cmd := s.runScript(ctx, sc, keys, args...)
+	tag := s.tag(accountID)
+	withMirror := append(keys[:len(keys):len(keys)], s.mirrorKey(tag, *token))
+	cmd := s.runScript(ctx, sc, withMirror, args...)
 	if err := cmd.Err(); err != nil {
 		return nil, s.fail(op, err)
+	}
+	now, refused, err := notProved(cmd.Val())
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if !refused {
+		return cmd, nil
+	}
+	id, err := s.accountIDByToken(ctx, *token)
+	if err != nil {
+		return nil, err
+	}
+	if id != accountID {
+		return nil, fmt.Errorf("redisstore: %s: token: %w (the token belongs to another account)", op, lockcore.ErrNotFound)
+	}
+	if s.fallbackHook != nil {
+		s.fallbackHook()
+	}
+	vouched := append(withMirror, s.markKey(tag, *token))
+	cmd = s.runScript(ctx, sc, vouched, append(args[:len(args):len(args)], now+vouchWindow.Milliseconds())...)
+	if err := cmd.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	if _, refused, err := notProved(cmd.Val()); err != nil || refused {
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		return nil, fmt.Errorf("redisstore: %s: token: %w (revoked or rotated away meanwhile)", op, lockcore.ErrNotFound)
 	}
 	return cmd, nil
 }
 
-// notProved reports whether a lock script's reply is scripts.NotProved:
-// the integer itself (release.lua) or an array starting with it.
-func notProved(v any) bool {
-	switch v := v.(type) {
-	case int64:
-		return v == scripts.NotProved
-	case []any:
-		return len(v) > 0 && v[0] == int64(scripts.NotProved)
+// notProved reports whether a lock script's reply is scripts.NotProved,
+// the array {-1, now}, and returns now (ms, Redis clock). A reply starting
+// with -1 without a time is an error (a script that does not match this
+// build).
+func notProved(v any) (now int64, refused bool, err error) {
+	a, ok := v.([]any)
+	if !ok || len(a) == 0 || a[0] != int64(scripts.NotProved) {
+		return 0, false, nil
 	}
-	return false
+	if len(a) < 2 {
+		return 0, true, fmt.Errorf("malformed reply %v: the token was not proved, and no time came with it", a)
+	}
+	now, ok = a[1].(int64)
+	if !ok {
+		return 0, true, fmt.Errorf("malformed reply %v: the token was not proved, and no time came with it", a)
+	}
+	return now, true, nil
 }
 
 // Get implements lockcore.Locks.Get with one run of get.lua.
@@ -963,9 +1039,10 @@ func (s *Store) accountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 // RotateToken implements lockcore.Accounts.RotateToken. The two token keys
 // may sit in different Cluster slots, so it is steps: read the account of
 // old; SET new's mirror <prefix>{a:ID}:tok:<new hex>, then new's token key;
-// DEL old's mirror; then retire old with rotate.lua, which replaces its
-// token key by a one-minute tombstone naming new (a lookup treats it as
-// unknown). Only the caller whose rotate.lua retired old succeeds; a caller
+// set old's revocation mark and DEL old's mirror; then retire old with
+// rotate.lua, which replaces its token key by a one-minute tombstone naming
+// new (a lookup treats it as unknown), and set old's mark again (see
+// vouchWindow). Only the caller whose rotate.lua retired old succeeds; a caller
 // that finds old gone or retired by another rotation deletes new's mirror
 // and then new's token key again and returns ErrNotFound, so of concurrent
 // rotations exactly one wins and no losing token stays valid. A
@@ -1008,12 +1085,21 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
+	if err := s.markRetired(ctx, "rotate token", id, old); err != nil {
+		return lockcore.Account{}, err
+	}
 	if err := s.client.Del(ctx, s.mirrorKey(tag, old)).Err(); err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
 	if err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
+	}
+	if s.retireHook != nil {
+		s.retireHook()
+	}
+	if err := s.markRetired(ctx, "rotate token", id, old); err != nil {
+		return lockcore.Account{}, err
 	}
 	if won != 1 {
 		// The mirror first: a mirror without its token key would let
@@ -1030,12 +1116,15 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 }
 
 // RevokeToken implements lockcore.Accounts.RevokeToken: it reads the token
-// key for the account, deletes the token's mirror <prefix>{a:ID}:tok:<hex>
-// (so AcquireAs and friends refuse it on every instance), then deletes the
-// token key with revoke.lua (a token already rotated out is unknown). The
+// key for the account, sets the token's revocation mark
+// <prefix>{a:ID}:revoked:<hex> for markTTL and deletes its mirror
+// <prefix>{a:ID}:tok:<hex> (so AcquireAs and friends refuse it on every
+// instance), then deletes the token key with revoke.lua (a token already
+// rotated out is unknown), then sets the mark again (see vouchWindow). The
 // mirror goes first, so no mirror outlives its token; a call that fails
-// between the two leaves the token live without its mirror (it still works
-// through AcquireAs' token-key fallback) until a retry revokes it. An
+// between the two leaves the token live without its mirror, refused by the
+// lock writes while the mark lasts and then working through AcquireAs'
+// token-key fallback, until a retry revokes it. An
 // unknown, revoked or rotated-out token gets ErrNotFound; so does a retry
 // of a revocation that had taken effect. Concurrent revocations and
 // rotations of one token retire it once: at most one of them succeeds.
@@ -1053,7 +1142,11 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 	if err != nil {
 		return s.fail("revoke token", err)
 	}
-	if checkAccountID(id) == nil {
+	ok := checkAccountID(id) == nil
+	if ok {
+		if err := s.markRetired(ctx, "revoke token", id, hash); err != nil {
+			return err
+		}
 		if err := s.client.Del(ctx, s.mirrorKey(s.tag(id), hash)).Err(); err != nil {
 			return s.fail("revoke token", err)
 		}
@@ -1061,6 +1154,14 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 	n, err := revokeScript.Run(ctx, s.client, []string{key}).Int64()
 	if err != nil {
 		return s.fail("revoke token", err)
+	}
+	if s.retireHook != nil {
+		s.retireHook()
+	}
+	if ok {
+		if err := s.markRetired(ctx, "revoke token", id, hash); err != nil {
+			return err
+		}
 	}
 	if n == 0 {
 		return fmt.Errorf("redisstore: revoke token: %w", lockcore.ErrNotFound)

@@ -16,6 +16,7 @@ import (
 	"github.com/octostore/octostore/internal/redistest"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
+	"github.com/octostore/octostore/scripts"
 )
 
 // tlEnv is one Redis (miniredis, a real server or a real Cluster) for the
@@ -151,6 +152,9 @@ func runTokenLocks(t *testing.T, env func(t *testing.T) *tlEnv) {
 		{"Mirrors", testAsMirrors},
 		{"ConcurrentRotationMirrors", testAsConcurrentRotationMirrors},
 		{"LegacyToken", testAsLegacyToken},
+		{"LegacyTokenRetiredMeanwhile", testAsLegacyRetiredMeanwhile},
+		{"LegacyTokenMarked", testAsLegacyMarked},
+		{"VouchDeadline", testAsVouchDeadline},
 		{"AcrossInstances", testAsAcrossInstances},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, env(t)) })
@@ -550,6 +554,214 @@ func testAsLegacyToken(t *testing.T, e *tlEnv) {
 	}
 	if err := s.ReleaseAs(ctx, next, acct, "l", o2.LeaseID); err != nil {
 		t.Errorf("ReleaseAs with the token rotated in: %v", err)
+	}
+}
+
+// plantLegacy makes a token as a store written before mirrors existed
+// had it: its token key, naming owner, and no mirror.
+func (e *tlEnv) plantLegacy(t *testing.T, owner string) lockcore.TokenHash {
+	t.Helper()
+	_, h := lockcore.NewToken()
+	if err := e.raw.Set(t.Context(), e.tokenKey(h), owner, 0).Err(); err != nil {
+		t.Fatalf("SET token key: %v", err)
+	}
+	return h
+}
+
+// testAsLegacyRetiredMeanwhile: a lock write with a token that has no
+// mirror reads the token key and then writes; a revocation or rotation of
+// the token by another store that completes between the two is not
+// overtaken: the write is refused and changes nothing. That holds too
+// when the retirement's first revocation mark is gone by the time the
+// token key is retired (as when the retirement stalls for longer than the
+// mark lasts): the mark is set again after the key is retired.
+func testAsLegacyRetiredMeanwhile(t *testing.T, e *tlEnv) {
+	ctx := t.Context()
+	for _, c := range []struct {
+		what      string
+		rotate    bool
+		loseFirst bool
+	}{
+		{"revoked", false, false},
+		{"rotated away", true, false},
+		{"revoked, first mark lost", false, true},
+		{"rotated away, first mark lost", true, true},
+	} {
+		t.Run(c.what, func(t *testing.T) {
+			s, other := e.open(t), e.open(t)
+			acct := account(t, s, "meanwhile")
+			o := acquireOpts(time.Minute)
+			holder := e.plantLegacy(t, acct)
+			if r, err := s.AcquireAs(ctx, holder, acct, "held", o); err != nil || !r.Acquired {
+				t.Fatalf("AcquireAs(held) with a legacy token: %+v, %v", r, err)
+			}
+			type call struct {
+				name string
+				do   func(h lockcore.TokenHash) error
+			}
+			for _, cl := range []call{
+				{"AcquireAs(free)", func(h lockcore.TokenHash) error {
+					_, err := s.AcquireAs(ctx, h, acct, "free", acquireOpts(time.Minute))
+					return err
+				}},
+				{"AcquireAs(held, the holder's lease)", func(h lockcore.TokenHash) error {
+					_, err := s.AcquireAs(ctx, h, acct, "held", o)
+					return err
+				}},
+				{"RenewAs(held)", func(h lockcore.TokenHash) error {
+					_, err := s.RenewAs(ctx, h, acct, "held", o.LeaseID, time.Hour)
+					return err
+				}},
+				{"ReleaseAs(held)", func(h lockcore.TokenHash) error {
+					return s.ReleaseAs(ctx, h, acct, "held", o.LeaseID)
+				}},
+			} {
+				tok := e.plantLegacy(t, acct)
+				retired := false
+				redisstore.SetTestHooks(s, func() {
+					if retired {
+						return
+					}
+					retired = true
+					if c.rotate {
+						_, next := lockcore.NewToken()
+						if _, err := other.RotateToken(ctx, tok, next); err != nil {
+							t.Errorf("RotateToken between the fallback's steps: %v", err)
+						}
+					} else if err := other.RevokeToken(ctx, tok); err != nil {
+						t.Errorf("RevokeToken between the fallback's steps: %v", err)
+					}
+				}, nil)
+				var lose func()
+				if c.loseFirst {
+					lose = func() {
+						if n, err := e.raw.Del(ctx, e.tag(acct)+":revoked:"+tok.String()).Result(); err != nil || n != 1 {
+							t.Errorf("DEL the first revocation mark: want 1 deleted (it is set before the token key is retired), got %d, %v", n, err)
+						}
+					}
+				}
+				redisstore.SetTestHooks(other, nil, lose)
+				before := e.snap(t, acct, "held", "free")
+				if err := cl.do(tok); !errors.Is(err, lockcore.ErrNotFound) {
+					t.Errorf("%s with a legacy token %s between its steps: want ErrNotFound, got %v", cl.name, c.what, err)
+				}
+				if !retired {
+					t.Errorf("%s: the fallback's hook did not run", cl.name)
+				}
+				if after := e.snap(t, acct, "held", "free"); after.String() != before.String() {
+					t.Errorf("after %s with a token %s meanwhile: want the account unchanged\n%v\ngot\n%v", cl.name, c.what, before, after)
+				}
+				redisstore.SetTestHooks(s, nil, nil)
+			}
+			// Without a retirement the fallback writes: the holder's
+			// legacy token still releases its lock.
+			if err := s.ReleaseAs(ctx, holder, acct, "held", o.LeaseID); err != nil {
+				t.Errorf("ReleaseAs(held) with the holder's legacy token: %v", err)
+			}
+		})
+	}
+}
+
+// testAsLegacyMarked: a token without a mirror whose revocation mark
+// exists (a revocation that stopped after setting it) is refused by the
+// lock writes and nothing changes; once the mark is gone the fallback
+// writes again.
+func testAsLegacyMarked(t *testing.T, e *tlEnv) {
+	s := e.open(t)
+	ctx := t.Context()
+	acct := account(t, s, "marked")
+	tok := e.plantLegacy(t, acct)
+	mark := e.tag(acct) + ":revoked:" + tok.String()
+	if err := e.raw.Set(ctx, mark, "1", time.Minute).Err(); err != nil {
+		t.Fatalf("SET mark: %v", err)
+	}
+	o := acquireOpts(time.Minute)
+	before := e.snap(t, acct, "l")
+	if _, err := s.AcquireAs(ctx, tok, acct, "l", o); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("AcquireAs with a marked legacy token: want ErrNotFound, got %v", err)
+	}
+	if _, err := s.RenewAs(ctx, tok, acct, "l", o.LeaseID, time.Hour); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("RenewAs with a marked legacy token: want ErrNotFound, got %v", err)
+	}
+	if err := s.ReleaseAs(ctx, tok, acct, "l", o.LeaseID); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("ReleaseAs with a marked legacy token: want ErrNotFound, got %v", err)
+	}
+	if after := e.snap(t, acct, "l"); after.String() != before.String() {
+		t.Errorf("after the refused calls: want the account unchanged\n%v\ngot\n%v", before, after)
+	}
+	if err := e.raw.Del(ctx, mark).Err(); err != nil {
+		t.Fatalf("DEL mark: %v", err)
+	}
+	if r, err := s.AcquireAs(ctx, tok, acct, "l", o); err != nil || !r.Acquired || r.Lease.FencingToken != 1 {
+		t.Errorf("AcquireAs once the mark is gone: want acquired with fence 1, got %+v, %v", r, err)
+	}
+	// A token with its mirror is not affected by a stray mark.
+	live := newToken(t, s, acct)
+	if err := e.raw.Set(ctx, e.tag(acct)+":revoked:"+live.String(), "1", time.Minute).Err(); err != nil {
+		t.Fatalf("SET mark: %v", err)
+	}
+	if err := s.ReleaseAs(ctx, live, acct, "l", o.LeaseID); err != nil {
+		t.Errorf("ReleaseAs with a token that has its mirror and a mark: %v", err)
+	}
+}
+
+// testAsVouchDeadline: the lock scripts' fallback (mirror missing, mark
+// and deadline given) writes only while the server clock is before the
+// deadline; the mirror check alone (no mark) never writes without the
+// mirror. Driven with EVAL on the scripts' text, as the store sends them.
+func testAsVouchDeadline(t *testing.T, e *tlEnv) {
+	s := e.open(t)
+	ctx := t.Context()
+	acct := account(t, s, "deadline")
+	_, tok := lockcore.NewToken()
+	tag := e.tag(acct)
+	mirror, mark := e.mirror(acct, tok), tag+":revoked:"+tok.String()
+	acquire := func(extra []string, args ...any) []any {
+		t.Helper()
+		keys := append([]string{tag + ":lock:d", tag + ":fence", tag + ":held"}, extra...)
+		argv := append([]any{"d", "lease-d", 60000, 100, "0", ""}, args...)
+		v, err := e.raw.Eval(ctx, scripts.Acquire, keys, argv...).Slice()
+		if err != nil {
+			t.Fatalf("EVAL acquire.lua: %v", err)
+		}
+		return v
+	}
+	v := acquire([]string{mirror})
+	if len(v) != 2 || v[0] != int64(scripts.NotProved) {
+		t.Fatalf("acquire.lua without the mirror: want {-1, now}, got %v", v)
+	}
+	now, _ := v[1].(int64)
+	if d := time.Since(time.UnixMilli(now)).Abs(); d > time.Minute {
+		t.Errorf("the time in the not-proved reply is %v away from this clock", d)
+	}
+	if v := acquire([]string{mirror, mark}, now); len(v) != 2 || v[0] != int64(scripts.NotProved) {
+		t.Errorf("acquire.lua vouched with a deadline already reached: want {-1, now}, got %v", v)
+	}
+	if e.fence(t, acct) != 0 || e.exists(t, tag+":lock:d") {
+		t.Errorf("refused calls changed the account: fence %d", e.fence(t, acct))
+	}
+	if v := acquire([]string{mirror, mark}, now+redisstore.VouchWindow.Milliseconds()); len(v) < 3 || v[0] != int64(1) || v[2] != int64(1) {
+		t.Errorf("acquire.lua vouched before its deadline: want acquired with fence 1, got %v", v)
+	}
+	if e.exists(t, mirror) {
+		t.Errorf("the vouched write created a mirror")
+	}
+	for _, f := range []struct {
+		name, src string
+		args      []any
+	}{{"renew.lua", scripts.Renew, []any{"d", "lease-d", 60000}}, {"release.lua", scripts.Release, []any{"d", "lease-d"}}} {
+		keys := []string{tag + ":lock:d", tag + ":held", mirror, mark}
+		v, err := e.raw.Eval(ctx, f.src, keys, append(f.args, now)...).Slice()
+		if err != nil || len(v) != 2 || v[0] != int64(scripts.NotProved) {
+			t.Errorf("%s vouched with a deadline already reached: want {-1, now}, got %v, %v", f.name, v, err)
+		}
+		v, err = e.raw.Eval(ctx, f.src, keys[:3], f.args...).Slice()
+		if err != nil || len(v) != 2 || v[0] != int64(scripts.NotProved) {
+			t.Errorf("%s without the mirror: want {-1, now}, got %v, %v", f.name, v, err)
+		}
+	}
+	if !e.exists(t, tag+":lock:d") {
+		t.Errorf("a refused renew or release changed the lock")
 	}
 }
 
