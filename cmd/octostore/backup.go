@@ -20,7 +20,7 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -53,7 +53,7 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var sf storeFlags
 	sf.register(fs)
 	floor := fs.Int64("fence-floor", 0, "raise every account's fencing counter to at least this; it must be above every fencing token issued since the backup (default: the current Unix time in microseconds)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := sf.resolve(); err != nil {

@@ -223,10 +223,42 @@ func TestBadFlagIsAUsageError(t *testing.T) {
 		if n := strings.Count(errOut.String(), err.Error()); n != 1 {
 			t.Errorf("%q: stderr names the error %d times, want once:\n%s", args, n, errOut.String())
 		}
+		if out.Len() != 0 {
+			t.Errorf("%q: a refused command line wrote to stdout: %q", args, out.String())
+		}
 	}
 	err := run(context.Background(), []string{"serve", "-h"}, strings.NewReader(""), io.Discard, io.Discard)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("serve -h: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestHelpGoesToStdout: the flags a command prints when asked (-h, -help,
+// --help) go to stdout, as "octostore help" does, so that they can be
+// piped to a pager; nothing goes to stderr.
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		name, fl string
+	}{
+		{[]string{"serve", "-h"}, "serve", "-addr"},
+		{[]string{"token", "create", "--help"}, "token create", "-login"},
+		{[]string{"token", "revoke", "-help"}, "token revoke", "-account"},
+		{[]string{"backup", "-h"}, "backup", "-db"},
+		{[]string{"restore", "-h"}, "restore", "-fence-floor"},
+		{[]string{"bench", "-h"}, "bench", "-clients"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), c.args, strings.NewReader(""), &out, &errOut)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%q: err = %v, want flag.ErrHelp", c.args, err)
+		}
+		if !strings.HasPrefix(out.String(), "Usage of "+c.name+":") || !strings.Contains(out.String(), "  "+c.fl+" ") {
+			t.Errorf("%q: stdout = %q, want the usage of %s with %s", c.args, out.String(), c.name, c.fl)
+		}
+		if errOut.Len() != 0 {
+			t.Errorf("%q: stderr = %q, want nothing", c.args, errOut.String())
+		}
 	}
 }
 

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -81,9 +82,22 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 // parseFlags parses args into fs; a refusal is a usageError (which wraps
-// flag.ErrHelp for -h).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+// flag.ErrHelp for -h). What the flag package prints goes to fs's output
+// (stderr) for a refused command line, and to stdout when -h asked for it.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	errOut := fs.Output()
+	var printed bytes.Buffer
+	fs.SetOutput(&printed)
+	err := fs.Parse(args)
+	fs.SetOutput(errOut)
+	out := errOut
+	if errors.Is(err, flag.ErrHelp) {
+		out = stdout
+	}
+	if _, werr := out.Write(printed.Bytes()); werr != nil && err == nil {
+		return werr
+	}
+	if err != nil {
 		return usageError{err}
 	}
 	return nil

@@ -21,7 +21,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	login := fs.String("login", "", "account login (created if it does not exist)")
 	var sf storeFlags
 	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -64,7 +64,7 @@ func tokenRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	account := fs.String("account", "", "revoke every token of this account id (the access log's account_id) instead of one token")
 	sf := storeFlags{existing: true}
 	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *account != "" {
