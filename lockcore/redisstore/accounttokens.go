@@ -118,6 +118,9 @@ func (s *Store) sweep(ctx context.Context, accountID string) (int, error) {
 				cancel()
 				return s.fail("revoke account tokens", err)
 			}
+			if s.scanHook != nil {
+				s.scanHook()
+			}
 			var gets []*redis.StringCmd
 			if len(keys) > 0 {
 				// Each GET's own error is checked below; a key gone

@@ -1,10 +1,15 @@
 package redisstore
 
-// SetTestHooks sets the test hooks of s (Store.fallbackHook and
-// Store.retireHook; nil for none) for the external tests. Set them before
-// s is used concurrently.
-func SetTestHooks(s *Store, fallback, retire func()) {
-	s.fallbackHook, s.retireHook = fallback, retire
+// TestHooks are the test hooks of a Store (see Store.fallbackHook,
+// retireHook and scanHook); nil for none.
+type TestHooks struct {
+	Fallback, Retire, Scan func()
+}
+
+// SetTestHooks sets the test hooks of s for the external tests. Set them
+// before s is used concurrently.
+func SetTestHooks(s *Store, h TestHooks) {
+	s.fallbackHook, s.retireHook, s.scanHook = h.Fallback, h.Retire, h.Scan
 }
 
 // VouchWindow is vouchWindow, for the external tests.

@@ -136,8 +136,11 @@ type Store struct {
 	// Test hooks, nil outside tests: fallbackHook runs in lockScript's
 	// fallback after the token key was read and before the write;
 	// retireHook runs in RevokeToken and RotateToken after the token key
-	// was retired and before the revocation mark is set again.
-	fallbackHook, retireHook func()
+	// was retired and before the revocation mark is set again; scanHook
+	// runs in RevokeAccountTokens' sweep after each SCAN and before the
+	// values of the keys it returned are read (on each Cluster master at
+	// once).
+	fallbackHook, retireHook, scanHook func()
 }
 
 var (

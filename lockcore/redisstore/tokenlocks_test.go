@@ -155,6 +155,7 @@ func runTokenLocks(t *testing.T, env func(t *testing.T) *tlEnv) {
 		{"LegacyTokenRetiredMeanwhile", testAsLegacyRetiredMeanwhile},
 		{"LegacyTokenMarked", testAsLegacyMarked},
 		{"VouchDeadline", testAsVouchDeadline},
+		{"SweepFollowsRotation", testSweepFollowsRotation},
 		{"AcrossInstances", testAsAcrossInstances},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, env(t)) })
@@ -618,7 +619,7 @@ func testAsLegacyRetiredMeanwhile(t *testing.T, e *tlEnv) {
 			} {
 				tok := e.plantLegacy(t, acct)
 				retired := false
-				redisstore.SetTestHooks(s, func() {
+				redisstore.SetTestHooks(s, redisstore.TestHooks{Fallback: func() {
 					if retired {
 						return
 					}
@@ -631,7 +632,7 @@ func testAsLegacyRetiredMeanwhile(t *testing.T, e *tlEnv) {
 					} else if err := other.RevokeToken(ctx, tok); err != nil {
 						t.Errorf("RevokeToken between the fallback's steps: %v", err)
 					}
-				}, nil)
+				}})
 				var lose func()
 				if c.loseFirst {
 					lose = func() {
@@ -640,7 +641,7 @@ func testAsLegacyRetiredMeanwhile(t *testing.T, e *tlEnv) {
 						}
 					}
 				}
-				redisstore.SetTestHooks(other, nil, lose)
+				redisstore.SetTestHooks(other, redisstore.TestHooks{Retire: lose})
 				before := e.snap(t, acct, "held", "free")
 				if err := cl.do(tok); !errors.Is(err, lockcore.ErrNotFound) {
 					t.Errorf("%s with a legacy token %s between its steps: want ErrNotFound, got %v", cl.name, c.what, err)
@@ -651,7 +652,7 @@ func testAsLegacyRetiredMeanwhile(t *testing.T, e *tlEnv) {
 				if after := e.snap(t, acct, "held", "free"); after.String() != before.String() {
 					t.Errorf("after %s with a token %s meanwhile: want the account unchanged\n%v\ngot\n%v", cl.name, c.what, before, after)
 				}
-				redisstore.SetTestHooks(s, nil, nil)
+				redisstore.SetTestHooks(s, redisstore.TestHooks{})
 			}
 			// Without a retirement the fallback writes: the holder's
 			// legacy token still releases its lock.
@@ -762,6 +763,38 @@ func testAsVouchDeadline(t *testing.T, e *tlEnv) {
 	}
 	if !e.exists(t, tag+":lock:d") {
 		t.Errorf("a refused renew or release changed the lock")
+	}
+}
+
+// testSweepFollowsRotation: a token rotated after RevokeAccountTokens'
+// scan listed it, and before the sweep read its key, is followed from its
+// tombstone to the token it was rotated to, which the scan did not list;
+// that one is revoked too, in the same pass.
+func testSweepFollowsRotation(t *testing.T, e *tlEnv) {
+	s, other := e.open(t), e.open(t)
+	ctx := t.Context()
+	acct := account(t, s, "sweep")
+	old := newToken(t, s, acct)
+	_, next := lockcore.NewToken()
+	var once sync.Once
+	redisstore.SetTestHooks(s, redisstore.TestHooks{Scan: func() {
+		once.Do(func() {
+			if _, err := other.RotateToken(ctx, old, next); err != nil {
+				t.Errorf("RotateToken after the scan: %v", err)
+			}
+		})
+	}})
+	n, err := s.RevokeAccountTokens(ctx, acct)
+	if err != nil || n != 1 {
+		t.Errorf("RevokeAccountTokens with its token rotated after the scan: want 1 revoked, got %d, %v", n, err)
+	}
+	for what, h := range map[string]lockcore.TokenHash{"rotated-away": old, "rotated-in": next} {
+		if _, err := s.AccountIDByToken(ctx, h); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("the %s token after RevokeAccountTokens: want ErrNotFound, got %v", what, err)
+		}
+		if _, err := s.AcquireAs(ctx, h, acct, "x", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("AcquireAs with the %s token after RevokeAccountTokens: want ErrNotFound, got %v", what, err)
+		}
 	}
 }
 
