@@ -3,6 +3,7 @@ package lockcore
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 )
 
@@ -107,6 +108,25 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // century is ≈ 3.2e15), and far enough below the 64-bit limit that
 // counting on from it never overflows.
 const MaxFenceFloor = int64(1) << 62
+
+// FloorBelowCounterError is a restore's refusal, changing nothing, of a
+// fencing floor below a fencing counter the restored data already holds:
+// that account has issued tokens above the floor, so the floor cannot be
+// greater than every token issued, and counting on from the counter could
+// hand out again tokens issued after the backup. A floor equal to the
+// highest counter is accepted.
+type FloorBelowCounterError struct {
+	// Floor is the floor the restore was given.
+	Floor int64
+	// Counter is the highest fencing counter found, and AccountID its
+	// account.
+	Counter   int64
+	AccountID string
+}
+
+func (e *FloorBelowCounterError) Error() string {
+	return fmt.Sprintf("the fencing floor %d is below the fencing counter of account %s in the restored data (%d): give a floor of at least %d, above every token issued", e.Floor, e.AccountID, e.Counter, e.Counter)
+}
 
 // RestoreResult says what a store's restore changed (see
 // sqlitestore.Restore and redisstore.Store.PrepareRestored).

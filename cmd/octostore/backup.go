@@ -80,7 +80,7 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		res, err := rs.PrepareRestored(ctx, f)
 		if err != nil {
-			return err
+			return explainFloor(err, given)
 		}
 		return printRestored(stdout, "Redis (prefix "+rs.Prefix()+")", res)
 	}
@@ -89,9 +89,24 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := sqlitestore.Restore(ctx, fs.Arg(0), sf.db, f)
 	if err != nil {
-		return err
+		return explainFloor(err, given)
 	}
 	return printRestored(stdout, fs.Arg(0)+" to "+sf.db, res)
+}
+
+// explainFloor turns a restore's refusal of its floor into a message that
+// says what to do: with the default floor (given false), the clock is
+// behind the counters; with --fence-floor, the value was too low. Other
+// errors pass unchanged.
+func explainFloor(err error, given bool) error {
+	var low *lockcore.FloorBelowCounterError
+	if !errors.As(err, &low) {
+		return err
+	}
+	if given {
+		return fmt.Errorf("restore: --fence-floor %d is below the fencing counter of account %s (%d), so it is not above every token issued; nothing was changed. Give --fence-floor %d or more, above the highest token your resources have seen", low.Floor, low.AccountID, low.Counter, low.Counter)
+	}
+	return fmt.Errorf("restore: the default fencing floor, this machine's clock (%d µs since 1970), is below the fencing counter of account %s (%d): the clock is behind, or an earlier restore was given a higher --fence-floor; nothing was changed. Give --fence-floor %d or more, above the highest token your resources have seen", low.Floor, low.AccountID, low.Counter, low.Counter)
 }
 
 // printRestored writes restore's one line of output.

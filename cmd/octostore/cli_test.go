@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -524,6 +525,27 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "stale.db-wal"), []byte("stale"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A backup whose counter is above this clock in µs, as after an
+	// earlier restore given a high floor, or on a machine whose clock is
+	// behind.
+	high := filepath.Join(dir, "high.db")
+	body, err := os.ReadFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(high, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hdb, err := sql.Open("sqlite", high)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hdb.Exec("INSERT INTO fences(account_id, fence) SELECT id, 3000000000000000 FROM accounts"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hdb.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -544,6 +566,12 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 		{"restore of a file with REDIS_URL set", []string{"restore", copyPath}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "with Redis, load the snapshot into Redis its own way first; restore then takes no file (got 1 arguments)"},
 		{"restore with --db and --redis-url", []string{"restore", "--db", filepath.Join(dir, "r5.db"), "--redis-url", "redis://127.0.0.1:1", copyPath}, nil, "choose one store"},
 		{"restore on a Redis that is not there", []string{"restore", "--redis-url", "redis://127.0.0.1:1", "--op-timeout", "200ms"}, nil, "open redis store"},
+		{"restore with the clock below a counter", []string{"restore", "--db", filepath.Join(dir, "r6.db"), high}, nil,
+			"the default fencing floor, this machine's clock ("},
+		{"restore with the clock below a counter says what to give", []string{"restore", "--db", filepath.Join(dir, "r6.db"), high}, nil,
+			"the clock is behind, or an earlier restore was given a higher --fence-floor; nothing was changed. Give --fence-floor 3000000000000000 or more"},
+		{"restore with a floor below a counter", []string{"restore", "--db", filepath.Join(dir, "r7.db"), "--fence-floor", "77", high}, nil,
+			"restore: --fence-floor 77 is below the fencing counter of account acct_"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -555,7 +583,7 @@ func TestBackupAndRestoreRefusals(t *testing.T) {
 			}
 		})
 	}
-	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db", "r5.db", "stale.db"} {
+	for _, n := range []string{"x.db", "y.db", "n.db", "r.db", "e.db", "r1.db", "r2.db", "r3.db", "r5.db", "r6.db", "r7.db", "stale.db"} {
 		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
 			t.Errorf("%s after a refused command: %v; want it absent", n, err)
 		}
@@ -609,6 +637,14 @@ func TestRestoreRedis(t *testing.T) {
 	}
 	if f := acquire(); f != 501 {
 		t.Errorf("first token after restore: %d; want 501", f)
+	}
+	// A floor below that counter is refused and changes nothing.
+	err = run(ctx, []string{"restore", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "restore: --fence-floor 500 is below the fencing counter of account "+acct.ID+" (501), so it is not above every token issued; nothing was changed") {
+		t.Errorf("restore with a floor below the counter: %v", err)
+	}
+	if s, err := st.Get(ctx, acct.ID, "x"); err != nil || !s.Held || s.Lease.FencingToken != 501 {
+		t.Errorf("the lock after a refused restore: %+v, %v; want held with token 501", s, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -33,12 +34,15 @@ const restoreBatch = 1000
 //
 // floor must be from 1 to lockcore.MaxFenceFloor and greater than every
 // fencing token issued since the snapshot (the command line's default, the
-// current Unix time in microseconds, is). Run it while no server uses the
+// current Unix time in microseconds, is). A floor below a counter the
+// store holds cannot be, and is refused with a
+// *lockcore.FloorBelowCounterError before anything changes; a floor equal
+// to the highest counter is taken. Run it while no server uses the
 // store: it scans every key of the prefix (on every master of a Cluster)
 // and handles one account at a time, so a lock taken meanwhile may or may
 // not survive it. Each account's step is atomic, so running it again
-// after an error is safe. Errors wrap lockcore.ErrUnavailable when Redis
-// cannot be reached.
+// after an error (with a floor at least as high) is safe. Errors wrap
+// lockcore.ErrUnavailable when Redis cannot be reached.
 func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.RestoreResult, error) {
 	if floor < 1 || floor > lockcore.MaxFenceFloor {
 		return lockcore.RestoreResult{}, fmt.Errorf("redisstore: restore: fencing floor must be from 1 to %d (got %d)", lockcore.MaxFenceFloor, floor)
@@ -53,6 +57,9 @@ func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.Rest
 		order = append(order, id)
 	}
 	sort.Strings(order)
+	if err := s.checkFloor(ctx, order, floor); err != nil {
+		return res, err
+	}
 	arg := strconv.FormatInt(floor, 10)
 	for _, id := range order {
 		tag := s.tag(id)
@@ -74,6 +81,50 @@ func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.Rest
 		res.Accounts++
 	}
 	return res, nil
+}
+
+// restoreCheckBatch is how many fencing counters checkFloor reads in one
+// pipeline.
+const restoreCheckBatch = 1000
+
+// checkFloor returns a *lockcore.FloorBelowCounterError, before anything
+// is changed, when the fencing counter of one of the accounts ids is above
+// floor (the highest such counter, the first such account in ids' order).
+func (s *Store) checkFloor(ctx context.Context, ids []string, floor int64) error {
+	var top *lockcore.FloorBelowCounterError
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), restoreCheckBatch)]
+		ids = ids[len(batch):]
+		octx, cancel, err := s.op(ctx)
+		if err != nil {
+			return err
+		}
+		gets := make([]*redis.StringCmd, len(batch))
+		// Each GET's own error is checked below (redis.Nil: no counter).
+		_, _ = s.client.Pipelined(octx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				gets[i] = p.Get(octx, s.tag(id)+":fence")
+			}
+			return nil
+		})
+		cancel()
+		for i, g := range gets {
+			n, err := g.Int64()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return s.fail("restore", err)
+			}
+			if n > floor && (top == nil || n > top.Counter) {
+				top = &lockcore.FloorBelowCounterError{Floor: floor, Counter: n, AccountID: batch[i]}
+			}
+		}
+	}
+	if top != nil {
+		return fmt.Errorf("redisstore: restore: %w", top)
+	}
+	return nil
 }
 
 // scanAccounts scans every key of the prefix that belongs to an account

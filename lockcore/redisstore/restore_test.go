@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -119,14 +120,32 @@ func testRestoredFencing(t *testing.T, open func(t *testing.T, prefix string) *r
 		t.Errorf("another prefix's next token: %d; want %d", f, oFence+1)
 	}
 
-	// Again, with a floor below the counters: the three locks taken above
-	// are dropped, and no counter goes down.
-	res, err = s.PrepareRestored(ctx, 3)
-	if err != nil || res.LocksDropped != 3 || res.Accounts != 3 {
-		t.Fatalf("second PrepareRestored: %+v, %v; want 3 locks of 3 accounts", res, err)
+	// Again, with floors below the counters (each floor+1 now, alice's
+	// floor+2): refused, naming alice, and nothing changes.
+	acquireFenceRedis(t, s, a, "y")
+	for _, low := range []int64{3, floor + 1} {
+		_, err = s.PrepareRestored(ctx, low)
+		var fe *lockcore.FloorBelowCounterError
+		if !errors.As(err, &fe) || *fe != (lockcore.FloorBelowCounterError{Floor: low, Counter: floor + 2, AccountID: a}) {
+			t.Errorf("PrepareRestored(%d) below alice's counter %d: %v; want a FloorBelowCounterError naming alice", low, floor+2, err)
+		}
 	}
-	if f := acquireFenceRedis(t, s, a, "x"); f != floor+2 {
-		t.Errorf("token after a second run with a lower floor: %d; want %d", f, floor+2)
+	for _, name := range []string{"x", "y"} {
+		if st, err := s.Get(ctx, a, name); err != nil || !st.Held {
+			t.Errorf("%s after a refused PrepareRestored: %+v, %v; want still held", name, st, err)
+		}
+	}
+	// Then with the floor at the highest counter (running it again): the
+	// four locks are dropped, and alice goes on from her counter.
+	res, err = s.PrepareRestored(ctx, floor+2)
+	if err != nil || res.LocksDropped != 4 || res.Accounts != 3 {
+		t.Fatalf("PrepareRestored at the highest counter: %+v, %v; want 4 locks of 3 accounts", res, err)
+	}
+	if f := acquireFenceRedis(t, s, a, "x"); f != floor+3 {
+		t.Errorf("alice's token after a run at her counter: %d; want %d", f, floor+3)
+	}
+	if f := acquireFenceRedis(t, s, b, "y"); f != floor+3 {
+		t.Errorf("bob's token after a run at alice's counter: %d; want %d", f, floor+3)
 	}
 }
 

@@ -83,7 +83,10 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 // with a -wal, -shm or -journal file left next to it (SQLite would replay
 // a stale log into the restored file), a backup with a -wal file next to
 // it (a live database, whose latest writes that file holds), a file that
-// is not an OctoStore database, and a floor outside 1..lockcore.MaxFenceFloor.
+// is not an OctoStore database, a floor outside 1..lockcore.MaxFenceFloor,
+// and a floor below a fencing counter of the backup (a
+// *lockcore.FloorBelowCounterError: the floor cannot be above every token
+// issued, and a clock-based default that is means the clock is behind).
 func Restore(ctx context.Context, backup, dst string, floor int64) (lockcore.RestoreResult, error) {
 	if floor < 1 || floor > lockcore.MaxFenceFloor {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: fencing floor must be from 1 to %d (got %d)", lockcore.MaxFenceFloor, floor)
@@ -166,6 +169,15 @@ func prepareRestored(ctx context.Context, path, backup string, floor int64) (loc
 		if res.LocksDropped, err = r.RowsAffected(); err != nil {
 			return err
 		}
+		var top lockcore.FloorBelowCounterError
+		err = c.QueryRowContext(ctx, "SELECT account_id, fence FROM fences ORDER BY fence DESC, account_id LIMIT 1").Scan(&top.AccountID, &top.Counter)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil && top.Counter > floor {
+			top.Floor = floor
+			return &top
+		}
 		// A counter for every account that has none yet ("WHERE true" tells
 		// the parser that ON CONFLICT belongs to the insert, not to a join),
 		// then every counter raised to the floor.
@@ -182,6 +194,10 @@ func prepareRestored(ctx context.Context, path, backup string, floor int64) (loc
 		_, err = c.ExecContext(ctx, "COMMIT")
 		return err
 	}()
+	var low *lockcore.FloorBelowCounterError
+	if errors.As(err, &low) {
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore %s: %w", backup, err)
+	}
 	if err != nil {
 		return lockcore.RestoreResult{}, translate("restore "+backup, err)
 	}

@@ -3,6 +3,7 @@ package sqlitestore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -223,27 +224,48 @@ func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
 	}
 }
 
-// TestRestoreKeepsHigherCounters checks that a floor below an account's
-// counter leaves the counter where it is: Restore only raises.
-func TestRestoreKeepsHigherCounters(t *testing.T) {
+// TestRestoreFloorAgainstCounters checks that a floor below an account's
+// counter is refused (such a floor is not above every token issued), with
+// the highest counter and its account named and no file left, and that a
+// floor equal to the highest counter is taken: that account goes on from
+// its counter, the others from the floor.
+func TestRestoreFloorAgainstCounters(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
-	a := mustAccount(t, live, "alice")
+	a, b := mustAccount(t, live, "alice"), mustAccount(t, live, "bob")
 	for i := 0; i < 7; i++ {
 		acquireFence(t, live, a.ID, fmt.Sprintf("l%d", i))
+	}
+	for i := 0; i < 3; i++ {
+		acquireFence(t, live, b.ID, fmt.Sprintf("l%d", i))
 	}
 	backup := filepath.Join(dir, "backup.db")
 	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
 		t.Fatal(err)
 	}
+	for _, floor := range []int64{1, 3, 6} {
+		restored := filepath.Join(dir, fmt.Sprintf("low-%d.db", floor))
+		_, err := sqlitestore.Restore(ctx, backup, restored, floor)
+		var low *lockcore.FloorBelowCounterError
+		if !errors.As(err, &low) || *low != (lockcore.FloorBelowCounterError{Floor: floor, Counter: 7, AccountID: a.ID}) {
+			t.Errorf("Restore with a floor of %d below alice's counter of 7: %v; want a FloorBelowCounterError naming alice and 7", floor, err)
+		}
+		if _, err := os.Stat(restored); !os.IsNotExist(err) {
+			t.Errorf("%s after a refused restore: %v; want it absent", restored, err)
+		}
+	}
+	noTempFiles(t, dir, ".restoring-")
 	restored := filepath.Join(dir, "restored.db")
-	if _, err := sqlitestore.Restore(ctx, backup, restored, 3); err != nil {
-		t.Fatal(err)
+	if _, err := sqlitestore.Restore(ctx, backup, restored, 7); err != nil {
+		t.Fatalf("Restore with the floor at the highest counter: %v", err)
 	}
 	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
 	if f := acquireFence(t, r, a.ID, "x"); f != 8 {
-		t.Errorf("first token after Restore with a floor of 3 over a counter of 7: %d; want 8", f)
+		t.Errorf("alice's first token after Restore with a floor of 7 over her counter of 7: %d; want 8", f)
+	}
+	if f := acquireFence(t, r, b.ID, "x"); f != 8 {
+		t.Errorf("bob's first token after Restore with a floor of 7 over his counter of 3: %d; want 8", f)
 	}
 }
 
