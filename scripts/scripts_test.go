@@ -70,8 +70,9 @@ func TestScripts(t *testing.T) {
 			t.Errorf("%s: the code builds strings (key names?) itself; every key must come through KEYS", f)
 		}
 	}
-	// The lock writes take the token mirror as an optional last key, check
-	// it first, and document the status that refuses an unproved token.
+	// The lock writes take the token mirror as an optional key after their
+	// own (the revocation mark may follow it), check it before touching the
+	// lock, and document the status that refuses an unproved token.
 	status := strconv.Itoa(scripts.NotProved)
 	for f, key := range map[string]string{"acquire.lua": "KEYS[4]", "renew.lua": "KEYS[3]", "release.lua": "KEYS[3]"} {
 		var header strings.Builder

@@ -58,3 +58,29 @@ func TestFailTranslation(t *testing.T) {
 		}
 	}
 }
+
+// TestNotProved: only an array starting with the not-proved status is a
+// refusal, and one without its server time is an error, not a refusal
+// with a deadline in 1970.
+func TestNotProved(t *testing.T) {
+	for _, c := range []struct {
+		v       any
+		now     int64
+		refused bool
+		bad     bool
+	}{
+		{[]any{int64(-1), int64(1796550000000)}, 1796550000000, true, false},
+		{[]any{int64(1), "lease", int64(3)}, 0, false, false},
+		{[]any{int64(0), int64(5)}, 0, false, false},
+		{int64(1), 0, false, false},
+		{int64(-1), 0, false, false},
+		{[]any{}, 0, false, false},
+		{[]any{int64(-1)}, 0, true, true},
+		{[]any{int64(-1), "soon"}, 0, true, true},
+	} {
+		now, refused, err := notProved(c.v)
+		if now != c.now || refused != c.refused || (err != nil) != c.bad {
+			t.Errorf("notProved(%v) = %d, %v, %v; want %d, %v, error %v", c.v, now, refused, err, c.now, c.refused, c.bad)
+		}
+	}
+}

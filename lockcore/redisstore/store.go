@@ -54,7 +54,7 @@
 //	                     ReleaseAs check the token inside the lock script
 //	                     (tokens added before mirrors existed have none and
 //	                     are checked against Ptoken:<hex>, see AcquireAs)
-//	P{a:ID}:revoked:<hex> "1" for five minutes after the token with that
+//	P{a:ID}:revoked:<hex> "1" for two minutes after the token with that
 //	                     sha256 hex was revoked or rotated out: the lock
 //	                     scripts' fallback for a token without a mirror
 //	                     refuses it while the mark exists (see lockScript)
@@ -168,10 +168,17 @@ const tombstoneTTL = time.Minute
 // returned, finds the mark if it writes within markTTL of the second
 // setting, and is past its deadline if it writes later, because
 // vouchWindow < markTTL; so no write with a retired token lands after its
-// revocation returned, however long the fallback's steps take.
+// revocation returned, however long the fallback's steps take. The first
+// setting alone covers those writes while the key was retired less than
+// markTTL - vouchWindow after it, so a second setting that fails within
+// markCover of the first does not fail the retirement (see markAgain).
+// markTTL is also how long a token whose retirement failed before its key
+// was retired stays refused by the lock writes, and the mark keeps
+// refusing it while the failed call is retried.
 const (
 	vouchWindow = 30 * time.Second
-	markTTL     = 5 * time.Minute
+	markTTL     = 2 * time.Minute
+	markCover   = markTTL - vouchWindow - 30*time.Second
 )
 
 // New returns a Store over client. The Store owns the client from then on:
@@ -451,6 +458,24 @@ func (s *Store) markRetired(ctx context.Context, op, accountID string, h lockcor
 		return s.fail(op, err)
 	}
 	return nil
+}
+
+// markAgain sets the revocation mark of a token of accountID whose key
+// has just been retired, the second time (see vouchWindow); first is when
+// the first setting began. If it fails while less than markCover has
+// passed since, the first mark still covers every write that can race the
+// retirement, so the retirement stands and markAgain returns nil: a
+// rotation that took effect is not reported failed (its caller would lose
+// both tokens). Later, the error is returned.
+func (s *Store) markAgain(ctx context.Context, op, accountID string, h lockcore.TokenHash, first time.Time) error {
+	if s.retireHook != nil {
+		s.retireHook()
+	}
+	err := s.markRetired(ctx, op, accountID, h)
+	if err != nil && time.Since(first) < markCover {
+		return nil
+	}
+	return err
 }
 
 // checkAccountID refuses ids that would break the hash tag.
@@ -1058,7 +1083,9 @@ func (s *Store) accountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 // mirror, and the token key they fall back to is the tombstone. A losing
 // call deletes old's mirror too, which is harmless: old is retired by the
 // winner or was revoked. A call that fails before rotate.lua leaves old
-// live without its mirror; it still works through the token-key fallback.
+// live without its mirror and with its mark: the lock writes refuse it
+// until the mark expires (markTTL) and then take it through the token-key
+// fallback, and a retried rotation completes.
 func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	if old == new {
 		return lockcore.Account{}, errors.New("redisstore: rotate token: the new token hash equals the old one")
@@ -1088,6 +1115,7 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
 	}
+	first := time.Now()
 	if err := s.markRetired(ctx, "rotate token", id, old); err != nil {
 		return lockcore.Account{}, err
 	}
@@ -1097,12 +1125,6 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
 	if err != nil {
 		return lockcore.Account{}, s.fail("rotate token", err)
-	}
-	if s.retireHook != nil {
-		s.retireHook()
-	}
-	if err := s.markRetired(ctx, "rotate token", id, old); err != nil {
-		return lockcore.Account{}, err
 	}
 	if won != 1 {
 		// The mirror first: a mirror without its token key would let
@@ -1115,6 +1137,9 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 		}
 		return lockcore.Account{}, fmt.Errorf("redisstore: rotate token: %w (rotated or revoked concurrently)", lockcore.ErrNotFound)
 	}
+	if err := s.markAgain(ctx, "rotate token", id, old, first); err != nil {
+		return lockcore.Account{}, err
+	}
 	return acct, nil
 }
 
@@ -1123,11 +1148,11 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 // <prefix>{a:ID}:revoked:<hex> for markTTL and deletes its mirror
 // <prefix>{a:ID}:tok:<hex> (so AcquireAs and friends refuse it on every
 // instance), then deletes the token key with revoke.lua (a token already
-// rotated out is unknown), then sets the mark again (see vouchWindow). The
-// mirror goes first, so no mirror outlives its token; a call that fails
-// between the two leaves the token live without its mirror, refused by the
-// lock writes while the mark lasts and then working through AcquireAs'
-// token-key fallback, until a retry revokes it. An
+// rotated out is unknown), then sets the mark again (see vouchWindow and
+// markAgain). The mirror goes first, so no mirror outlives its token; a
+// call that fails between the two leaves the token live without its
+// mirror, refused by the lock writes while the mark lasts and then working
+// through AcquireAs' token-key fallback, until a retry revokes it. An
 // unknown, revoked or rotated-out token gets ErrNotFound; so does a retry
 // of a revocation that had taken effect. Concurrent revocations and
 // rotations of one token retire it once: at most one of them succeeds.
@@ -1146,6 +1171,7 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 		return s.fail("revoke token", err)
 	}
 	ok := checkAccountID(id) == nil
+	first := time.Now()
 	if ok {
 		if err := s.markRetired(ctx, "revoke token", id, hash); err != nil {
 			return err
@@ -1158,16 +1184,11 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 	if err != nil {
 		return s.fail("revoke token", err)
 	}
-	if s.retireHook != nil {
-		s.retireHook()
-	}
-	if ok {
-		if err := s.markRetired(ctx, "revoke token", id, hash); err != nil {
-			return err
-		}
-	}
 	if n == 0 {
 		return fmt.Errorf("redisstore: revoke token: %w", lockcore.ErrNotFound)
+	}
+	if ok {
+		return s.markAgain(ctx, "revoke token", id, hash, first)
 	}
 	return nil
 }

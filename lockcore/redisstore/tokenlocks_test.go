@@ -113,6 +113,60 @@ func TestTokenLocksMiniredis(t *testing.T) {
 	})
 }
 
+// TestRetirementStandsWhenTheSecondMarkFails: a revocation or rotation
+// whose token key is retired but whose second revocation mark cannot be
+// set (Redis fails that one command) still succeeds: the rotated-in token
+// works and the retired one does not, and a lock write with the retired
+// token (without a mirror) that read the token key before the retirement
+// is refused by the first mark. On miniredis, which can fail commands on
+// demand.
+func TestRetirementStandsWhenTheSecondMarkFails(t *testing.T) {
+	m := miniredis.RunT(t)
+	open := func() *redisstore.Store {
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true}), redisstore.Options{Prefix: "sm:", OpTimeout: slowOpTimeout})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	raw := redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true})
+	t.Cleanup(func() { raw.Close() })
+	e := &tlEnv{prefix: "sm:", raw: raw}
+	ctx := t.Context()
+	for _, rotate := range []bool{false, true} {
+		s, other := open(), open()
+		acct := account(t, s, fmt.Sprintf("second-mark-%v", rotate))
+		tok := e.plantLegacy(t, acct)
+		_, next := lockcore.NewToken()
+		var retireErr error
+		redisstore.SetTestHooks(other, redisstore.TestHooks{Retire: func() { m.SetError("ERR injected: the second mark fails") }})
+		redisstore.SetTestHooks(s, redisstore.TestHooks{Fallback: func() {
+			if rotate {
+				_, retireErr = other.RotateToken(ctx, tok, next)
+			} else {
+				retireErr = other.RevokeToken(ctx, tok)
+			}
+			m.SetError("")
+		}})
+		before := e.snap(t, acct, "l")
+		if _, err := s.AcquireAs(ctx, tok, acct, "l", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("rotate %v: AcquireAs with a token retired between the fallback's steps: want ErrNotFound, got %v", rotate, err)
+		}
+		if after := e.snap(t, acct, "l"); after.String() != before.String() {
+			t.Errorf("rotate %v: the refused write changed the account\n%v\n%v", rotate, before, after)
+		}
+		if retireErr != nil {
+			t.Errorf("rotate %v: the retirement whose second mark failed: %v; want success", rotate, retireErr)
+		}
+		if _, err := s.AccountIDByToken(ctx, tok); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("rotate %v: the retired token: want ErrNotFound, got %v", rotate, err)
+		}
+		if rotate {
+			if r, err := s.AcquireAs(ctx, next, acct, "l", acquireOpts(time.Minute)); err != nil || !r.Acquired {
+				t.Errorf("AcquireAs with the token rotated in: %+v, %v", r, err)
+			}
+		}
+	}
+}
+
 // TestTokenLocksRedis runs the TokenLocks tests on a real redis-server
 // (whose Stores use the autopipeliner), and checks that a lock write with a
 // token is one round trip.
