@@ -722,10 +722,10 @@ func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, acc
 	if err := cmd.Err(); err != nil {
 		return nil, s.fail(op, err)
 	}
-	if _, refused, err := notProved(cmd.Val()); err != nil || refused {
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: %s: %w", op, err)
-		}
+	if _, refused, err = notProved(cmd.Val()); err != nil {
+		return nil, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if refused {
 		return nil, fmt.Errorf("redisstore: %s: token: %w (revoked or rotated away meanwhile)", op, lockcore.ErrNotFound)
 	}
 	return cmd, nil
