@@ -124,6 +124,8 @@ type FloorBelowCounterError struct {
 	AccountID string
 }
 
+// Error says which floor was refused, because of which account's counter,
+// and what floor to give instead.
 func (e *FloorBelowCounterError) Error() string {
 	return fmt.Sprintf("the fencing floor %d is below the fencing counter of account %s in the restored data (%d): give a floor of at least %d, above every token issued", e.Floor, e.AccountID, e.Counter, e.Counter)
 }
