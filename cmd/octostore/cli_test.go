@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/internal/tlstest"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -135,10 +136,19 @@ func TestRefusedStartLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	cert, key, otherKey := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "other-key.pem")
+	ca.WriteServerPair(t, cert, key, 2)
+	ca.WriteServerPair(t, filepath.Join(dir, "other-cert.pem"), otherKey, 3)
 	for _, tc := range []struct {
 		name, addr, wantErr string
 		env                 map[string]string
 	}{
+		{"TLS certificate without a key", "127.0.0.1:0", "--tls-cert (env OCTOSTORE_TLS_CERT) needs --tls-key", map[string]string{"OCTOSTORE_TLS_CERT": cert}},
+		{"TLS key without a certificate", "127.0.0.1:0", "--tls-key (env OCTOSTORE_TLS_KEY) needs --tls-cert", map[string]string{"OCTOSTORE_TLS_KEY": key}},
+		{"TLS key file missing", "127.0.0.1:0", "TLS key file", map[string]string{"OCTOSTORE_TLS_CERT": cert, "OCTOSTORE_TLS_KEY": key + ".gone"}},
+		{"TLS key of another certificate", "127.0.0.1:0", "private key does not match", map[string]string{"OCTOSTORE_TLS_CERT": cert, "OCTOSTORE_TLS_KEY": otherKey}},
 		{"GitHub client id without a secret", "127.0.0.1:0", "client secret is empty", map[string]string{"GITHUB_CLIENT_ID": "id"}},
 		{"GitHub state secret too short", "127.0.0.1:0", "state secret", map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": "short", "OCTOSTORE_STATE_SECRET": "short"}},
 		{"listen address taken", taken.Addr().String(), "address already in use", nil},
@@ -273,8 +283,31 @@ func TestBaseURL(t *testing.T) {
 		"localhost:8080": "http://localhost:8080",
 		"lock.internal":  "http://lock.internal",
 	} {
-		if got := baseURL(addr); got != want {
-			t.Errorf("baseURL(%q) = %q, want %q", addr, got, want)
+		if got := baseURL(addr, false); got != want {
+			t.Errorf("baseURL(%q, false) = %q, want %q", addr, got, want)
+		}
+		want = "https://" + strings.TrimPrefix(want, "http://")
+		if got := baseURL(addr, true); got != want {
+			t.Errorf("baseURL(%q, true) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080":   true,
+		"127.0.0.2:8080":   true,
+		"[::1]:8080":       true,
+		"localhost:8080":   true,
+		":8080":            false,
+		"0.0.0.0:8080":     false,
+		"[::]:8080":        false,
+		"10.0.0.7:8080":    false,
+		"lock.internal:80": false,
+		"no-port":          false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -456,7 +457,8 @@ type servedInProcess struct {
 }
 
 // startServe runs `octostore serve --addr <free port>` with args() in the
-// test process and waits until it answers /health with 200. The port is
+// test process and waits until it answers /health with 200 (over https
+// when args() has --tls-cert). The port is
 // found by listening on :0 and closing, so another process can take it
 // first: serve then fails with "address already in use" and is started
 // again, on another port and with args() called again (a fresh store, so
@@ -465,17 +467,31 @@ type servedInProcess struct {
 // takes it from done and puts a nil back for that cleanup.
 func startServe(t *testing.T, client *http.Client, args func() []string) *servedInProcess {
 	t.Helper()
+	return startServeOn(t, "127.0.0.1", client, args)
+}
+
+// startServeOn is startServe with serve listening on host (such as
+// 0.0.0.0) instead of 127.0.0.1; the test still reaches it on 127.0.0.1.
+func startServeOn(t *testing.T, host string, client *http.Client, args func() []string) *servedInProcess {
+	t.Helper()
 	sp := &servedInProcess{}
 	for attempt := 1; ; attempt++ {
 		sp.addr = freeAddr(t)
-		sp.base = "http://" + sp.addr
+		_, port, err := net.SplitHostPort(sp.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
 		sp.mu.Lock()
 		sp.stdout.Reset()
 		sp.stderr.Reset()
 		sp.mu.Unlock()
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		argv := append([]string{"serve", "--addr", sp.addr}, args()...)
+		argv := append([]string{"serve", "--addr", net.JoinHostPort(host, port)}, args()...)
+		sp.base = "http://" + sp.addr
+		if slices.Contains(argv, "--tls-cert") {
+			sp.base = "https://" + sp.addr
+		}
 		go func() {
 			done <- run(ctx, argv, strings.NewReader(""), lockedWriter{&sp.mu, &sp.stdout}, lockedWriter{&sp.mu, &sp.stderr})
 		}()
@@ -483,7 +499,7 @@ func startServe(t *testing.T, client *http.Client, args func() []string) *served
 			stop()
 			<-done
 		})
-		err := waitServing(sp.base, client, &sp.mu, &sp.stderr, done)
+		err = waitServing(sp.base, client, &sp.mu, &sp.stderr, done)
 		if err == nil {
 			sp.stop, sp.done = stop, done
 			return sp

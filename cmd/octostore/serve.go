@@ -38,6 +38,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envString("OCTOSTORE_ADDR", "127.0.0.1:8080"), "listen address (env OCTOSTORE_ADDR)")
 	logFormat := fs.String("log-format", envString("OCTOSTORE_LOG_FORMAT", "text"), "log format: text or json (env OCTOSTORE_LOG_FORMAT)")
+	tlsCert := fs.String("tls-cert", envString("OCTOSTORE_TLS_CERT", ""), "serve HTTPS with this PEM certificate chain file; needs --tls-key (env OCTOSTORE_TLS_CERT)")
+	tlsKey := fs.String("tls-key", envString("OCTOSTORE_TLS_KEY", ""), "the PEM private key file of --tls-cert (env OCTOSTORE_TLS_KEY)")
 	var sf storeFlags
 	sf.register(fs)
 	var lf limitFlags
@@ -72,7 +74,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// before the store is opened: a refused start leaves no database file
 	// behind, and never creates the first account (printing its token)
 	// for a server that then does not run.
-	oauthCfg := oauthConfigFromEnv(*addr)
+	keyPair, err := loadKeyPair(*tlsCert, *tlsKey, logger)
+	if err != nil {
+		return err
+	}
+	oauthCfg := oauthConfigFromEnv(*addr, keyPair != nil)
 	if err := oauthCfg.Check(); err != nil {
 		return fmt.Errorf("GitHub sign-in: %w", err)
 	}
@@ -97,7 +103,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
 			return fmt.Errorf("GitHub sign-in: %w", err)
 		}
-	} else if err := bootstrapAdmin(ctx, store, stdout, ln.Addr().String(), min(30*time.Second, limits.MaxTTL)); err != nil {
+	} else if err := bootstrapAdmin(ctx, store, stdout, baseURL(ln.Addr().String(), keyPair != nil), min(30*time.Second, limits.MaxTTL)); err != nil {
 		return err
 	}
 
@@ -111,10 +117,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OAuth:     flow,
 	})
 	srv := httpserver.New(handler, slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
-	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version(), "github_sign_in", flow != nil)
+	serveFn := srv.Serve
+	if keyPair != nil {
+		if err := httpserver.UseTLS(srv, keyPair); err != nil {
+			return err
+		}
+		serveFn = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+	} else if !isLoopback(*addr) && !strings.HasPrefix(oauthCfg.PublicURL, "https://") {
+		logger.Warn("serving plain HTTP on a non-loopback address: bearer tokens cross the network unencrypted",
+			"addr", *addr, "fix", "set --tls-cert and --tls-key, or serve behind a TLS proxy and set OCTOSTORE_PUBLIC_URL to its https:// URL")
+	}
+	logger.Info("octostore listening", "addr", ln.Addr().String(), "store", storeName, "version", buildinfo.Version(), "tls", keyPair != nil, "github_sign_in", flow != nil)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveFn(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -185,15 +201,48 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format (env OCTOSTORE_LOG_FORMAT) must be text or json (got %q)", format)
 }
 
+// loadKeyPair reads the TLS pair of --tls-cert and --tls-key: nil when
+// neither is given, an error when only one is or the files do not load.
+func loadKeyPair(certFile, keyFile string, logger *slog.Logger) (*httpserver.KeyPair, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case keyFile == "":
+		return nil, errors.New("serve: --tls-cert (env OCTOSTORE_TLS_CERT) needs --tls-key (env OCTOSTORE_TLS_KEY), the certificate's private key")
+	case certFile == "":
+		return nil, errors.New("serve: --tls-key (env OCTOSTORE_TLS_KEY) needs --tls-cert (env OCTOSTORE_TLS_CERT), the certificate chain")
+	}
+	kp, err := httpserver.LoadKeyPair(certFile, keyFile, logger)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return kp, nil
+}
+
+// isLoopback reports whether the listen address addr takes connections
+// from this machine only: a loopback IP or "localhost".
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // oauthConfigFromEnv reads the GitHub app settings. Setting
 // GITHUB_CLIENT_ID or GITHUB_CLIENT_SECRET turns sign-in on (and oauth.New
 // then checks the rest). Without OCTOSTORE_PUBLIC_URL the callback is on the
-// listen address; without OCTOSTORE_STATE_SECRET the state key is derived
-// from the client secret, so every instance with the same app agrees.
-func oauthConfigFromEnv(addr string) oauth.Config {
+// listen address (https when the server serves TLS); without
+// OCTOSTORE_STATE_SECRET the state key is derived from the client secret,
+// so every instance with the same app agrees.
+func oauthConfigFromEnv(addr string, tls bool) oauth.Config {
 	public := strings.TrimSpace(os.Getenv("OCTOSTORE_PUBLIC_URL"))
 	if public == "" {
-		public = baseURL(addr)
+		public = baseURL(addr, tls)
 	}
 	return oauth.Config{
 		ClientID:     strings.TrimSpace(os.Getenv("GITHUB_CLIENT_ID")),
@@ -205,25 +254,29 @@ func oauthConfigFromEnv(addr string) oauth.Config {
 	}
 }
 
-// baseURL is the http URL of a listen address; a wildcard host (":8080",
-// "0.0.0.0:8080", "[::]:8080") becomes 127.0.0.1.
-func baseURL(addr string) string {
+// baseURL is the URL of a listen address, https when tls is set, else
+// http; a wildcard host (":8080", "0.0.0.0:8080", "[::]:8080") becomes
+// 127.0.0.1.
+func baseURL(addr string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr
+		return scheme + addr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // bootstrapAdmin makes the first account on an empty store (when no GitHub
-// app is configured) and prints its token once, with a curl line for addr,
-// the address the server listens on, that acquires a lock for ttl (which
-// must be within the server's limits). Later starts find an account and
-// print nothing.
-func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, addr string, ttl time.Duration) error {
+// app is configured) and prints its token once, with a curl line for base,
+// the server's URL, that acquires a lock for ttl (which must be within the
+// server's limits). Later starts find an account and print nothing.
+func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer, base string, ttl time.Duration) error {
 	n, err := store.CountAccounts(ctx)
 	if err != nil {
 		return fmt.Errorf("count accounts: %w", err)
@@ -239,7 +292,6 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
-	base := baseURL(addr)
 	fmt.Fprintf(stdout, `
 First start: created account "admin". Its token is shown this once; keep it:
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/internal/tlstest"
+)
+
+// TestServeOverTLS: with --tls-cert and --tls-key, serve answers the API
+// over HTTPS (HTTP/1.1, the contract's answers), prints a first-start curl
+// line with an https URL, answers plain HTTP on its port with 400, serves
+// a renewed certificate without a restart, and does not warn of plain
+// HTTP.
+func TestServeOverTLS(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	ca := tlstest.NewCA(t)
+	cert, key := ca.ServerPairFiles(t, 2)
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, ForceAttemptHTTP2: true, DisableKeepAlives: true}
+	client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(tr)}
+	sp := startServe(t, client, func() []string {
+		return []string{"--log-format", "json", "--op-timeout", "30s", "--db", filepath.Join(t.TempDir(), "tls.db"), "--tls-cert", cert, "--tls-key", key}
+	})
+	sp.mu.Lock()
+	out, errOut := sp.stdout.String(), sp.stderr.String()
+	sp.mu.Unlock()
+	token := tokenRE.FindString(out)
+	if token == "" {
+		t.Fatalf("no first-start token on stdout:\n%s", out)
+	}
+	if want := "curl -X POST " + sp.base + "/locks/my-lock/acquire"; !strings.Contains(out, want) {
+		t.Errorf("the first-start line does not say %q:\n%s", want, out)
+	}
+	if !strings.Contains(errOut, `"tls":true`) || strings.Contains(errOut, "plain HTTP") {
+		t.Errorf("the start log should say tls=true and not warn of plain HTTP:\n%s", errOut)
+	}
+
+	acquire := func(name string) (serial int64) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", sp.base+"/locks/"+name+"/acquire", strings.NewReader(`{"ttl_seconds":30}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("acquire over TLS: %v", err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode != 200 || m["fencing_token"] == nil || resp.Proto != "HTTP/1.1" || resp.TLS == nil {
+			t.Fatalf("acquire over TLS: %s %d %v, want HTTP/1.1 200 with a fencing token", resp.Proto, resp.StatusCode, m)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.Int64()
+	}
+	if serial := acquire("first"); serial != 2 {
+		t.Fatalf("certificate %d, want 2", serial)
+	}
+
+	resp, err := http.Get("http://" + sp.addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("plain HTTP on the TLS port: %d, want 400", resp.StatusCode)
+	}
+
+	// A renewal: new files renamed over the old ones, as certbot does.
+	renewed := t.TempDir()
+	ca.WriteServerPair(t, filepath.Join(renewed, "c"), filepath.Join(renewed, "k"), 3)
+	mustRename(t, filepath.Join(renewed, "c"), cert)
+	mustRename(t, filepath.Join(renewed, "k"), key)
+	if serial := acquire("second"); serial != 3 {
+		t.Fatalf("after the renewal: certificate %d, want 3", serial)
+	}
+}
+
+// TestServeWarnsOfPlainHTTP: serve on every interface without TLS logs a
+// warning that tokens cross the network unencrypted, unless the public
+// URL says a TLS proxy is in front; on loopback it does not warn.
+func TestServeWarnsOfPlainHTTP(t *testing.T) {
+	t.Setenv("GITHUB_CLIENT_ID", "")
+	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	warning := regexp.MustCompile(`"level":"WARN","msg":"serving plain HTTP on a non-loopback address[^"]*","addr":"0\.0\.0\.0:\d+","fix":"set --tls-cert and --tls-key`)
+	for _, tc := range []struct {
+		name, host, public string
+		warn               bool
+	}{
+		{"every interface", "0.0.0.0", "", true},
+		{"every interface behind a TLS proxy", "0.0.0.0", "https://locks.example.com", false},
+		{"loopback", "127.0.0.1", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OCTOSTORE_PUBLIC_URL", tc.public)
+			sp := startServeOn(t, tc.host, &http.Client{Timeout: clientTimeout}, func() []string {
+				return []string{"--log-format", "json", "--db", filepath.Join(t.TempDir(), "plain.db")}
+			})
+			sp.mu.Lock()
+			errOut := sp.stderr.String()
+			sp.mu.Unlock()
+			if got := warning.MatchString(errOut); got != tc.warn {
+				t.Errorf("warned of plain HTTP: %v, want %v; log:\n%s", got, tc.warn, errOut)
+			}
+		})
+	}
+}
+
+func mustRename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,152 @@
+package httpserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+)
+
+// KeyPair is a TLS certificate chain and its private key, read from two
+// PEM files, for a server's tls.Config.GetCertificate. It reads the files
+// again at the first handshake after either has changed (its size or
+// modification time, following symlinks), so a renewed certificate is
+// served without a restart. A pair that does not load then (a renewal
+// written halfway, a key that does not match the certificate, a file
+// gone) is logged once and the last pair that loaded is served
+// meanwhile. A KeyPair is safe for concurrent use.
+type KeyPair struct {
+	certFile, keyFile string
+	logger            *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	loaded  stamps  // of the files cert was read from
+	failure failure // the last reload failure, logged once
+}
+
+// stamps identify a version of the two files: the file (device and
+// inode), its size and its modification time. Nil when a file is missing.
+type stamps struct{ cert, key os.FileInfo }
+
+func (a stamps) same(b stamps) bool {
+	return sameVersion(a.cert, b.cert) && sameVersion(a.key, b.key)
+}
+
+func sameVersion(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// failure is a reload that failed: the files' stamps and the error.
+type failure struct {
+	files stamps
+	err   string
+}
+
+func (a failure) same(b failure) bool { return a.err == b.err && a.files.same(b.files) }
+
+// LoadKeyPair reads certFile (the certificate, then any intermediates)
+// and keyFile (its private key), both PEM. It returns an error naming the
+// file when either cannot be read or they do not make a pair. logger
+// receives GetCertificate's reloads and reload failures (nil:
+// slog.Default()).
+func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	kp := &KeyPair{certFile: certFile, keyFile: keyFile, logger: logger}
+	st, err := kp.stat()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := kp.load()
+	if err != nil {
+		return nil, err
+	}
+	kp.cert, kp.loaded = cert, st
+	return kp, nil
+}
+
+// GetCertificate returns the pair to present, reading the files again
+// first when they have changed since the pair was read. It never fails
+// once LoadKeyPair has succeeded: when the files cannot be read or do not
+// make a pair, it returns the last pair that did, and logs why once for
+// each version of the files.
+func (kp *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	st, err := kp.stat()
+	if err == nil {
+		if st.same(kp.loaded) {
+			return kp.cert, nil
+		}
+		var cert *tls.Certificate
+		if cert, err = kp.load(); err == nil {
+			kp.cert, kp.loaded, kp.failure = cert, st, failure{}
+			kp.logger.Info("TLS certificate reloaded", "cert_file", kp.certFile, "key_file", kp.keyFile)
+			return cert, nil
+		}
+	}
+	if f := (failure{st, err.Error()}); !f.same(kp.failure) {
+		kp.failure = f
+		kp.logger.Warn("TLS certificate not reloaded; serving the previous one", "err", err)
+	}
+	return kp.cert, nil
+}
+
+// stat takes the stamps of both files, before they are read: a change
+// made while they are read shows at the next handshake.
+func (kp *KeyPair) stat() (stamps, error) {
+	c, err := os.Stat(kp.certFile)
+	if err != nil {
+		return stamps{}, fmt.Errorf("TLS certificate file: %w", err)
+	}
+	k, err := os.Stat(kp.keyFile)
+	if err != nil {
+		return stamps{}, fmt.Errorf("TLS key file: %w", err)
+	}
+	return stamps{c, k}, nil
+}
+
+func (kp *KeyPair) load() (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(kp.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(kp.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key file: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls says what is wrong, not with which files.
+		return nil, fmt.Errorf("TLS certificate %s with key %s: %w", kp.certFile, kp.keyFile, err)
+	}
+	return &cert, nil
+}
+
+// UseTLS makes srv (from New) serve TLS with kp, to be started with
+// srv.ServeTLS(ln, "", ""): TLS 1.2 or later, Go's default cipher suites,
+// and HTTP/1.1 only. HTTP/2 is not offered (by ALPN): the limits
+// above and their tests are HTTP/1.1's, and Go's HTTP/2 server measured
+// about half the request rate of HTTP/1.1 here (BENCHMARKS.md). The TLS
+// handshake is bounded by ReadHeaderTimeout, like the headers.
+func UseTLS(srv *http.Server, kp *KeyPair) error {
+	if kp == nil {
+		return errors.New("httpserver: UseTLS without a key pair")
+	}
+	srv.TLSConfig = &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: kp.GetCertificate,
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	srv.Protocols = &p
+	return nil
+}

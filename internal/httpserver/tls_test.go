@@ -1,0 +1,207 @@
+package httpserver
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/internal/syncbuf"
+	"github.com/octostore/octostore/internal/tlstest"
+)
+
+// tlsServer serves a handler answering "ok" over TLS with the pair in
+// certFile and keyFile, and returns its address and its log.
+func tlsServer(t *testing.T, certFile, keyFile string) (string, *syncbuf.Buffer) {
+	t.Helper()
+	log := &syncbuf.Buffer{}
+	kp, err := LoadKeyPair(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), nil)
+	if err := UseTLS(srv, kp); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), log
+}
+
+// fetch makes one request on a new connection, trusting ca, offering
+// HTTP/2 as well as HTTP/1.1, and returns the answer's protocol and the
+// serial number of the certificate the server presented.
+func fetch(t *testing.T, ca *tlstest.CA, addr string) (proto string, serial int64) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: ca.Pool},
+		ForceAttemptHTTP2: true,
+		DisableKeepAlives: true,
+	}, Timeout: 10 * time.Second}
+	resp, err := client.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	return resp.Proto, resp.TLS.PeerCertificates[0].SerialNumber.Int64()
+}
+
+// replace writes a new pair the way certbot and cert-manager do (new
+// files renamed over the old ones), dated a second later than the last
+// so that no file system's timestamp granularity can hide the change.
+func replace(t *testing.T, ca *tlstest.CA, certFile, keyFile string, serial int64, when time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	c, k := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	ca.WriteServerPair(t, c, k, serial)
+	for _, f := range []string{c, k} {
+		if err := os.Chtimes(f, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(c, certFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(k, keyFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A server with UseTLS answers over TLS with HTTP/1.1 even to a client
+// that offers HTTP/2, serves a renewed pair from the next handshake, and
+// keeps serving the last good pair (logging why once) while the files are
+// broken or missing.
+func TestTLSServesAndReloads(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := ca.ServerPairFiles(t, 2)
+	addr, log := tlsServer(t, certFile, keyFile)
+
+	if proto, serial := fetch(t, ca, addr); proto != "HTTP/1.1" || serial != 2 {
+		t.Fatalf("first answer: %s, certificate %d; want HTTP/1.1, 2", proto, serial)
+	}
+	when := time.Now().Add(time.Second)
+	replace(t, ca, certFile, keyFile, 3, when)
+	if _, serial := fetch(t, ca, addr); serial != 3 {
+		t.Fatalf("after the renewal: certificate %d, want 3", serial)
+	}
+	if !strings.Contains(log.String(), "TLS certificate reloaded") {
+		t.Errorf("the reload was not logged:\n%s", log)
+	}
+
+	// A key written halfway: the pair does not load.
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	when = when.Add(time.Second)
+	os.Chtimes(keyFile, when, when)
+	for range 3 {
+		if _, serial := fetch(t, ca, addr); serial != 3 {
+			t.Fatalf("with a broken key file: certificate %d, want the previous one, 3", serial)
+		}
+	}
+	if n := strings.Count(log.String(), "TLS certificate not reloaded"); n != 1 {
+		t.Errorf("a broken pair was logged %d times over 3 handshakes, want once:\n%s", n, log)
+	}
+	// A key from another pair: a mismatch, a new failure.
+	other := t.TempDir()
+	ca.WriteServerPair(t, filepath.Join(other, "c.pem"), filepath.Join(other, "k.pem"), 9)
+	if err := os.Rename(filepath.Join(other, "k.pem"), keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, serial := fetch(t, ca, addr); serial != 3 {
+		t.Fatalf("with a key that does not match: certificate %d, want 3", serial)
+	}
+	// The certificate file gone.
+	if err := os.Remove(certFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, serial := fetch(t, ca, addr); serial != 3 {
+		t.Fatalf("with no certificate file: certificate %d, want 3", serial)
+	}
+	if n := strings.Count(log.String(), "TLS certificate not reloaded"); n != 3 {
+		t.Errorf("want 3 distinct reload failures logged, got %d:\n%s", n, log)
+	}
+	if !strings.Contains(log.String(), "does not match") && !strings.Contains(log.String(), "private key") {
+		t.Errorf("the mismatch is not explained:\n%s", log)
+	}
+
+	replace(t, ca, certFile, keyFile, 4, when.Add(time.Second))
+	if _, serial := fetch(t, ca, addr); serial != 4 {
+		t.Fatalf("after a good pair again: certificate %d, want 4", serial)
+	}
+}
+
+// The server refuses TLS 1.1 and answers a plain HTTP request on its TLS
+// port with 400 rather than hanging or serving it.
+func TestTLSRefusesOldVersionsAndPlainHTTP(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := ca.ServerPairFiles(t, 2)
+	addr, _ := tlsServer(t, certFile, keyFile)
+
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded")
+	}
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain HTTP on the TLS port: %d, want 400", resp.StatusCode)
+	}
+}
+
+// LoadKeyPair names the file that is missing, and both files when they
+// do not make a pair.
+func TestLoadKeyPairErrors(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.WriteServerPair(t, certFile, keyFile, 2)
+	otherCert, otherKey := filepath.Join(dir, "other-cert.pem"), filepath.Join(dir, "other-key.pem")
+	ca.WriteServerPair(t, otherCert, otherKey, 3)
+	missing := filepath.Join(dir, "missing.pem")
+
+	for _, c := range []struct {
+		name, cert, key string
+		want            []string
+	}{
+		{"no certificate", missing, keyFile, []string{"TLS certificate file", missing}},
+		{"no key", certFile, missing, []string{"TLS key file", missing}},
+		{"mismatch", certFile, otherKey, []string{certFile, otherKey}},
+		{"key as certificate", keyFile, keyFile, []string{keyFile}},
+	} {
+		_, err := LoadKeyPair(c.cert, c.key, nil)
+		if err == nil {
+			t.Errorf("%s: loaded", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+	if _, err := LoadKeyPair(certFile, keyFile, nil); err != nil {
+		t.Fatalf("a good pair: %v", err)
+	}
+	if err := UseTLS(New(http.NotFoundHandler(), nil), nil); err == nil {
+		t.Error("UseTLS without a key pair succeeded")
+	}
+}
