@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -203,5 +204,32 @@ func TestLoadKeyPairErrors(t *testing.T) {
 	}
 	if err := UseTLS(New(http.NotFoundHandler(), nil), nil); err == nil {
 		t.Error("UseTLS without a key pair succeeded")
+	}
+}
+
+// A client that connects to the TLS port and never starts the handshake
+// is cut off by the server (after ReadHeaderTimeout), so it cannot hold a
+// connection and its goroutine.
+func TestTLSHandshakeIsBounded(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := ca.ServerPairFiles(t, 2)
+	addr, _ := tlsServer(t, certFile, keyFile)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(ReadHeaderTimeout + 10*time.Second))
+	n, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server still held a silent connection %v after it opened", time.Since(start))
+	}
+	if n != 0 || err == nil {
+		t.Fatalf("read %d bytes, err %v; want the connection closed", n, err)
+	}
+	if d := time.Since(start); d < ReadHeaderTimeout-time.Second {
+		t.Fatalf("closed after %v, before ReadHeaderTimeout (%v): not by the timeout", d, ReadHeaderTimeout)
 	}
 }
