@@ -18,7 +18,7 @@ import (
 func TestLoadgenCyclesAgainstFloor(t *testing.T) {
 	srv := httptest.NewServer(newHandler())
 	defer srv.Close()
-	target, err := loadgen.NewHTTPTarget(srv.URL, "any", 30*time.Second, 4)
+	target, err := loadgen.NewHTTPTarget(srv.URL, "any", 30*time.Second, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

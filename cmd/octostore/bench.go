@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/octostore/octostore/internal/loadgen"
@@ -17,6 +20,7 @@ type benchFlags struct {
 	target       string
 	url, token   string
 	etcdURL      string
+	caCert       string
 	redisURL     string
 	redisPrefix  string
 	redisAccount string
@@ -37,6 +41,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.url, "url", envString("OCTOSTORE_URL", "http://127.0.0.1:8080"), "OctoStore base URL (env OCTOSTORE_URL)")
 	fs.StringVar(&b.token, "token", "", "OctoStore bearer token (default: env OCTOSTORE_TOKEN, which keeps it out of ps)")
 	fs.StringVar(&b.etcdURL, "etcd-url", "http://127.0.0.1:2379", "etcd client URL, for --target etcd")
+	fs.StringVar(&b.caCert, "ca-cert", "", "PEM file of the certificate authorities to trust for an https --url or --etcd-url (default: the system's)")
 	fs.StringVar(&b.redisURL, "redis-url", "", "Redis URL, for --target redis")
 	fs.StringVar(&b.redisPrefix, "redis-prefix", "os:", "key prefix, for --target redis (as the server's --redis-prefix)")
 	fs.StringVar(&b.redisAccount, "redis-account", "bench", "account id whose namespace the locks live in, for --target redis")
@@ -90,6 +95,25 @@ func (b *benchFlags) validate() error {
 	return nil
 }
 
+// tlsConfig is the TLS setting of the HTTP targets: nil (the system's
+// authorities) without --ca-cert, else one that trusts the file's
+// certificates only. A file that cannot be read or holds no certificate is
+// an error.
+func (b *benchFlags) tlsConfig() (*tls.Config, error) {
+	if b.caCert == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(b.caCert)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --ca-cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("bench: --ca-cert %s holds no PEM certificate", b.caCert)
+	}
+	return &tls.Config{RootCAs: pool}, nil
+}
+
 // bench runs the load generator against one target and prints the result.
 // A run in which every acquire or release failed (none completed a cycle),
 // or that a signal interrupted (ctx ended: it then lets the requests in
@@ -120,15 +144,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var (
-		target loadgen.Target
-		err    error
-	)
+	tlsConf, err := b.tlsConfig()
+	if err != nil {
+		return err
+	}
+	var target loadgen.Target
 	switch b.target {
 	case "octostore":
-		target, err = loadgen.NewHTTPTarget(b.url, b.token, b.ttl, b.clients)
+		target, err = loadgen.NewHTTPTarget(b.url, b.token, b.ttl, b.clients, tlsConf)
 	case "etcd":
-		target, err = loadgen.NewEtcdTarget(b.etcdURL, etcdLeaseTTL(b.duration, b.ttl), b.clients)
+		target, err = loadgen.NewEtcdTarget(b.etcdURL, etcdLeaseTTL(b.duration, b.ttl), b.clients, tlsConf)
 	case "redis":
 		target, err = loadgen.NewRedisTarget(ctx, b.redisURL, loadgen.RedisKeys{Prefix: b.redisPrefix, AccountID: b.redisAccount}, b.ttl, max(100, b.clients), b.clients)
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -69,6 +71,15 @@ func TestBenchFlagValidation(t *testing.T) {
 // and a token.
 func startBenchServer(t *testing.T) (string, string) {
 	t.Helper()
+	h, tok := benchHandler(t)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL, tok
+}
+
+// benchHandler is the real handler over a new SQLite store, with a token.
+func benchHandler(t *testing.T) (http.Handler, string) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "bench.db"), sqlitestore.Options{})
 	if err != nil {
@@ -83,9 +94,7 @@ func startBenchServer(t *testing.T) (string, string) {
 	if err := st.AddToken(ctx, acct.ID, hash); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "sqlite", OpTimeout: 30 * time.Second}))
-	t.Cleanup(srv.Close)
-	return srv.URL, tok
+	return functions.New(functions.Deps{Store: st, StoreName: "sqlite", OpTimeout: 30 * time.Second}), tok
 }
 
 func TestBenchJSONAgainstServer(t *testing.T) {
@@ -209,6 +218,45 @@ func TestBenchFailsWhenNothingCompletes(t *testing.T) {
 	var res loadgen.Result
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil || res.Cycles != 0 || res.Errors == 0 || !res.GaveUp || res.Interrupted {
 		t.Fatalf("result not printed, or not marked as given up: %v %q", jerr, out.String())
+	}
+}
+
+// TestBenchOverTLS: bench drives an https server whose authority
+// --ca-cert gives; without it (the system's authorities only) the run
+// fails on the certificate; a --ca-cert that is not PEM is refused.
+func TestBenchOverTLS(t *testing.T) {
+	h, tok := benchHandler(t)
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	url := srv.URL
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OCTOSTORE_TOKEN", tok)
+	base := []string{"bench", "--url", url, "--clients", "2", "--cycles", "20", "--json", "--quiet"}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), append(base, "--ca-cert", ca), strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("bench with --ca-cert: %v (stderr %s)", err, errOut.String())
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Cycles != 20 || res.Errors != 0 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	out.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, base, strings.NewReader(""), &out, &errOut); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("bench without --ca-cert: %v, want a certificate error", err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.txt")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	for file, want := range map[string]string{notPEM: "holds no PEM certificate", notPEM + ".gone": "no such file"} {
+		out.Reset()
+		err := run(context.Background(), append(base, "--ca-cert", file), strings.NewReader(""), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), want) || out.Len() != 0 {
+			t.Errorf("--ca-cert %s: %v (stdout %q), want %q and no result", file, err, out.String(), want)
+		}
 	}
 }
 

@@ -34,7 +34,7 @@ func BenchmarkHTTPRedis(b *testing.B) {
 	}
 	hs := httptest.NewServer(functions.New(functions.Deps{Store: st, StoreName: "redis"}))
 	b.Cleanup(hs.Close)
-	target, err := NewHTTPTarget(hs.URL, tok, time.Minute, 32)
+	target, err := NewHTTPTarget(hs.URL, tok, time.Minute, 32, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

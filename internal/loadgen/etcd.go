@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -24,10 +25,11 @@ type EtcdTarget struct {
 }
 
 // NewEtcdTarget returns a target for the etcd client URL baseURL
-// (http://host:2379). leaseTTL is the TTL of each client's lease; it must
-// outlast the run (the target does not keep leases alive).
-func NewEtcdTarget(baseURL string, leaseTTL time.Duration, conns int) (*EtcdTarget, error) {
-	p, err := newPoster(baseURL, conns)
+// (http://host:2379, or https). leaseTTL is the TTL of each client's
+// lease; it must outlast the run (the target does not keep leases alive).
+// tlsConf is used for https (nil: the system's authorities).
+func NewEtcdTarget(baseURL string, leaseTTL time.Duration, conns int, tlsConf *tls.Config) (*EtcdTarget, error) {
+	p, err := newPoster(baseURL, conns, tlsConf)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}

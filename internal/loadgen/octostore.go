@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,11 +22,12 @@ type HTTPTarget struct {
 }
 
 // NewHTTPTarget returns a target for the OctoStore server at baseURL
-// (http://host:port, no trailing path) with bearer token token. ttl is the
-// lease TTL requested (whole seconds, at least 1s). conns is the number of
-// connections to keep open (the number of clients).
-func NewHTTPTarget(baseURL, token string, ttl time.Duration, conns int) (*HTTPTarget, error) {
-	p, err := newPoster(baseURL, conns)
+// (http://host:port or https://host:port, no trailing path) with bearer
+// token token. ttl is the lease TTL requested (whole seconds, at least
+// 1s). conns is the number of connections to keep open (the number of
+// clients). tlsConf is used for https (nil: the system's authorities).
+func NewHTTPTarget(baseURL, token string, ttl time.Duration, conns int, tlsConf *tls.Config) (*HTTPTarget, error) {
+	p, err := newPoster(baseURL, conns, tlsConf)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -23,15 +25,23 @@ type poster struct {
 	hc *fasthttp.HostClient
 }
 
-// newPoster returns a poster for baseURL (http://host:port) keeping up to
-// conns connections open.
-func newPoster(baseURL string, conns int) (*poster, error) {
+// newPoster returns a poster for baseURL (http://host:port or
+// https://host:port; the port defaults to 80 or 443) keeping up to conns
+// connections open. tlsConf is used for https (nil: Go's defaults, which
+// trust the system's certificate authorities).
+func newPoster(baseURL string, conns int, tlsConf *tls.Config) (*poster, error) {
 	u, err := url.Parse(baseURL)
-	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("loadgen: URL %q: want http://host:port", baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("loadgen: URL %q: want http://host:port or https://host:port", baseURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	return &poster{hc: &fasthttp.HostClient{
-		Addr:                          u.Host,
+		Addr:                          addr,
+		IsTLS:                         u.Scheme == "https",
+		TLSConfig:                     tlsConf,
 		MaxConns:                      conns + 16,
 		MaxIdleConnDuration:           90 * time.Second,
 		NoDefaultUserAgentHeader:      true,
@@ -54,6 +64,10 @@ func (p *poster) post(ctx context.Context, path, auth string, body []byte, read 
 	defer fasthttp.ReleaseResponse(res)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(path)
+	if p.hc.IsTLS {
+		req.URI().SetScheme("https")
+		req.URI().SetHost(p.hc.Addr)
+	}
 	req.Header.SetHost(p.hc.Addr)
 	req.Header.SetContentType("application/json")
 	if auth != "" {

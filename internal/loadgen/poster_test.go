@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -12,13 +14,50 @@ import (
 )
 
 func TestPosterRefusesWhatItCannotDrive(t *testing.T) {
-	for _, u := range []string{"https://127.0.0.1:1", "http://127.0.0.1:1/prefix", "127.0.0.1:1", "http://", "::"} {
-		if _, err := newPoster(u, 1); err == nil {
+	for _, u := range []string{"ftp://127.0.0.1:1", "http://127.0.0.1:1/prefix", "127.0.0.1:1", "http://", "https://:443", "::"} {
+		if _, err := newPoster(u, 1, nil); err == nil {
 			t.Errorf("newPoster(%q) accepted", u)
 		}
 	}
-	if _, err := newPoster("http://127.0.0.1:1/", 1); err != nil {
+	if _, err := newPoster("http://127.0.0.1:1/", 1, nil); err != nil {
 		t.Errorf("a trailing slash: %v", err)
+	}
+	for u, addr := range map[string]string{"http://h": "h:80", "https://h": "h:443", "https://h:8443": "h:8443", "https://[::1]": "[::1]:443"} {
+		p, err := newPoster(u, 1, nil)
+		if err != nil || p.hc.Addr != addr || p.hc.IsTLS != strings.HasPrefix(u, "https") {
+			t.Errorf("newPoster(%q): %v, addr %q, TLS %v; want %q", u, err, p.hc.Addr, p.hc.IsTLS, addr)
+		}
+	}
+}
+
+// Over https the poster trusts the authorities it is given, and refuses a
+// server whose certificate none of them signed.
+func TestPosterOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || r.Method != "POST" || r.URL.Path != "/x" {
+			w.WriteHeader(400)
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	read := func(got *int) func(int, []byte) error {
+		return func(status int, body []byte) error { *got = status; return nil }
+	}
+	p, err := newPoster(srv.URL, 1, &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status int
+	if err := p.post(context.Background(), "/x", "", []byte(`{}`), read(&status)); err != nil || status != 200 {
+		t.Fatalf("with the server's authority: status %d, %v", status, err)
+	}
+	p, _ = newPoster(srv.URL, 1, nil)
+	err = p.post(context.Background(), "/x", "", []byte(`{}`), read(&status))
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("with the system's authorities only: %v, want a certificate error", err)
 	}
 }
 
@@ -34,7 +73,7 @@ func TestPosterSendsAndReads(t *testing.T) {
 		w.Write([]byte(`{"ok":true}`))
 	}))
 	defer srv.Close()
-	p, err := newPoster(srv.URL, 2)
+	p, err := newPoster(srv.URL, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +94,7 @@ func TestPosterEndsAtTheContextDeadline(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
 	defer srv.Close()
 	defer close(release)
-	p, _ := newPoster(srv.URL, 1)
+	p, _ := newPoster(srv.URL, 1, nil)
 	defer p.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

@@ -51,7 +51,7 @@ func TestHTTPTargetAgainstRealHandler(t *testing.T) {
 	url, tok, st, acct := startOctoStore(t)
 	for _, contended := range []bool{false, true} {
 		t.Run(fmt.Sprintf("contended=%v", contended), func(t *testing.T) {
-			target, err := NewHTTPTarget(url, tok, 30*time.Second, 4)
+			target, err := NewHTTPTarget(url, tok, 30*time.Second, 4, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestHTTPTargetAgainstRealHandler(t *testing.T) {
 
 func TestHTTPTargetReportsErrors(t *testing.T) {
 	url, _, _, _ := startOctoStore(t)
-	target, err := NewHTTPTarget(url, "os_not-a-real-token", time.Minute, 1)
+	target, err := NewHTTPTarget(url, "os_not-a-real-token", time.Minute, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +94,11 @@ func TestHTTPTargetReportsErrors(t *testing.T) {
 		t.Fatalf("bad token: %+v", res)
 	}
 	for _, bad := range []string{"", "ftp://x", "http://", "::"} {
-		if _, err := NewHTTPTarget(bad, "os_x", time.Minute, 1); err == nil {
+		if _, err := NewHTTPTarget(bad, "os_x", time.Minute, 1, nil); err == nil {
 			t.Errorf("URL %q accepted", bad)
 		}
 	}
-	if _, err := NewHTTPTarget("http://127.0.0.1:1", "", time.Minute, 1); err == nil {
+	if _, err := NewHTTPTarget("http://127.0.0.1:1", "", time.Minute, 1, nil); err == nil {
 		t.Error("empty token accepted")
 	}
 }
@@ -269,7 +269,7 @@ func (f *fakeEtcd) serve(w http.ResponseWriter, r *http.Request) {
 
 func TestEtcdTargetAgainstFakeGateway(t *testing.T) {
 	f, srv := newFakeEtcd(t)
-	target, err := NewEtcdTarget(srv.URL, time.Minute, 4)
+	target, err := NewEtcdTarget(srv.URL, time.Minute, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
