@@ -126,8 +126,9 @@ func TestStartupErrorsHideSecrets(t *testing.T) {
 	}
 }
 
-// TestRefusedStartLeavesNothing: a serve that is refused before it runs (a
-// GitHub configuration it cannot use, or a listen address that is taken)
+// TestRefusedStartLeavesNothing: a serve that is refused before it runs (TLS
+// files it cannot use, a GitHub configuration it cannot use, or a listen
+// address that is taken)
 // creates no database file and no first account, so it prints no token for
 // a server that never answered, and the next start is still a first start.
 func TestRefusedStartLeavesNothing(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,7 +104,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if flow, err = oauth.New(oauthCfg, store, logger); err != nil {
 			return fmt.Errorf("GitHub sign-in: %w", err)
 		}
-	} else if err := bootstrapAdmin(ctx, store, stdout, baseURL(ln.Addr().String(), keyPair != nil), min(30*time.Second, limits.MaxTTL)); err != nil {
+	} else if err := bootstrapAdmin(ctx, store, stdout, curlBase(ln.Addr().String(), keyPair != nil), min(30*time.Second, limits.MaxTTL)); err != nil {
 		return err
 	}
 
@@ -116,7 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OpTimeout: sf.opTimeout,
 		OAuth:     flow,
 	})
-	srv := httpserver.New(handler, slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
+	srv := httpserver.New(handler, log.New(httpErrorLog{logger}, "", 0))
 	serveFn := srv.Serve
 	if keyPair != nil {
 		if err := httpserver.UseTLS(srv, keyPair); err != nil {
@@ -201,6 +202,23 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format (env OCTOSTORE_LOG_FORMAT) must be text or json (got %q)", format)
 }
 
+// httpErrorLog writes net/http's own error lines to logger at WARN, but a
+// TLS handshake that the client abandoned without a word (a TCP health
+// check, a port scan: EOF, a reset, the handshake timeout) at DEBUG, so
+// that probes do not bury the warnings that matter.
+type httpErrorLog struct{ logger *slog.Logger }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") &&
+		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer") || strings.HasSuffix(msg, ": i/o timeout")) {
+		level = slog.LevelDebug
+	}
+	w.logger.Log(context.Background(), level, msg)
+	return len(p), nil
+}
+
 // loadKeyPair reads the TLS pair of --tls-cert and --tls-key: nil when
 // neither is given, an error when only one is or the files do not load.
 func loadKeyPair(certFile, keyFile string, logger *slog.Logger) (*httpserver.KeyPair, error) {
@@ -270,6 +288,16 @@ func baseURL(addr string, tls bool) string {
 		host = "127.0.0.1"
 	}
 	return scheme + net.JoinHostPort(host, port)
+}
+
+// curlBase is the URL of the first-start curl line: OCTOSTORE_PUBLIC_URL
+// when set (a certificate names a host, rarely 127.0.0.1), else the URL of
+// the address the server listens on.
+func curlBase(addr string, tls bool) string {
+	if public := strings.TrimSpace(os.Getenv("OCTOSTORE_PUBLIC_URL")); public != "" {
+		return strings.TrimSuffix(public, "/")
+	}
+	return baseURL(addr, tls)
 }
 
 // bootstrapAdmin makes the first account on an empty store (when no GitHub

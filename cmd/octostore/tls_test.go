@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,7 +91,7 @@ func TestServeOverTLS(t *testing.T) {
 func TestServeWarnsOfPlainHTTP(t *testing.T) {
 	t.Setenv("GITHUB_CLIENT_ID", "")
 	t.Setenv("GITHUB_CLIENT_SECRET", "")
-	warning := regexp.MustCompile(`"level":"WARN","msg":"serving plain HTTP on a non-loopback address[^"]*","addr":"0\.0\.0\.0:\d+","fix":"set --tls-cert and --tls-key`)
+	warning := regexp.MustCompile(`"level":"WARN","msg":"serving plain HTTP on a non-loopback address[^"]*","addr":"[^"]+","fix":"set --tls-cert and --tls-key`)
 	for _, tc := range []struct {
 		name, host, public string
 		warn               bool
@@ -117,5 +119,46 @@ func mustRename(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.Rename(from, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// net/http's lines about handshakes that a client abandoned without a word
+// (probes) go to DEBUG; every other line of it, a client that spoke plain
+// HTTP to the TLS port included, stays at WARN.
+func TestHTTPErrorLogLevels(t *testing.T) {
+	var buf bytes.Buffer
+	w := httpErrorLog{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for line, level := range map[string]string{
+		"http: TLS handshake error from 10.0.0.1:5: EOF\n":                                            "DEBUG",
+		"http: TLS handshake error from 10.0.0.1:5: read tcp 1->2: connection reset by peer\n":        "DEBUG",
+		"http: TLS handshake error from 10.0.0.1:5: read tcp 1->2: i/o timeout\n":                     "DEBUG",
+		"http: TLS handshake error from 10.0.0.1:5: client sent an HTTP request to an HTTPS server\n": "WARN",
+		"http: TLS handshake error from 10.0.0.1:5: remote error: tls: bad certificate\n":             "WARN",
+		"http: Accept error: too many open files; retrying in 5ms\n":                                  "WARN",
+	} {
+		buf.Reset()
+		if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+		if !strings.Contains(buf.String(), "level="+level+" ") || !strings.Contains(buf.String(), strings.TrimSuffix(line[:30], "\n")) {
+			t.Errorf("%q logged as %q, want level %s", line, buf.String(), level)
+		}
+	}
+}
+
+// The first-start curl line and the default public URL follow the
+// scheme the server serves; OCTOSTORE_PUBLIC_URL, when set, is the curl
+// line's base, since a certificate rarely names 127.0.0.1.
+func TestPublicURLWithTLS(t *testing.T) {
+	t.Setenv("OCTOSTORE_PUBLIC_URL", "")
+	if got := oauthConfigFromEnv("0.0.0.0:8443", true).PublicURL; got != "https://127.0.0.1:8443" {
+		t.Errorf("default public URL with TLS: %q", got)
+	}
+	if got := curlBase("0.0.0.0:8443", true); got != "https://127.0.0.1:8443" {
+		t.Errorf("curl base with TLS: %q", got)
+	}
+	t.Setenv("OCTOSTORE_PUBLIC_URL", " https://locks.example.com/ ")
+	if got := curlBase("0.0.0.0:8443", true); got != "https://locks.example.com" {
+		t.Errorf("curl base with OCTOSTORE_PUBLIC_URL: %q", got)
 	}
 }

@@ -8,24 +8,30 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // KeyPair is a TLS certificate chain and its private key, read from two
 // PEM files, for a server's tls.Config.GetCertificate. It reads the files
-// again at the first handshake after either has changed (its size or
-// modification time, following symlinks), so a renewed certificate is
-// served without a restart. A pair that does not load then (a renewal
-// written halfway, a key that does not match the certificate, a file
-// gone) is logged once and the last pair that loaded is served
-// meanwhile. A KeyPair is safe for concurrent use.
+// again at the first full handshake after either has changed (another
+// file, or another size or modification time, following symlinks), so a
+// renewed certificate is served without a restart. A pair that does not
+// load then (a renewal written halfway, a key that does not match the
+// certificate, a file gone) is logged once and the last pair that loaded
+// is served meanwhile; it is tried again when the files change, or a
+// second later.
+// One handshake at a time looks at the files: the others present the
+// current pair meanwhile, so a slow file system delays no handshake but
+// that one. A KeyPair is safe for concurrent use.
 type KeyPair struct {
 	certFile, keyFile string
 	logger            *slog.Logger
+	cert              atomic.Pointer[tls.Certificate]
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	loaded  stamps  // of the files cert was read from
-	failure failure // the last reload failure, logged once
+	mu      sync.Mutex // held by the handshake that looks at the files
+	loaded  stamps     // of the files cert was read from
+	failure failure    // the last reload failure, logged once
 }
 
 // stamps identify a version of the two files: the file (device and
@@ -43,10 +49,12 @@ func sameVersion(a, b os.FileInfo) bool {
 	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
-// failure is a reload that failed: the files' stamps and the error.
+// failure is a reload that failed: the files' stamps and the error, and
+// when it was tried.
 type failure struct {
 	files stamps
 	err   string
+	at    time.Time
 }
 
 func (a failure) same(b failure) bool { return a.err == b.err && a.files.same(b.files) }
@@ -69,7 +77,12 @@ func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error
 	if err != nil {
 		return nil, err
 	}
-	kp.cert, kp.loaded = cert, st
+	kp.cert.Store(cert)
+	kp.loaded = st
+	if leaf, now := cert.Leaf, time.Now(); leaf != nil && (now.After(leaf.NotAfter) || now.Before(leaf.NotBefore)) {
+		logger.Warn("TLS certificate is not valid now; clients will refuse it", "cert_file", certFile,
+			"not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+	}
 	return kp, nil
 }
 
@@ -79,25 +92,33 @@ func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error
 // make a pair, it returns the last pair that did, and logs why once for
 // each version of the files.
 func (kp *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	kp.mu.Lock()
+	if !kp.mu.TryLock() {
+		return kp.cert.Load(), nil // another handshake is looking at the files
+	}
 	defer kp.mu.Unlock()
 	st, err := kp.stat()
 	if err == nil {
 		if st.same(kp.loaded) {
-			return kp.cert, nil
+			kp.failure = failure{} // back to the files served: a new failure is news
+			return kp.cert.Load(), nil
+		}
+		if st.same(kp.failure.files) && time.Since(kp.failure.at) < time.Second {
+			return kp.cert.Load(), nil // this version did not load a moment ago
 		}
 		var cert *tls.Certificate
 		if cert, err = kp.load(); err == nil {
-			kp.cert, kp.loaded, kp.failure = cert, st, failure{}
+			kp.cert.Store(cert)
+			kp.loaded, kp.failure = st, failure{}
 			kp.logger.Info("TLS certificate reloaded", "cert_file", kp.certFile, "key_file", kp.keyFile)
 			return cert, nil
 		}
 	}
-	if f := (failure{st, err.Error()}); !f.same(kp.failure) {
-		kp.failure = f
+	f := failure{st, err.Error(), time.Now()}
+	if !f.same(kp.failure) {
 		kp.logger.Warn("TLS certificate not reloaded; serving the previous one", "err", err)
 	}
-	return kp.cert, nil
+	kp.failure = f
+	return kp.cert.Load(), nil
 }
 
 // stat takes the stamps of both files, before they are read: a change

@@ -39,6 +39,16 @@ func tlsServer(t *testing.T, certFile, keyFile string) (string, *syncbuf.Buffer)
 	return ln.Addr().String(), log
 }
 
+// tlsFixture makes a CA and a pair with serial 2 in files, and serves
+// them with tlsServer.
+func tlsFixture(t *testing.T) (ca *tlstest.CA, certFile, keyFile, addr string, log *syncbuf.Buffer) {
+	t.Helper()
+	ca = tlstest.NewCA(t)
+	certFile, keyFile = ca.ServerPairFiles(t, 2)
+	addr, log = tlsServer(t, certFile, keyFile)
+	return ca, certFile, keyFile, addr, log
+}
+
 // fetch makes one request on a new connection, trusting ca, offering
 // HTTP/2 as well as HTTP/1.1, and returns the answer's protocol and the
 // serial number of the certificate the server presented.
@@ -87,9 +97,7 @@ func replace(t *testing.T, ca *tlstest.CA, certFile, keyFile string, serial int6
 // keeps serving the last good pair (logging why once) while the files are
 // broken or missing.
 func TestTLSServesAndReloads(t *testing.T) {
-	ca := tlstest.NewCA(t)
-	certFile, keyFile := ca.ServerPairFiles(t, 2)
-	addr, log := tlsServer(t, certFile, keyFile)
+	ca, certFile, keyFile, addr, log := tlsFixture(t)
 
 	if proto, serial := fetch(t, ca, addr); proto != "HTTP/1.1" || serial != 2 {
 		t.Fatalf("first answer: %s, certificate %d; want HTTP/1.1, 2", proto, serial)
@@ -149,15 +157,18 @@ func TestTLSServesAndReloads(t *testing.T) {
 // The server refuses TLS 1.1 and answers a plain HTTP request on its TLS
 // port with 400 rather than hanging or serving it.
 func TestTLSRefusesOldVersionsAndPlainHTTP(t *testing.T) {
-	ca := tlstest.NewCA(t)
-	certFile, keyFile := ca.ServerPairFiles(t, 2)
-	addr, _ := tlsServer(t, certFile, keyFile)
+	ca, _, _, addr, _ := tlsFixture(t)
 
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err == nil {
 		conn.Close()
 		t.Fatal("a TLS 1.1 handshake succeeded")
 	}
+	conn, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("a TLS 1.2 handshake failed: %v", err)
+	}
+	conn.Close()
 	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +222,7 @@ func TestLoadKeyPairErrors(t *testing.T) {
 // is cut off by the server (after ReadHeaderTimeout), so it cannot hold a
 // connection and its goroutine.
 func TestTLSHandshakeIsBounded(t *testing.T) {
-	ca := tlstest.NewCA(t)
-	certFile, keyFile := ca.ServerPairFiles(t, 2)
-	addr, _ := tlsServer(t, certFile, keyFile)
+	_, _, _, addr, _ := tlsFixture(t)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -231,5 +240,66 @@ func TestTLSHandshakeIsBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d < ReadHeaderTimeout-time.Second {
 		t.Fatalf("closed after %v, before ReadHeaderTimeout (%v): not by the timeout", d, ReadHeaderTimeout)
+	}
+}
+
+// Handshakes that run together while the pair is renewed get a whole
+// pair each (run with -race), and the renewal is served in the end.
+func TestTLSConcurrentReload(t *testing.T) {
+	ca, certFile, keyFile, addr, _ := tlsFixture(t)
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				resp, err := client.Get("https://" + addr + "/")
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	when := time.Now()
+	for serial := int64(3); serial < 8; serial++ {
+		when = when.Add(time.Second)
+		replace(t, ca, certFile, keyFile, serial, when)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(done)
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, serial := fetch(t, ca, addr); serial != 7 {
+		t.Fatalf("after the renewals: certificate %d, want 7", serial)
+	}
+}
+
+// A failure that comes back after the files were restored is logged
+// again: restoring the files ends the failure.
+func TestTLSRepeatedFailureLogged(t *testing.T) {
+	ca, certFile, _, addr, log := tlsFixture(t)
+	for range 2 {
+		if err := os.Rename(certFile, certFile+".away"); err != nil {
+			t.Fatal(err)
+		}
+		fetch(t, ca, addr)
+		if err := os.Rename(certFile+".away", certFile); err != nil {
+			t.Fatal(err)
+		}
+		fetch(t, ca, addr)
+	}
+	if n := strings.Count(log.String(), "TLS certificate not reloaded"); n != 2 {
+		t.Errorf("two outages logged %d times, want 2:\n%s", n, log)
 	}
 }
