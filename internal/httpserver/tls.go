@@ -20,10 +20,9 @@ import (
 // load then (a renewal written halfway, a key that does not match the
 // certificate, a file gone) is logged once and the last pair that loaded
 // is served meanwhile; it is tried again when the files change, or a
-// second later.
-// One handshake at a time looks at the files: the others present the
-// current pair meanwhile, so a slow file system delays no handshake but
-// that one. A KeyPair is safe for concurrent use.
+// second later. One handshake at a time looks at the files: the others
+// present the current pair meanwhile, so a slow file system delays no
+// handshake but that one. A KeyPair is safe for concurrent use.
 type KeyPair struct {
 	certFile, keyFile string
 	logger            *slog.Logger

@@ -303,3 +303,30 @@ func TestTLSRepeatedFailureLogged(t *testing.T) {
 		t.Errorf("two outages logged %d times, want 2:\n%s", n, log)
 	}
 }
+
+// A pair whose certificate has expired, or is not valid yet, loads (the
+// operator may be about to renew it) but is logged as one clients will
+// refuse; a valid one is not.
+func TestLoadKeyPairWarnsOfValidity(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	now := time.Now()
+	for name, c := range map[string]struct {
+		from, to time.Time
+		warn     bool
+	}{
+		"expired":   {now.Add(-48 * time.Hour), now.Add(-time.Hour), true},
+		"not yet":   {now.Add(time.Hour), now.Add(48 * time.Hour), true},
+		"valid now": {now.Add(-time.Hour), now.Add(time.Hour), false},
+	} {
+		certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		ca.WriteServerPairValid(t, certFile, keyFile, 2, c.from, c.to)
+		log := &syncbuf.Buffer{}
+		if _, err := LoadKeyPair(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := strings.Contains(log.String(), "TLS certificate is not valid now"); got != c.warn {
+			t.Errorf("%s: warned %v, want %v; log:\n%s", name, got, c.warn, log)
+		}
+	}
+}

@@ -59,14 +59,22 @@ func NewCA(t testing.TB) *CA {
 // error.
 func (ca *CA) WriteServerPair(t testing.TB, certFile, keyFile string, serial int64) {
 	t.Helper()
+	ca.WriteServerPairValid(t, certFile, keyFile, serial, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// WriteServerPairValid is WriteServerPair with a certificate valid from
+// notBefore to notAfter (an expired one, or one not valid yet, for
+// instance).
+func (ca *CA) WriteServerPairValid(t testing.TB, certFile, keyFile string, serial int64, notBefore, notAfter time.Time) {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
