@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,15 +23,23 @@ import (
 // is served meanwhile; it is tried again when the files change, or a
 // second later. One handshake at a time looks at the files: the others
 // present the current pair meanwhile, so a slow file system delays no
-// handshake but that one. A KeyPair is safe for concurrent use.
+// handshake but that one. A certificate that is not valid now, or that
+// ends within a week (a quarter of its lifetime, when that is shorter), is
+// logged as a warning when loaded and again every six hours while it is
+// served. A KeyPair is safe for concurrent use.
 type KeyPair struct {
 	certFile, keyFile string
 	logger            *slog.Logger
 	cert              atomic.Pointer[tls.Certificate]
+	now               func() time.Time // the clock, replaced in tests
 
 	mu      sync.Mutex // held by the handshake that looks at the files
 	loaded  stamps     // of the files cert was read from
 	failure failure    // the last reload failure, logged once
+	warned  struct {   // the last pair logged by warnValidity, and when
+		cert *tls.Certificate
+		at   time.Time
+	}
 }
 
 // stamps identify a version of the two files: the file (device and
@@ -67,7 +76,7 @@ func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error
 	if logger == nil {
 		logger = slog.Default()
 	}
-	kp := &KeyPair{certFile: certFile, keyFile: keyFile, logger: logger}
+	kp := &KeyPair{certFile: certFile, keyFile: keyFile, logger: logger, now: time.Now}
 	st, err := kp.stat()
 	if err != nil {
 		return nil, err
@@ -78,10 +87,7 @@ func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error
 	}
 	kp.cert.Store(cert)
 	kp.loaded = st
-	if leaf, now := cert.Leaf, time.Now(); leaf != nil && (now.After(leaf.NotAfter) || now.Before(leaf.NotBefore)) {
-		logger.Warn("TLS certificate is not valid now; clients will refuse it", "cert_file", certFile,
-			"not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
-	}
+	kp.warnValidity(cert)
 	return kp, nil
 }
 
@@ -89,35 +95,78 @@ func LoadKeyPair(certFile, keyFile string, logger *slog.Logger) (*KeyPair, error
 // first when they have changed since the pair was read. It never fails
 // once LoadKeyPair has succeeded: when the files cannot be read or do not
 // make a pair, it returns the last pair that did, and logs why once for
-// each version of the files.
+// each version of the files. A pair that is not valid now, or near its
+// end, is logged as LoadKeyPair does, again every validityLogEvery while
+// it is served.
 func (kp *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if !kp.mu.TryLock() {
 		return kp.cert.Load(), nil // another handshake is looking at the files
 	}
 	defer kp.mu.Unlock()
+	cert := kp.current()
+	kp.warnValidity(cert)
+	return cert, nil
+}
+
+// current returns the pair to present, read again from the files when
+// they have changed. kp.mu is held.
+func (kp *KeyPair) current() *tls.Certificate {
 	st, err := kp.stat()
 	if err == nil {
 		if st.same(kp.loaded) {
 			kp.failure = failure{} // back to the files served: a new failure is news
-			return kp.cert.Load(), nil
+			return kp.cert.Load()
 		}
-		if st.same(kp.failure.files) && time.Since(kp.failure.at) < time.Second {
-			return kp.cert.Load(), nil // this version did not load a moment ago
+		if st.same(kp.failure.files) && kp.now().Sub(kp.failure.at) < time.Second {
+			return kp.cert.Load() // this version did not load a moment ago
 		}
 		var cert *tls.Certificate
 		if cert, err = kp.load(); err == nil {
 			kp.cert.Store(cert)
 			kp.loaded, kp.failure = st, failure{}
 			kp.logger.Info("TLS certificate reloaded", "cert_file", kp.certFile, "key_file", kp.keyFile)
-			return cert, nil
+			return cert
 		}
 	}
-	f := failure{st, err.Error(), time.Now()}
+	f := failure{st, err.Error(), kp.now()}
 	if !f.same(kp.failure) {
 		kp.logger.Warn("TLS certificate not reloaded; serving the previous one", "err", err)
 	}
 	kp.failure = f
-	return kp.cert.Load(), nil
+	return kp.cert.Load()
+}
+
+// validityLogEvery is how often, at most, a served certificate that is
+// not valid now or near its end is logged again.
+const validityLogEvery = 6 * time.Hour
+
+// renewalOverdue is how long before its end a certificate is logged as
+// expiring soon: a week, or a quarter of its lifetime when that is
+// shorter (certbot renews a 90-day certificate 30 days before its end;
+// a 6-day one would always be within a week).
+func renewalOverdue(leaf *x509.Certificate) time.Duration {
+	return min(leaf.NotAfter.Sub(leaf.NotBefore)/4, 7*24*time.Hour)
+}
+
+// warnValidity logs cert when it is not valid now (clients will refuse
+// it) or expires within renewalOverdue, unless it was logged less than
+// validityLogEvery ago. kp.mu is held, or kp is not shared yet.
+func (kp *KeyPair) warnValidity(cert *tls.Certificate) {
+	leaf, now := cert.Leaf, kp.now()
+	if leaf == nil || (cert == kp.warned.cert && now.Sub(kp.warned.at) < validityLogEvery) {
+		return
+	}
+	switch left := leaf.NotAfter.Sub(now); {
+	case left < 0 || now.Before(leaf.NotBefore):
+		kp.logger.Warn("TLS certificate is not valid now; clients will refuse it", "cert_file", kp.certFile,
+			"not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+	case left < renewalOverdue(leaf):
+		kp.logger.Warn("TLS certificate expires soon; renew its files (they are read again without a restart)",
+			"cert_file", kp.certFile, "not_after", leaf.NotAfter, "left", left.Round(time.Minute))
+	default:
+		return
+	}
+	kp.warned.cert, kp.warned.at = cert, now
 }
 
 // stat takes the stamps of both files, before they are read: a change

@@ -76,9 +76,16 @@ func fetch(t *testing.T, ca *tlstest.CA, addr string) (proto string, serial int6
 // so that no file system's timestamp granularity can hide the change.
 func replace(t *testing.T, ca *tlstest.CA, certFile, keyFile string, serial int64, when time.Time) {
 	t.Helper()
+	replaceValid(t, ca, certFile, keyFile, serial, when, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// replaceValid is replace with a certificate valid from notBefore to
+// notAfter.
+func replaceValid(t *testing.T, ca *tlstest.CA, certFile, keyFile string, serial int64, when, notBefore, notAfter time.Time) {
+	t.Helper()
 	dir := t.TempDir()
 	c, k := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	ca.WriteServerPair(t, c, k, serial)
+	ca.WriteServerPairValid(t, c, k, serial, notBefore, notAfter)
 	for _, f := range []string{c, k} {
 		if err := os.Chtimes(f, when, when); err != nil {
 			t.Fatal(err)
@@ -306,18 +313,25 @@ func TestTLSRepeatedFailureLogged(t *testing.T) {
 
 // A pair whose certificate has expired, or is not valid yet, loads (the
 // operator may be about to renew it) but is logged as one clients will
-// refuse; a valid one is not.
+// refuse; one near its end is logged as expiring soon; a valid one is
+// not logged.
 func TestLoadKeyPairWarnsOfValidity(t *testing.T) {
+	const invalid, soon = "TLS certificate is not valid now", "TLS certificate expires soon"
 	ca := tlstest.NewCA(t)
 	dir := t.TempDir()
 	now := time.Now()
+	day := 24 * time.Hour
 	for name, c := range map[string]struct {
 		from, to time.Time
-		warn     bool
+		warn     string
 	}{
-		"expired":   {now.Add(-48 * time.Hour), now.Add(-time.Hour), true},
-		"not yet":   {now.Add(time.Hour), now.Add(48 * time.Hour), true},
-		"valid now": {now.Add(-time.Hour), now.Add(time.Hour), false},
+		"expired":         {now.Add(-48 * time.Hour), now.Add(-time.Hour), invalid},
+		"not yet":         {now.Add(time.Hour), now.Add(48 * time.Hour), invalid},
+		"valid now":       {now.Add(-time.Hour), now.Add(time.Hour), ""},
+		"90 days, 6 left": {now.Add(-84 * day), now.Add(6 * day), soon},
+		"90 days, 8 left": {now.Add(-82 * day), now.Add(8 * day), ""},
+		"6 days, 1 left":  {now.Add(-5 * day), now.Add(day), soon},
+		"6 days, 2 left":  {now.Add(-4 * day), now.Add(2 * day), ""},
 	} {
 		certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 		ca.WriteServerPairValid(t, certFile, keyFile, 2, c.from, c.to)
@@ -325,8 +339,53 @@ func TestLoadKeyPairWarnsOfValidity(t *testing.T) {
 		if _, err := LoadKeyPair(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil))); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := strings.Contains(log.String(), "TLS certificate is not valid now"); got != c.warn {
-			t.Errorf("%s: warned %v, want %v; log:\n%s", name, got, c.warn, log)
+		for _, w := range []string{invalid, soon} {
+			if got := strings.Contains(log.String(), w); got != (w == c.warn) {
+				t.Errorf("%s: logged %q %v, want %v; log:\n%s", name, w, got, w == c.warn, log)
+			}
 		}
+	}
+}
+
+// While a pair is served, its end coming near and then passing are
+// logged at a handshake, each at most once every validityLogEvery; a
+// renewed pair is logged anew.
+func TestGetCertificateWarnsOfExpiry(t *testing.T) {
+	const invalid, soon = "TLS certificate is not valid now", "TLS certificate expires soon"
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := filepath.Join(t.TempDir(), "c.pem"), filepath.Join(t.TempDir(), "k.pem")
+	start := time.Now().Truncate(time.Second)
+	ca.WriteServerPairValid(t, certFile, keyFile, 2, start.Add(-time.Hour), start.Add(99*time.Hour))
+	log := &syncbuf.Buffer{}
+	kp, err := LoadKeyPair(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := start
+	kp.now = func() time.Time { return clock }
+	step := func(at time.Duration, wantInvalid, wantSoon int) {
+		t.Helper()
+		clock = start.Add(at)
+		if _, err := kp.GetCertificate(nil); err != nil {
+			t.Fatal(err)
+		}
+		if n, m := strings.Count(log.String(), invalid), strings.Count(log.String(), soon); n != wantInvalid || m != wantSoon {
+			t.Fatalf("at %v: %d not-valid and %d expires-soon warnings, want %d and %d; log:\n%s",
+				at, n, m, wantInvalid, wantSoon, log)
+		}
+	}
+	step(0, 0, 0)
+	step(73*time.Hour, 0, 0)               // 26 h left of 100: more than a quarter
+	step(76*time.Hour, 0, 1)               // 23 h left
+	step(76*time.Hour+time.Minute, 0, 1)   // logged a minute ago
+	step(82*time.Hour-time.Second, 0, 1)   // not yet six hours later
+	step(82*time.Hour, 0, 2)               // six hours later
+	step(99*time.Hour+time.Second, 1, 2)   // ended: a new warning, even within six hours
+	step(99*time.Hour+2*time.Second, 1, 2) // once
+	// A renewal that is itself near its end (21 h left of 100) is news.
+	replaceValid(t, ca, certFile, keyFile, 3, start.Add(time.Hour), start.Add(20*time.Hour), start.Add(120*time.Hour))
+	step(99*time.Hour+3*time.Second, 1, 3)
+	if !strings.Contains(log.String(), "TLS certificate reloaded") {
+		t.Fatalf("the renewal was not loaded; log:\n%s", log)
 	}
 }
