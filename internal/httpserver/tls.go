@@ -16,17 +16,18 @@ import (
 // KeyPair is a TLS certificate chain and its private key, read from two
 // PEM files, for a server's tls.Config.GetCertificate. It reads the files
 // again at the first full handshake after either has changed (another
-// file, or another size or modification time, following symlinks), so a
-// renewed certificate is served without a restart. A pair that does not
-// load then (a renewal written halfway, a key that does not match the
-// certificate, a file gone) is logged once and the last pair that loaded
-// is served meanwhile; it is tried again when the files change, or a
-// second later. One handshake at a time looks at the files: the others
-// present the current pair meanwhile, so a slow file system delays no
-// handshake but that one. A certificate that is not valid now, or that
-// ends within a week (a quarter of its lifetime, when that is shorter), is
-// logged as a warning when loaded and again every six hours while it is
-// served. A KeyPair is safe for concurrent use.
+// file, or another size, modification time or, on Linux, change time,
+// following symlinks), so a renewed certificate is served without a
+// restart. A pair that does not load then (a renewal written halfway, a
+// key that does not match the certificate, a file gone) is logged once
+// and the last pair that loaded is served meanwhile; it is tried again
+// when the files change, or a second later. One handshake at a time
+// looks at the files: the others present the current pair meanwhile, so a
+// slow file system delays no handshake but that one. A certificate that
+// is not valid now, or that ends within a week (a quarter of its
+// lifetime, when that is shorter), is logged as a warning when loaded and
+// again every six hours while it is served. A KeyPair is safe for
+// concurrent use.
 type KeyPair struct {
 	certFile, keyFile string
 	logger            *slog.Logger
@@ -43,7 +44,8 @@ type KeyPair struct {
 }
 
 // stamps identify a version of the two files: the file (device and
-// inode), its size and its modification time. Nil when a file is missing.
+// inode), its size, its modification time and, on Linux, its change time.
+// Nil when a file is missing.
 type stamps struct{ cert, key os.FileInfo }
 
 func (a stamps) same(b stamps) bool {
@@ -54,7 +56,8 @@ func sameVersion(a, b os.FileInfo) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) &&
+		changeTime(a).Equal(changeTime(b))
 }
 
 // failure is a reload that failed: the files' stamps and the error, and
