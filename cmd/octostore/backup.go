@@ -20,6 +20,14 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	sf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage of backup: octostore backup [--db FILE] COPY
+  writes a consistent copy of the SQLite database FILE to the new file COPY, also while the
+  server runs. SQLite only: with a Redis store (--redis-url, or REDIS_URL without --db) it
+  refuses, and --op-timeout is not used. The store flags it shares with serve:
+`)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}

@@ -250,15 +250,15 @@ func TestBadFlagIsAUsageError(t *testing.T) {
 // piped to a pager; nothing goes to stderr.
 func TestHelpGoesToStdout(t *testing.T) {
 	for _, c := range []struct {
-		args     []string
-		name, fl string
+		args           []string
+		name, fl, also string
 	}{
-		{[]string{"serve", "-h"}, "serve", "-addr"},
-		{[]string{"token", "create", "--help"}, "token create", "-login"},
-		{[]string{"token", "revoke", "-help"}, "token revoke", "-account"},
-		{[]string{"backup", "-h"}, "backup", "-db"},
-		{[]string{"restore", "-h"}, "restore", "-fence-floor"},
-		{[]string{"bench", "-h"}, "bench", "-clients"},
+		{[]string{"serve", "-h"}, "serve", "-addr", ""},
+		{[]string{"token", "create", "--help"}, "token create", "-login", ""},
+		{[]string{"token", "revoke", "-help"}, "token revoke", "-account", ""},
+		{[]string{"backup", "-h"}, "backup", "-db", "SQLite only"},
+		{[]string{"restore", "-h"}, "restore", "-fence-floor", ""},
+		{[]string{"bench", "-h"}, "bench", "-clients", ""},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), c.args, strings.NewReader(""), &out, &errOut)
@@ -267,6 +267,9 @@ func TestHelpGoesToStdout(t *testing.T) {
 		}
 		if !strings.HasPrefix(out.String(), "Usage of "+c.name+":") || !strings.Contains(out.String(), "  "+c.fl+" ") {
 			t.Errorf("%q: stdout = %q, want the usage of %s with %s", c.args, out.String(), c.name, c.fl)
+		}
+		if !strings.Contains(out.String(), c.also) {
+			t.Errorf("%q: stdout = %q, want it to say %q", c.args, out.String(), c.also)
 		}
 		if errOut.Len() != 0 {
 			t.Errorf("%q: stderr = %q, want nothing", c.args, errOut.String())
@@ -700,6 +703,9 @@ func TestBadEnvironmentStopsServe(t *testing.T) {
 		{"OCTOSTORE_MAX_TTL_SECONDS", "1o0", []string{"--max-ttl", "100"}},
 		{"OCTOSTORE_OP_TIMEOUT", "", nil},
 		{"OCTOSTORE_OP_TIMEOUT", "3", []string{"--op-timeout", "3s"}},
+		{"OCTOSTORE_OP_TIMEOUT", "-1s", []string{"--op-timeout", "3s"}},
+		{"OCTOSTORE_MAX_LOCKS", "0", []string{"--max-locks", "5"}},
+		{"OCTOSTORE_LOG_FORMAT", "xml", []string{"--log-format", "text"}},
 		{"REDIS_CLUSTER", "yes", nil},
 	} {
 		t.Run(tc.key+"="+tc.val, func(t *testing.T) {

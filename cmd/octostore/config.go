@@ -170,16 +170,27 @@ func envDuration(key string, def time.Duration) time.Duration {
 }
 
 // checkLimitEnv and checkStoreEnv report environment variables that are set
-// but do not parse, so a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error,
-// not a silent default. serve checks both; the token commands, which have
+// but do not parse or are out of range, also when a flag overrides them,
+// so a typo such as OCTOSTORE_MAX_LOCKS=1o0 is an error, not a silent
+// default. serve checks both; the token commands, which have
 // no limits, check the store's only (storeFlags.open does).
 func checkLimitEnv() error {
-	for _, key := range []string{"OCTOSTORE_MAX_TTL_SECONDS", "OCTOSTORE_DEFAULT_TTL_SECONDS", "OCTOSTORE_MAX_METADATA_BYTES", "OCTOSTORE_MAX_LOCKS"} {
-		if v, ok := os.LookupEnv(key); ok {
-			if _, err := strconv.Atoi(v); err != nil {
-				return fmt.Errorf("environment %s=%q is not an integer", key, v)
+	for _, c := range []struct {
+		key string
+		min int
+	}{{"OCTOSTORE_MAX_TTL_SECONDS", 1}, {"OCTOSTORE_DEFAULT_TTL_SECONDS", 1}, {"OCTOSTORE_MAX_METADATA_BYTES", 0}, {"OCTOSTORE_MAX_LOCKS", 1}} {
+		if v, ok := os.LookupEnv(c.key); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("environment %s=%q is not an integer", c.key, v)
+			}
+			if n < c.min {
+				return fmt.Errorf("environment %s=%q must be at least %d", c.key, v, c.min)
 			}
 		}
+	}
+	if v, ok := os.LookupEnv("OCTOSTORE_LOG_FORMAT"); ok && v != "text" && v != "json" {
+		return fmt.Errorf("--log-format (env OCTOSTORE_LOG_FORMAT) must be text or json: environment OCTOSTORE_LOG_FORMAT=%q", v)
 	}
 	return nil
 }
@@ -191,8 +202,8 @@ func checkStoreEnv() error {
 		}
 	}
 	if v, ok := os.LookupEnv("OCTOSTORE_OP_TIMEOUT"); ok {
-		if _, err := time.ParseDuration(v); err != nil {
-			return fmt.Errorf("environment OCTOSTORE_OP_TIMEOUT=%q is not a duration such as 3s", v)
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			return fmt.Errorf("environment OCTOSTORE_OP_TIMEOUT=%q is not a positive duration such as 3s", v)
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@
 //	octostore token create --login NAME [store flags]
 //	octostore token revoke [store flags] [TOKEN|-]
 //	octostore token revoke [store flags] --account ID
+//	octostore backup [--db FILE] COPY
+//	octostore restore [--db FILE | --redis-url URL] [--fence-floor N] [COPY]
 //	octostore bench [--target octostore|etcd|redis] [--url URL] [--clients N] [--duration D] [--contended] [--json]
 //	octostore version
 //
