@@ -94,3 +94,16 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessLogCutsHugePaths: an unauthenticated client cannot make one
+// request write tens of KiB to the log with a huge path or method.
+func TestAccessLogCutsHugePaths(t *testing.T) {
+	e := newEnv(t, backends[0])
+	e.do(t, get("/x/"+strings.Repeat("A", 20000)))
+	e.do(t, req{method: strings.Repeat("M", 20000), path: "/health"})
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if len(line) > 2048 {
+			t.Errorf("a log line of %d bytes: %.120s...", len(line), line)
+		}
+	}
+}

@@ -148,6 +148,10 @@ func (s *server) withRecover(next http.Handler) http.Handler {
 	})
 }
 
+// maxLoggedPath is the longest path the access log writes whole; a longer
+// one is cut and ends in "...". No route's path is nearly that long.
+const maxLoggedPath = 512
+
 // withAccessLog logs one line per request: request id, method, path (never
 // the query string; a token sent in it by mistake is hidden), status, bytes,
 // duration, error code and account id when known. It never logs headers,
@@ -168,8 +172,10 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 			attrs := make([]slog.Attr, 0, 9)
 			attrs = append(attrs,
 				slog.String("request_id", ex.requestID),
-				slog.String("method", lockcore.HideTokens(r.Method)),
-				slog.String("path", lockcore.HideTokens(r.URL.EscapedPath())),
+				// Cut as in error bodies: a client may send up to the
+				// header limit (32 KiB) of path or method per request.
+				slog.String("method", cutText(lockcore.HideTokens(r.Method), 32)),
+				slog.String("path", cutText(lockcore.HideTokens(r.URL.EscapedPath()), maxLoggedPath)),
 				slog.Int("status", status),
 				slog.Int64("bytes", ex.bytes),
 				slog.Duration("duration", time.Since(start)),

@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,12 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		return fmt.Errorf("start miniredis: %w", err)
+	mr, opts, err := startRedis()
+	if err != nil {
+		return err
 	}
 	defer mr.Close()
-	store := redisstore.New(redis.NewClient(&redis.Options{Addr: mr.Addr()}), redisstore.Options{})
+	store := redisstore.New(redis.NewClient(opts), redisstore.Options{})
 	defer store.Close()
 
 	acct, _, err := store.EnsureAccount(ctx, "dev")
@@ -112,4 +114,20 @@ Try it:
 		return err
 	}
 	return nil
+}
+
+// startRedis starts the in-process miniredis behind a random password, so
+// that another local user cannot connect to its loopback port and read the
+// token hashes or add a token of their own; it returns the options of a
+// client that may.
+func startRedis() (*miniredis.Miniredis, *redis.Options, error) {
+	mr := miniredis.NewMiniRedis()
+	var b [24]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails.
+	pw := hex.EncodeToString(b[:])
+	mr.RequireAuth(pw)
+	if err := mr.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start miniredis: %w", err)
+	}
+	return mr, &redis.Options{Addr: mr.Addr(), Password: pw}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/octostore/octostore/internal/syncbuf"
 )
 
@@ -63,5 +65,26 @@ func TestLocalServes(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), token) {
 		t.Fatal("the token appears in the log")
+	}
+}
+
+// TestLocalRedisNeedsPassword: the miniredis port is on loopback, where any
+// local user can reach it; without the password it refuses every command.
+func TestLocalRedisNeedsPassword(t *testing.T) {
+	mr, opts, err := startRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mr.Close()
+	ctx := context.Background()
+	anon := redis.NewClient(&redis.Options{Addr: opts.Addr})
+	defer anon.Close()
+	if err := anon.Set(ctx, "os:token:x", "acct", 0).Err(); err == nil {
+		t.Fatal("a client without the password wrote to the local store")
+	}
+	ok := redis.NewClient(opts)
+	defer ok.Close()
+	if err := ok.Ping(ctx).Err(); err != nil {
+		t.Fatalf("the server's own client: %v", err)
 	}
 }

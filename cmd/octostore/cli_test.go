@@ -771,3 +771,22 @@ func TestBadLoginTouchesNoStore(t *testing.T) {
 		t.Errorf("a refused token create left %s behind (stat: %v)", db, err)
 	}
 }
+
+// TestUsageHidesRedisPassword: the flag defaults printed by -h and by a bad
+// flag (to stderr, i.e. the service log) never show REDIS_URL's password.
+func TestUsageHidesRedisPassword(t *testing.T) {
+	const pw = "Sup3rS3cretPw"
+	for _, u := range []string{"redis://:" + pw + "@127.0.0.1:1/0", "redis://u:" + pw + "@bad%zzhost:1"} {
+		t.Setenv("REDIS_URL", u)
+		for _, args := range [][]string{
+			{"serve", "-h"}, {"serve", "--bogus"}, {"token", "create", "--bogus"},
+			{"token", "revoke", "--bogus"}, {"backup", "--bogus"}, {"restore", "-h"},
+		} {
+			var out, errOut bytes.Buffer
+			_ = run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+			if strings.Contains(out.String()+errOut.String(), pw) {
+				t.Errorf("%q with REDIS_URL %q prints the password:\n%s%s", args, u, out.String(), errOut.String())
+			}
+		}
+	}
+}

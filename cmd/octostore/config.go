@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -43,6 +44,11 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	s.fs = fs
 	fs.StringVar(&s.db, "db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file (env OCTOSTORE_DB)")
 	fs.StringVar(&s.redisURL, "redis-url", envString("REDIS_URL", ""), "use Redis at this redis:// or rediss:// URL instead of SQLite (env REDIS_URL)")
+	// The usage text (-h, and every bad flag, on stderr) shows defaults:
+	// never REDIS_URL's password.
+	if f := fs.Lookup("redis-url"); f.DefValue != "" {
+		f.DefValue = redactedURL(f.DefValue)
+	}
 	fs.BoolVar(&s.redisCluster, "redis-cluster", envBool("REDIS_CLUSTER"), "the Redis URL is a cluster URL redis://h1:p1?addr=h2:p2 (env REDIS_CLUSTER=true)")
 	fs.StringVar(&s.redisPrefix, "redis-prefix", envString("OCTOSTORE_REDIS_PREFIX", ""), "key prefix in Redis (env OCTOSTORE_REDIS_PREFIX; default os:)")
 	fs.DurationVar(&s.opTimeout, "op-timeout", envDuration("OCTOSTORE_OP_TIMEOUT", 3*time.Second), "timeout of one store operation (env OCTOSTORE_OP_TIMEOUT)")
@@ -139,6 +145,16 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 		return lockcore.Limits{}, fmt.Errorf("limits: %w", err)
 	}
 	return lim, nil
+}
+
+// redactedURL is u with any password replaced by "xxxxx", or a
+// placeholder when u does not parse (it may still hold a password).
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(set from REDIS_URL; not shown)"
+	}
+	return p.Redacted()
 }
 
 // The env helpers give a flag its default from the environment; checkLimitEnv

@@ -98,6 +98,10 @@ func (f *Flow) clearCookie() *http.Cookie {
 	}
 }
 
+// maxStateCookies is how many state cookies of one request checkState
+// examines, in the order the request sends them.
+const maxStateCookies = 4
+
 // checkState accepts the callback when one of the request's state cookies
 // is authentic (constant-time MAC check), unexpired, and carries state. It
 // returns the 400 invalid_oauth_state answer otherwise, naming the first
@@ -111,6 +115,12 @@ func (f *Flow) checkState(r *http.Request, state string) *flowError {
 	if state == "" {
 		return badState("The sign-in callback has no state parameter; start again at "+f.public+StartPath+".",
 			"callback without state")
+	}
+	// A browser sends one such cookie per path or domain that set it, a
+	// handful at most; a request that carries more (up to the 32 KiB
+	// header limit, ~1000 of them) would otherwise buy an HMAC each.
+	if len(cookies) > maxStateCookies {
+		cookies = cookies[:maxStateCookies]
 	}
 	var worst *flowError
 	for _, c := range cookies {
