@@ -26,6 +26,7 @@ const (
 	failBadLogin   = "bad-login"   // user endpoint: a login that breaks lockcore.ValidateLogin
 	failWrongTypes = "wrong-types" // user endpoint: id as a string
 	failMacToken   = "mac-token"   // token endpoint: a working access token of type "mac", not bearer
+	failOddExpiry  = "odd-expiry"  // token endpoint: expires_in a string holding a secret
 )
 
 // fakeGitHub is an httptest server that speaks the part of GitHub's OAuth
@@ -188,6 +189,14 @@ func (g *fakeGitHub) token(w http.ResponseWriter, r *http.Request) {
 		return
 	case failNoToken:
 		writeFakeJSON(w, map[string]string{"scope": ""})
+		return
+	case failOddExpiry:
+		// A parser's error may quote the value it could not use.
+		secret := "gho_" + randHex(18)
+		g.mu.Lock()
+		g.issued = append(g.issued, secret)
+		g.mu.Unlock()
+		writeFakeJSON(w, map[string]string{"access_token": secret, "token_type": "bearer", "expires_in": secret})
 		return
 	}
 	f := r.PostForm

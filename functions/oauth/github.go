@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 
 	"golang.org/x/oauth2"
 
@@ -81,7 +83,7 @@ func tokenTypeOK(t string) bool {
 }
 
 // describeExchangeError says what went wrong with the token exchange
-// without its response body.
+// without its response body or any value quoted from it.
 func describeExchangeError(err error) string {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -94,8 +96,17 @@ func describeExchangeError(err error) string {
 		}
 		return s
 	}
-	return err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return err.Error() // the transport's: it names the token URL, not what was sent
+	}
+	// The library's own message, such as a parse error of the answer,
+	// may quote a value of it, which could be the access token.
+	return quoted.ReplaceAllString(err.Error(), `"…"`)
 }
+
+// quoted matches a double-quoted string, as %q and encoding/json write.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // jsonProblem names a JSON decoding failure without quoting the input.
 func jsonProblem(err error) string {

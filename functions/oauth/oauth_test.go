@@ -574,6 +574,7 @@ func TestGitHubFailures(t *testing.T) {
 		{"token: no access token", failNoToken, failNone},
 		{"token: timeout", failHang, failNone},
 		{"token: not a bearer token", failMacToken, failNone},
+		{"token: expires_in a string", failOddExpiry, failNone},
 		{"user: 500", failNone, failStatus500},
 		{"user: bad JSON", failNone, failBadJSON},
 		{"user: timeout", failNone, failHang},
