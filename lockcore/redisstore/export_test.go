@@ -1,5 +1,11 @@
 package redisstore
 
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
 // TestHooks are the test hooks of a Store (see Store.fallbackHook,
 // retireHook and scanHook); nil for none.
 type TestHooks struct {
@@ -14,3 +20,10 @@ func SetTestHooks(s *Store, h TestHooks) {
 
 // VouchWindow is vouchWindow, for the external tests.
 const VouchWindow = vouchWindow
+
+// ClientOf returns the client of s, for the external tests.
+func ClientOf(s *Store) interface {
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+} {
+	return s.client
+}

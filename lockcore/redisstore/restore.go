@@ -132,9 +132,17 @@ func (s *Store) checkFloor(ctx context.Context, ids []string, floor int64) error
 // with the lock hash keys found for it.
 func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 	head := s.prefix + "{a:"
-	pattern := globEscape(head) + "*"
+	// Every key of the prefix: the account keys, and the index keys
+	// (token, login, GitHub id) whose values are account ids. An account
+	// whose slot lost every key (a Cluster master restarted empty) has no
+	// key under its tag left, while its tokens, in other slots, may still
+	// be accepted; its id is found through them, so that its fencing
+	// counter is raised as well.
+	pattern := globEscape(s.prefix) + "*"
+	indexes := []string{s.prefix + "token:", s.prefix + "login:", s.prefix + "gh:"}
 	var mu sync.Mutex
 	found := map[string][]string{}
+	var indexKeys []string
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		for cursor := uint64(0); ; {
 			octx, cancel, err := s.op(ctx)
@@ -148,6 +156,15 @@ func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 			}
 			mu.Lock()
 			for _, k := range keys {
+				if !strings.HasPrefix(k, head) {
+					for _, p := range indexes {
+						if strings.HasPrefix(k, p) {
+							indexKeys = append(indexKeys, k)
+							break
+						}
+					}
+					continue
+				}
 				id, rest, ok := strings.Cut(strings.TrimPrefix(k, head), "}")
 				if !ok || checkAccountID(id) != nil {
 					continue
@@ -165,6 +182,38 @@ func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 			cursor = next
 		}
 	}
-	err := s.eachNode(ctx, scan)
-	return found, err
+	if err := s.eachNode(ctx, scan); err != nil {
+		return found, err
+	}
+	for len(indexKeys) > 0 {
+		batch := indexKeys[:min(len(indexKeys), restoreCheckBatch)]
+		indexKeys = indexKeys[len(batch):]
+		octx, cancel, err := s.op(ctx)
+		if err != nil {
+			return found, err
+		}
+		gets := make([]*redis.StringCmd, len(batch))
+		// Each GET's own error is checked below (redis.Nil: gone meanwhile).
+		_, _ = s.client.Pipelined(octx, func(p redis.Pipeliner) error {
+			for i, k := range batch {
+				gets[i] = p.Get(octx, k)
+			}
+			return nil
+		})
+		cancel()
+		for _, g := range gets {
+			id, err := g.Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return found, s.fail("restore", err)
+			}
+			// A rotated-out token key holds a tombstone, not an id.
+			if _, seen := found[id]; !seen && checkAccountID(id) == nil {
+				found[id] = nil
+			}
+		}
+	}
+	return found, nil
 }

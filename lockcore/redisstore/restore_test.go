@@ -48,6 +48,7 @@ func TestPrepareRestoredCluster(t *testing.T) {
 func testPrepareRestored(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
 	t.Run("FencingGoesOnAboveTheFloor", func(t *testing.T) { testRestoredFencing(t, open) })
 	t.Run("ManyLocks", func(t *testing.T) { testRestoredManyLocks(t, open) })
+	t.Run("LostSlot", func(t *testing.T) { testRestoredLostSlot(t, open) })
 	t.Run("BadFloor", func(t *testing.T) {
 		s := open(t, nextPrefix())
 		for _, f := range []int64{0, -1, lockcore.MaxFenceFloor + 1} {
@@ -185,5 +186,40 @@ func TestPrepareRestoredUnavailable(t *testing.T) {
 	defer cancel()
 	if _, err := s.PrepareRestored(ctx, 10); err == nil || !strings.Contains(err.Error(), lockcore.ErrUnavailable.Error()) {
 		t.Fatalf("PrepareRestored on a stopped Redis: %v; want ErrUnavailable", err)
+	}
+}
+
+// testRestoredLostSlot: an account whose slot lost every key (a Cluster
+// master restarted empty) has no key under its tag left; restore must
+// still raise its fencing counter, so that the account's next acquire
+// (once it is made again) does not hand out fencing tokens from 1 again.
+func testRestoredLostSlot(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
+	prefix := nextPrefix()
+	s := open(t, prefix)
+	ctx := t.Context()
+	acct := account(t, s, "lost")
+	for i := 0; i < 3; i++ {
+		acquireFenceRedis(t, s, acct, fmt.Sprintf("l%d", i))
+	}
+	tag := prefix + "{a:" + acct + "}"
+	raw := redisstore.ClientOf(s)
+	for _, k := range []string{prefix + "accounts", tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:l0", tag + ":lock:l1", tag + ":lock:l2"} {
+		if err := raw.Del(ctx, k).Err(); err != nil {
+			t.Fatalf("DEL %s: %v", k, err)
+		}
+	}
+	const floor = 1_000_000
+	res, err := s.PrepareRestored(ctx, floor)
+	if err != nil {
+		t.Fatalf("PrepareRestored: %v", err)
+	}
+	if res.Accounts != 1 {
+		t.Errorf("PrepareRestored: %d accounts, want 1 (the one whose slot was lost)", res.Accounts)
+	}
+	if _, _, err := s.EnsureAccount(ctx, "lost"); err != nil {
+		t.Fatalf("EnsureAccount: %v", err)
+	}
+	if got := acquireFenceRedis(t, s, acct, "again"); got <= floor {
+		t.Errorf("acquire after restore: fencing token %d, want above the floor %d", got, floor)
 	}
 }

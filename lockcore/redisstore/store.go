@@ -714,6 +714,21 @@ func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, acc
 	if id != accountID {
 		return nil, fmt.Errorf("redisstore: %s: token: %w (the token belongs to another account)", op, lockcore.ErrNotFound)
 	}
+	// The mirror is missing but the token key (in another slot) names
+	// this account. Before writing on the token key's word, make sure the
+	// account's slot still holds its record: a slot that lost its keys
+	// (a Cluster master restarted empty) has lost its fencing counter too,
+	// and writing now would hand out fencing tokens again from 1. One
+	// more round trip, on this fallback only.
+	n, err := s.client.Exists(ctx, s.accountKey(accountID)).Result()
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	if n == 0 {
+		// Not the token's fault (its key is there): a 503 that the log
+		// explains, until the account is made again.
+		return nil, fmt.Errorf("redisstore: %s: account %q has no record in its slot (Redis lost this account's keys; see README, \"Backup and restore\"): %w", op, accountID, lockcore.ErrUnavailable)
+	}
 	if s.fallbackHook != nil {
 		s.fallbackHook()
 	}
@@ -846,11 +861,11 @@ func (s *Store) EnsureAccount(ctx context.Context, login string) (lockcore.Accou
 		return lockcore.Account{}, false, err
 	}
 	defer cancel()
-	id, err := s.claim(ctx, s.loginKey(login))
+	id, indexed, err := s.claim(ctx, s.loginKey(login))
 	if err != nil {
 		return lockcore.Account{}, false, err
 	}
-	return s.writeAccount(ctx, id, login, 0, false)
+	return s.writeAccount(ctx, id, indexed, login, 0, false)
 }
 
 // UpsertGitHubAccount implements lockcore.Accounts.UpsertGitHubAccount: the
@@ -868,44 +883,49 @@ func (s *Store) UpsertGitHubAccount(ctx context.Context, githubID int64, login s
 		return lockcore.Account{}, err
 	}
 	defer cancel()
-	id, err := s.claim(ctx, s.githubKey(githubID))
+	id, indexed, err := s.claim(ctx, s.githubKey(githubID))
 	if err != nil {
 		return lockcore.Account{}, err
 	}
-	acct, _, err := s.writeAccount(ctx, id, login, githubID, true)
+	acct, _, err := s.writeAccount(ctx, id, indexed, login, githubID, true)
 	return acct, err
 }
 
 // claim returns the account id stored under an index key, storing a new
-// one with SET NX if there is none. Index keys are never deleted, so the
-// first id set wins forever.
-func (s *Store) claim(ctx context.Context, key string) (string, error) {
-	id, err := s.client.Get(ctx, key).Result()
+// one with SET NX if there is none; indexed is false when this call
+// stored it. Index keys are never deleted, so the first id set wins
+// forever.
+func (s *Store) claim(ctx context.Context, key string) (id string, indexed bool, err error) {
+	id, err = s.client.Get(ctx, key).Result()
 	if err == nil {
-		return id, nil
+		return id, true, nil
 	}
 	if !errors.Is(err, redis.Nil) {
-		return "", s.fail("account index", err)
+		return "", false, s.fail("account index", err)
 	}
 	fresh := lockcore.NewAccountID()
 	ok, err := s.client.SetNX(ctx, key, fresh, 0).Result()
 	if err != nil {
-		return "", s.fail("account index", err)
+		return "", false, s.fail("account index", err)
 	}
 	if ok {
-		return fresh, nil
+		return fresh, false, nil
 	}
 	id, err = s.client.Get(ctx, key).Result()
 	if err != nil {
-		return "", s.fail("account index", err)
+		return "", false, s.fail("account index", err)
 	}
-	return id, nil
+	return id, true, nil
 }
 
 // writeAccount runs account.lua for id and records id in the accounts set
 // (idempotent, so a creator that died half-way is repaired by the next
-// caller).
-func (s *Store) writeAccount(ctx context.Context, id, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
+// caller). indexed says that id was found under its index key rather
+// than stored by this caller: a record made then replaces one that Redis
+// lost (a Cluster master restarted empty), and account.lua raises the
+// fencing counter it lost with it to the Redis clock in microseconds, as
+// a restore does, so no fencing token is handed out twice.
+func (s *Store) writeAccount(ctx context.Context, id string, indexed bool, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
 	if err := checkAccountID(id); err != nil {
 		return lockcore.Account{}, false, err
 	}
@@ -913,7 +933,11 @@ func (s *Store) writeAccount(ctx context.Context, id, login string, githubID int
 	if setLogin {
 		set = "1"
 	}
-	res, err := accountScript.Run(ctx, s.client, []string{s.accountKey(id)}, login, githubID, set).Slice()
+	remade := "0"
+	if indexed {
+		remade = "1"
+	}
+	res, err := accountScript.Run(ctx, s.client, []string{s.accountKey(id), s.tag(id) + ":fence"}, login, githubID, set, remade).Slice()
 	if err != nil {
 		return lockcore.Account{}, false, s.fail("account", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,6 +212,7 @@ func runTokenLocks(t *testing.T, env func(t *testing.T) *tlEnv) {
 		{"VouchDeadline", testAsVouchDeadline},
 		{"SweepFollowsRotation", testSweepFollowsRotation},
 		{"AcrossInstances", testAsAcrossInstances},
+		{"LostSlot", testAsLostSlot},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, env(t)) })
 	}
@@ -987,5 +989,62 @@ func TestTokenLocksClosed(t *testing.T) {
 	}
 	if err := s.ReleaseAs(ctx, tok, "acct_1", "x", lease); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Errorf("ReleaseAs on a closed store: want ErrUnavailable, got %v", err)
+	}
+}
+
+// testAsLostSlot: when every key of an account's slot is lost (a Cluster
+// master restarted empty, or a flushed slot) while the token key, in
+// another slot, survives, the lock writes must not go on from a fencing
+// counter of zero: the write is refused as unavailable (the account record
+// is gone too), never a fencing token handed out again; once the account
+// is made again, its counter goes on above every token issued.
+func testAsLostSlot(t *testing.T, e *tlEnv) {
+	s := e.open(t)
+	ctx := t.Context()
+	acct := account(t, s, "lostslot")
+	tok := newToken(t, s, acct)
+	for i := 0; i < 3; i++ {
+		o := acquireOpts(time.Minute)
+		if res, err := s.AcquireAs(ctx, tok, acct, "a", o); err != nil || !res.Acquired {
+			t.Fatalf("AcquireAs(a) #%d: %+v, %v", i, res, err)
+		}
+		if err := s.ReleaseAs(ctx, tok, acct, "a", o.LeaseID); err != nil {
+			t.Fatalf("ReleaseAs(a) #%d: %v", i, err)
+		}
+	}
+	before := e.fence(t, acct)
+	if again := account(t, s, "lostslot"); again != acct || e.fence(t, acct) != before {
+		t.Fatalf("EnsureAccount of an existing account: %s with fencing counter %d, want %s and %d unchanged", again, e.fence(t, acct), acct, before)
+	}
+	// Lose the slot: every key with the account's hash tag (named, since
+	// KEYS on a Cluster client asks one node only).
+	tag := e.tag(acct)
+	for _, k := range []string{tag + ":account", tag + ":fence", tag + ":held", tag + ":lock:a", e.mirror(acct, tok)} {
+		if err := e.raw.Del(ctx, k).Err(); err != nil {
+			t.Fatalf("DEL %s: %v", k, err)
+		}
+	}
+	if !e.exists(t, e.tokenKey(tok)) {
+		t.Fatalf("the token key must survive the slot's loss")
+	}
+	res, err := s.AcquireAs(ctx, tok, acct, "b", acquireOpts(time.Minute))
+	if err == nil && res.Acquired && res.Lease.FencingToken <= before {
+		t.Fatalf("AcquireAs after the account's slot was lost: acquired with fencing token %d, at most the %d already issued", res.Lease.FencingToken, before)
+	}
+	if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(fmt.Sprint(err), "has no record in its slot") {
+		t.Errorf("AcquireAs after the account's slot was lost: want ErrUnavailable saying the record is gone, got %+v, %v", res, err)
+	}
+	// Making the account again (token create --login, a GitHub sign-in)
+	// finds its id under the login index, and raises the fencing counter
+	// lost with the record to the Redis clock in microseconds.
+	if again := account(t, s, "lostslot"); again != acct {
+		t.Fatalf("EnsureAccount after the loss: account %s, want the same %s", again, acct)
+	}
+	res, err = s.AcquireAs(ctx, tok, acct, "b", acquireOpts(time.Minute))
+	if err != nil || !res.Acquired {
+		t.Fatalf("AcquireAs once the account was made again: %+v, %v", res, err)
+	}
+	if got := res.Lease.FencingToken; got <= before || got < 1_000_000_000_000_000 {
+		t.Errorf("fencing token %d once the account was made again, want above %d and the clock in µs", got, before)
 	}
 }
