@@ -115,7 +115,7 @@ func New(d Deps) http.Handler {
 	// but still run behind the same middleware and dispatch.
 	s.mux.HandleFunc("GET "+oauth.StartPath, d.OAuth.Start)
 	s.mux.HandleFunc("GET "+oauth.CallbackPath, d.OAuth.Callback)
-	for _, rt := range apidocs.Routes(s.version) {
+	for _, rt := range apidocs.RoutesFor(s.version, s.limits) {
 		s.mux.Handle(rt.Pattern, rt.Handler)
 	}
 	// Outermost first: request id, recover, access log, then routing (and

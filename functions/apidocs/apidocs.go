@@ -27,7 +27,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 //go:embed openapi.json
@@ -40,29 +44,81 @@ const (
 	assetCacheControl    = "public, max-age=3600"
 )
 
-// documents caches the rendered document per version (version → []byte).
+// documents caches the rendered document per version and limits
+// (docKey → []byte).
 var documents sync.Map
+
+// docKey identifies one rendering of the document.
+type docKey struct {
+	version string
+	limits  lockcore.Limits
+}
 
 // Document returns the OpenAPI document as compact JSON with info.version
 // set to version. It is computed once per version and cached; the result is
 // a fresh copy the caller may keep or modify. It panics only if the embedded
 // document is not valid JSON, which the package's tests rule out.
 func Document(version string) []byte {
-	return bytes.Clone(document(version))
+	return bytes.Clone(document(version, lockcore.DefaultLimits))
 }
 
-// document returns the shared, cached rendering for version. Callers must
-// not modify it.
-func document(version string) []byte {
-	if b, ok := documents.Load(version); ok {
+// DocumentFor is Document for a server with the given limits: the schema
+// bounds of ttl_seconds (maximum, default) and metadata (maxLength) are
+// the server's own, so a client generated from the document accepts what
+// the server accepts.
+func DocumentFor(version string, l lockcore.Limits) []byte {
+	return bytes.Clone(document(version, l))
+}
+
+// document returns the shared, cached rendering for version and limits.
+// Callers must not modify it.
+func document(version string, l lockcore.Limits) []byte {
+	if l == (lockcore.Limits{}) {
+		l = lockcore.DefaultLimits
+	}
+	key := docKey{version, l}
+	if b, ok := documents.Load(key); ok {
 		return b.([]byte)
 	}
 	b, err := render(version)
+	if err == nil {
+		b, err = withLimits(b, l)
+	}
 	if err != nil {
 		panic("apidocs: embedded openapi.json: " + err.Error())
 	}
-	actual, _ := documents.LoadOrStore(version, b)
+	actual, _ := documents.LoadOrStore(key, b)
 	return actual.([]byte)
+}
+
+// limitKeywords are the schema keywords of the compact document that state
+// a default limit, with how many times each occurs: ttl_seconds' maximum
+// (4 schemas) and default (2 request bodies), metadata's maxLength (4).
+func limitKeywords(l lockcore.Limits) []struct {
+	from, to string
+	n        int
+} {
+	d := lockcore.DefaultLimits
+	kw := func(k string, v int64) string { return `"` + k + `":` + strconv.FormatInt(v, 10) }
+	return []struct {
+		from, to string
+		n        int
+	}{
+		{kw("maximum", int64(d.MaxTTL/time.Second)), kw("maximum", int64(l.MaxTTL/time.Second)), 4},
+		{kw("default", int64(d.DefaultTTL/time.Second)), kw("default", int64(l.DefaultTTL/time.Second)), 2},
+		{kw("maxLength", int64(d.MaxMetadataBytes)), kw("maxLength", int64(l.MaxMetadataBytes)), 4},
+	}
+}
+
+// withLimits writes l's bounds into the compact document doc.
+func withLimits(doc []byte, l lockcore.Limits) ([]byte, error) {
+	for _, k := range limitKeywords(l) {
+		if c := bytes.Count(doc, []byte(k.from)); c != k.n {
+			return nil, fmt.Errorf("%s occurs %d times, want %d", k.from, c, k.n)
+		}
+		doc = bytes.ReplaceAll(doc, []byte(k.from), []byte(k.to))
+	}
+	return doc, nil
 }
 
 // render rewrites info.version of the embedded document, keeping the order
@@ -123,7 +179,12 @@ type Route struct {
 // "GET /docs/<file>" per Swagger UI asset. version is written into the
 // document's info.version.
 func Routes(version string) []Route {
-	doc := OpenAPIHandler(version)
+	return RoutesFor(version, lockcore.DefaultLimits)
+}
+
+// RoutesFor is Routes for a server with the given limits (see DocumentFor).
+func RoutesFor(version string, l lockcore.Limits) []Route {
+	doc := openAPIHandler(document(version, l))
 	p := docsPage()
 	routes := []Route{
 		{Pattern: "GET /openapi.json", Handler: doc},
@@ -149,7 +210,10 @@ func Handler(version string) http.Handler {
 // OpenAPIHandler serves the document with info.version set to version, as
 // application/json that clients may cache for 5 minutes.
 func OpenAPIHandler(version string) http.Handler {
-	body := document(version)
+	return openAPIHandler(document(version, lockcore.DefaultLimits))
+}
+
+func openAPIHandler(body []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "application/json; charset=utf-8")
