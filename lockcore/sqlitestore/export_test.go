@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// Translate is translate, for the external tests.
+var Translate = translate
+
 // Commits returns how many batch transactions have committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 

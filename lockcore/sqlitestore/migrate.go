@@ -85,6 +85,18 @@ func migrateOne(ctx context.Context, c *sql.Conn, m migration, latest int) (err 
 	if current > latest {
 		return fmt.Errorf("database schema version %d is newer than this program's %d", current, latest)
 	}
+	if current == 0 {
+		// A new OctoStore database is empty until 0001 is applied (each
+		// migration is one transaction); anything in it belongs to another
+		// application, whose file must not be changed.
+		var objects int
+		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'").Scan(&objects); err != nil {
+			return err
+		}
+		if objects > 0 {
+			return fmt.Errorf("not an OctoStore database: it has no schema version but %d tables or indexes of another application; it was left unchanged (give a new file or an OctoStore database)", objects)
+		}
+	}
 	if current >= m.version {
 		_, err = c.ExecContext(ctx, "COMMIT")
 		return err

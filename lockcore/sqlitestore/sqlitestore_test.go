@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -1232,5 +1233,206 @@ func TestAddTokenRetry(t *testing.T) {
 	}
 	if n, err := s.RevokeAccountTokens(ctx, a.ID); err != nil || n != 1 {
 		t.Fatalf("RevokeAccountTokens(alice): %d, %v; want 1 (one token row)", n, err)
+	}
+}
+
+// TestOpenRefusesForeignDatabase checks that Open leaves another
+// application's SQLite file (schema version 0, tables of its own) alone
+// instead of adding OctoStore's tables to it.
+func TestOpenRefusesForeignDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES ('keep me')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of another application's database succeeded")
+	}
+	if !strings.Contains(err.Error(), "not an OctoStore database") {
+		t.Errorf("error %q does not say it is not an OctoStore database", err)
+	}
+	db, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name IN ('accounts', 'locks', 'fences', 'tokens')").Scan(&n); err != nil || n != 0 {
+		t.Errorf("OctoStore tables added to the foreign database: %d (%v)", n, err)
+	}
+}
+
+// TestOpenRefusesReadOnlyFile checks that a database file the process can
+// only read stops Open, instead of a store that answers every write
+// "unavailable". Root writes a 0444 file anyway, so as root the file is
+// made immutable (chattr +i) instead, which binds root too.
+func TestOpenRefusesReadOnlyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "octostore.db")
+	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+			t.Fatalf("chattr +i %s (to make the file read-only for root): %v %s", path, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("chattr", "-i", path).Run() })
+	} else if err := os.Chmod(path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a read-only database file succeeded")
+	}
+	if !strings.Contains(err.Error(), "readonly") || !strings.Contains(err.Error(), "must be able to write") {
+		t.Errorf("error %q does not say the file is read-only and what to do", err)
+	}
+}
+
+// TestOpenRefusesCorruptFile checks that a database with a damaged page
+// in the middle stops Open with a message that says what to do, rather
+// than opening and failing only the requests that touch that page.
+func TestOpenRefusesCorruptFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, s, "a")
+	meta := strings.Repeat("m", 200)
+	for i := 0; i < 80; i++ {
+		o := opts(fmt.Sprintf("l%d", i))
+		o.Metadata = &meta
+		if _, err := s.Acquire(ctx, a.ID, fmt.Sprintf("n%d", i), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close() // checkpoints: the file alone is the database
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := len(b) / 4096
+	if pages < 6 {
+		t.Fatalf("only %d pages", pages)
+	}
+	mid := pages / 2 * 4096
+	for i := mid; i < mid+4096; i++ {
+		b[i] = 0x5a
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a database with a damaged page succeeded")
+	}
+	if !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "octostore restore") {
+		t.Errorf("error %q does not say the file is damaged and what to do", err)
+	}
+	// Damage that appears while a store runs (Open checked the file
+	// before) is a store that cannot answer, 503, not an internal error.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRow("SELECT count(*) FROM locks WHERE metadata LIKE '%x%'").Scan(&n)
+	if err == nil {
+		t.Fatal("a full scan of the damaged file succeeded")
+	}
+	if terr := sqlitestore.Translate("get", err); !errors.Is(terr, lockcore.ErrUnavailable) || !strings.Contains(terr.Error(), "damaged") {
+		t.Errorf("translate(%v) = %v, want ErrUnavailable saying the file is damaged", err, terr)
+	}
+}
+
+// TestWritesRefusedAfterWALDeleted checks that once the -wal (or -shm)
+// file of the open database is deleted, writes and Ping fail with
+// ErrUnavailable instead of being acknowledged into a file that the next
+// crash loses (which would issue fencing tokens again), from the first
+// batch 100 ms after the last check (filesCheckMs).
+func TestWritesRefusedAfterWALDeleted(t *testing.T) {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		t.Run(suffix, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTest(t, sqlitestore.Options{})
+			a := mustAccount(t, s, "a")
+			if _, err := s.Acquire(ctx, a.ID, "x", opts("one")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(s.path + suffix); err != nil {
+				t.Fatal(err)
+			}
+			s.clock.Advance(99 * time.Millisecond) // the files were checked less than 100 ms ago
+			if _, err := s.Acquire(ctx, a.ID, "y", opts("early")); err != nil {
+				t.Fatalf("Acquire within 100 ms of the last check: %v", err)
+			}
+			s.clock.Advance(time.Millisecond)
+			_, err := s.Acquire(ctx, a.ID, "y", opts("two"))
+			if !errors.Is(err, lockcore.ErrUnavailable) {
+				t.Fatalf("Acquire after %s was deleted: %v, want ErrUnavailable", suffix, err)
+			}
+			if !strings.Contains(err.Error(), "deleted or replaced") {
+				t.Errorf("error %q does not say what happened", err)
+			}
+			if err := s.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) {
+				t.Errorf("Ping after %s was deleted: %v, want ErrUnavailable", suffix, err)
+			}
+		})
+	}
+}
+
+// TestClockSetBack checks that a clock set back (at a restart, or while
+// the store runs) does not keep a lease held for longer than its TTL from
+// then on: the lock of a holder that is gone is free again after TTL, not
+// after TTL plus however far the clock went back. Fencing tokens still go
+// up.
+func TestClockSetBack(t *testing.T) {
+	ctx := context.Background()
+	for _, restart := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "octostore.db")
+			clock := newFakeClock()
+			s := openAt(t, path, clock, sqlitestore.Options{})
+			a := mustAccount(t, s, "a")
+			r1, err := s.Acquire(ctx, a.ID, "x", opts("one")) // TTL 10 s
+			if err != nil || !r1.Acquired {
+				t.Fatal(r1, err)
+			}
+			if restart {
+				s.Close()
+				clock.Advance(-time.Hour)
+				s = openAt(t, path, clock, sqlitestore.Options{})
+			} else {
+				clock.Advance(-time.Hour)
+			}
+			r2, err := s.Acquire(ctx, a.ID, "x", opts("two"))
+			if err != nil || r2.Acquired {
+				t.Fatalf("right after the clock went back the lease must still be held: %+v %v", r2, err)
+			}
+			if left := r2.Lease.ExpiresAt.Sub(r2.Now); left > 10*time.Second {
+				t.Errorf("lease of TTL 10 s has %v left after the clock went back", left)
+			}
+			clock.Advance(11 * time.Second)
+			r3, err := s.Acquire(ctx, a.ID, "x", opts("two"))
+			if err != nil || !r3.Acquired {
+				t.Fatalf("11 s after the clock went back a 10 s lease still holds the lock: %+v %v", r3, err)
+			}
+			if r3.Lease.FencingToken <= r1.Lease.FencingToken {
+				t.Errorf("fencing token %d after %d", r3.Lease.FencingToken, r1.Lease.FencingToken)
+			}
+		})
 	}
 }

@@ -60,6 +60,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,18 @@ type Store struct {
 	r     *readStmts
 
 	maxLinger time.Duration
+
+	// lastNow is the latest store clock reading the writer has seen (in
+	// Unix ms); only whoever holds running touches it.
+	lastNow int64
+
+	// files are the database file and its -wal and -shm files as Open
+	// found them; a batch first checks that the names still lead to them
+	// (see checkFiles) when filesCheckMs have passed since filesChecked
+	// (store clock, Unix ms). Only whoever holds running touches
+	// filesChecked.
+	files        []openFile
+	filesChecked int64
 
 	mu     sync.Mutex
 	queue  []*op
@@ -203,11 +216,41 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fail("open", err)
 	}
+	if err = quickCheck(ctx, s.wconn, path); err != nil {
+		s.closeDB()
+		return nil, err
+	}
 	if err = migrate(ctx, s.wconn); err != nil {
 		return fail("migrate", err)
 	}
 	if s.w, err = prepareWrite(ctx, s.wconn); err != nil {
 		return fail("prepare", err)
+	}
+	// One write before serving: a file SQLite could only open read-only
+	// (no write permission on it, a read-only filesystem) opens and
+	// migrates without complaint when it is up to date, and the server
+	// would then answer every write 503 for ever.
+	if _, err = s.w.healthProbe.ExecContext(ctx, s.nowMs()); err != nil {
+		if isReadOnly(err) {
+			err = fmt.Errorf("%w (the user running octostore must be able to write the file, its -wal and -shm files and their directory)", err)
+		}
+		return fail("write", err)
+	}
+	if s.files, err = statFiles(path); err != nil {
+		return fail("stat", err)
+	}
+	// The clock may have been set back since the last run (see
+	// clampExpiries). The scan is a read first, so that a token command
+	// run beside a server holds no write lock over it.
+	s.lastNow = s.nowMs()
+	var stretched bool
+	if err = s.wconn.QueryRowContext(ctx, stretchedLeases, s.lastNow).Scan(&stretched); err != nil {
+		return fail("check lease expiries", err)
+	}
+	if stretched {
+		if _, err = s.wconn.ExecContext(ctx, clampExpiries, s.lastNow); err != nil {
+			return fail("clamp lease expiries", err)
+		}
 	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_pragma=query_only(1)"))
@@ -300,9 +343,10 @@ func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // translate maps a database or context error onto lockcore's sentinels:
-// context ends, busy/locked databases, I/O errors and a closed pool wrap
-// lockcore.ErrUnavailable (keeping the detail in the message); anything else
-// is returned with context but no sentinel (an internal error).
+// context ends, busy/locked databases, I/O errors, a damaged file and a
+// closed pool wrap lockcore.ErrUnavailable (keeping the detail in the
+// message, and for a damaged file what to do); anything else is returned
+// with context but no sentinel (an internal error).
 func translate(what string, err error) error {
 	if err == nil {
 		return nil
@@ -310,10 +354,25 @@ func translate(what string, err error) error {
 	if errors.Is(err, lockcore.ErrUnavailable) {
 		return err
 	}
+	if damaged(err) {
+		return fmt.Errorf("sqlitestore: %s: %w: %w (the database file is damaged: stop every process using it, move it and its -wal and -shm files aside, and bring back a backup with `octostore restore`)", what, lockcore.ErrUnavailable, err)
+	}
 	if unavailable(err) {
 		return fmt.Errorf("sqlitestore: %s: %w: %w", what, lockcore.ErrUnavailable, err)
 	}
 	return fmt.Errorf("sqlitestore: %s: %w", what, err)
+}
+
+// damaged reports whether err is SQLite's report of a damaged file
+// (SQLITE_CORRUPT, SQLITE_NOTADB): not a bug of the caller, and not one
+// that retrying mends.
+func damaged(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB
 }
 
 func unavailable(err error) bool {
@@ -336,6 +395,118 @@ func unavailable(err error) bool {
 		}
 	}
 	return false
+}
+
+// quickCheck runs SQLite's PRAGMA quick_check (every page of every table
+// and index is read and its structure checked; linear in the file's
+// size) and returns an error naming the damage and what to do when the
+// file is corrupt. Without it a damaged page shows only when a request
+// touches it: that request fails, and /health, which reads and writes
+// pages of its own, goes on saying ok.
+func quickCheck(ctx context.Context, c *sql.Conn, path string) error {
+	rows, err := c.QueryContext(ctx, "PRAGMA quick_check(5)")
+	if err != nil {
+		return corrupt(path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return corrupt(path, err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return corrupt(path, err)
+	}
+	if len(problems) > 0 {
+		return corrupt(path, errors.New(strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// corrupt is quickCheck's error: a SQLite error that is not about the
+// file's content (busy, I/O, cannot open) is translated as usual.
+func corrupt(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && !damaged(err) {
+		return translate("check "+path, err)
+	}
+	return fmt.Errorf("sqlitestore: %s is damaged (%v): stop every process using it, move it and its -wal and -shm files aside, and bring back a backup with `octostore restore`", path, err)
+}
+
+// clampExpiries (?1 the store clock now, Unix ms) shortens every lease that
+// has more than its TTL left to expire TTL from now. Expiry instants are
+// wall-clock readings; when the clock is set back, a lease would otherwise
+// stay held for as long as the clock went back on top of its TTL (a 60 s
+// lease of a crashed holder blocking its lock for an hour). A clamped
+// lease still lasts at least as long as its holder was promised: it
+// expires TTL after this moment, which is later than TTL after the
+// holder's last acquire or renew.
+const clampExpiries = `UPDATE locks SET expires_at_ms = ?1 + ttl_ms WHERE expires_at_ms > ?1 + ttl_ms`
+
+// stretchedLeases (?1 the store clock now, Unix ms) says whether
+// clampExpiries would change any lease.
+const stretchedLeases = `SELECT EXISTS (SELECT 1 FROM locks WHERE expires_at_ms > ?1 + ttl_ms)`
+
+// clockStepMs is how far back the clock must go between two batches for
+// the writer to clamp expiries (clampExpiries scans every lock); a
+// smaller step lengthens leases by less than this.
+const clockStepMs = 1000
+
+// filesCheckMs is how often, at most, a batch checks the database's files
+// (checkFiles: three stats, ≈ 4 µs here, which every lone write would
+// otherwise pay). Writes acknowledged in the moments between a deletion
+// and its check are at risk as before; every write after it is refused.
+const filesCheckMs = 100
+
+// openFile is a file of the database and what Stat said of it at Open.
+type openFile struct {
+	name string
+	info os.FileInfo
+}
+
+// statFiles returns the database file and its -wal and -shm files, which
+// exist while the store has the database open.
+func statFiles(path string) ([]openFile, error) {
+	var files []openFile
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, openFile{name, fi})
+	}
+	return files, nil
+}
+
+// checkFiles returns an error wrapping lockcore.ErrUnavailable when the
+// database file or its -wal or -shm file has been deleted or replaced
+// since Open. SQLite goes on using the files it has open and does not
+// notice: writes to a deleted -wal are acknowledged and then lost at the
+// next crash (fencing tokens are then issued again), and another process
+// (octostore token, backup) opening the database meanwhile uses other
+// files than the server's, so its writes are lost as well.
+func (s *Store) checkFiles() error {
+	for _, f := range s.files {
+		fi, err := os.Stat(f.name)
+		if err == nil && os.SameFile(fi, f.info) {
+			continue
+		}
+		return fmt.Errorf("sqlitestore: %s was deleted or replaced while the server had it open, so writes are refused (they would be lost at the next crash and fencing tokens issued again); stop the server with SIGTERM, not kill -9 (its shutdown copies what it wrote into %s), and never delete the -wal and -shm files of a database in use: %w",
+			f.name, s.path, lockcore.ErrUnavailable)
+	}
+	return nil
+}
+
+// isReadOnly reports whether err is SQLite's "attempt to write a readonly
+// database" (any of its extended codes).
+func isReadOnly(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY
 }
 
 // ctxErr is the error of a caller whose context ended; unknown says whether

@@ -363,6 +363,24 @@ func (s *Store) runBatch(batch []*op) {
 		}
 	}
 
+	now := s.nowMs()
+	if now-s.filesChecked >= filesCheckMs || now < s.filesChecked {
+		if err := s.checkFiles(); err != nil {
+			fatal(-1, "check files", err)
+			return
+		}
+		s.filesChecked = now
+	}
+	if now < s.lastNow-clockStepMs {
+		// The clock went back: see clampExpiries.
+		if _, err := s.wconn.ExecContext(bg, clampExpiries, now); err != nil {
+			fatal(-1, "clamp lease expiries", err)
+			return
+		}
+		s.lastNow = now
+	} else if now > s.lastNow {
+		s.lastNow = now
+	}
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fatal(-1, "begin", err)
 		return
