@@ -43,7 +43,7 @@ type storeFlags struct {
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	s.fs = fs
 	fs.StringVar(&s.db, "db", envString("OCTOSTORE_DB", "./octostore.db"), "SQLite database file (env OCTOSTORE_DB)")
-	fs.StringVar(&s.redisURL, "redis-url", envString("REDIS_URL", ""), "use Redis at this redis:// or rediss:// URL instead of SQLite (env REDIS_URL)")
+	fs.StringVar(&s.redisURL, "redis-url", envString("REDIS_URL", ""), "use Redis at this redis:// or rediss:// URL instead of SQLite (env REDIS_URL, which keeps a password out of the process list)")
 	// The usage text (-h, and every bad flag, on stderr) shows defaults:
 	// never REDIS_URL's password.
 	if f := fs.Lookup("redis-url"); f.DefValue != "" {
