@@ -15,7 +15,9 @@
 --         make it): a record made then replaces one Redis lost with the rest
 --         of the account's slot, fencing counter included, so the counter is
 --         raised to at least the Redis clock in microseconds, as a restore
---         does; "0" for a new account, whose counter starts at 0
+--         does; "0" for a new account, whose counter starts at 0 (a new
+--         account found by a second caller before its record is made gets
+--         "1" too: its tokens then start at the clock, still rising)
 --
 -- Returns {created, login, github_id, created_ms}: created is 1 when this
 -- call made the record, else 0; the other fields are the record after the call.

@@ -924,7 +924,12 @@ func (s *Store) claim(ctx context.Context, key string) (id string, indexed bool,
 // than stored by this caller: a record made then replaces one that Redis
 // lost (a Cluster master restarted empty), and account.lua raises the
 // fencing counter it lost with it to the Redis clock in microseconds, as
-// a restore does, so no fencing token is handed out twice.
+// a restore does, so no fencing token is handed out twice. Two callers
+// making one new account at once (two sign-ins) can do that to a new
+// account too, when the one that found the id runs first: its fencing
+// tokens then start near 1.8e15 instead of 1, still rising and exact
+// below 2^53. Telling the two cases apart by the accounts set would miss
+// a loss that takes that set's slot too.
 func (s *Store) writeAccount(ctx context.Context, id string, indexed bool, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
 	if err := checkAccountID(id); err != nil {
 		return lockcore.Account{}, false, err

@@ -9,6 +9,9 @@ import (
 // Translate is translate, for the external tests.
 var Translate = translate
 
+// Corrupt is corrupt, for the external tests.
+var Corrupt = corrupt
+
 // Commits returns how many batch transactions have committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 

@@ -1436,3 +1436,61 @@ func TestClockSetBack(t *testing.T) {
 		})
 	}
 }
+
+// TestClockBackKeepsExpiredLeasesExpired checks that a lease that had
+// expired before the clock went back stays expired: the clamp does not give
+// it a new TTL (at a restart, the last clock reading of the earlier run is
+// the health probe's).
+func TestClockBackKeepsExpiredLeasesExpired(t *testing.T) {
+	ctx := context.Background()
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "octostore.db")
+			clock := newFakeClock()
+			s := openAt(t, path, clock, sqlitestore.Options{})
+			a := mustAccount(t, s, "a")
+			if r, err := s.Acquire(ctx, a.ID, "x", opts("one")); err != nil || !r.Acquired { // TTL 10 s
+				t.Fatal(r, err)
+			}
+			clock.Advance(100 * time.Second) // the lease has expired
+			if st, err := s.Get(ctx, a.ID, "x"); err != nil || st.Held {
+				t.Fatalf("100 s after a 10 s lease: %+v %v", st, err)
+			}
+			if err := s.Ping(ctx); err != nil { // a write: the writer sees the time
+				t.Fatal(err)
+			}
+			if restart {
+				s.Close()
+				clock.Advance(-time.Hour)
+				s = openAt(t, path, clock, sqlitestore.Options{})
+			} else {
+				clock.Advance(-time.Hour)
+				if err := s.Ping(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := s.Get(ctx, a.ID, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Held {
+				t.Errorf("a lease that expired 90 s before the clock went back is held again: lease %s, %v left",
+					st.Lease.LeaseID, st.Lease.ExpiresAt.Sub(clock.Now()))
+			}
+		})
+	}
+}
+
+// TestCorruptOnlyForDamage checks that an Open interrupted while it checks
+// the file (a SIGTERM, a deadline) is not reported as a damaged file,
+// whose advice (restore a backup) would throw away a healthy database.
+func TestCorruptOnlyForDamage(t *testing.T) {
+	for _, err := range []error{context.Canceled, context.DeadlineExceeded, errors.New("disk I/O")} {
+		if got := sqlitestore.Corrupt("o.db", err); strings.Contains(got.Error(), "damaged") {
+			t.Errorf("corrupt(%v) = %v: says damaged", err, got)
+		}
+	}
+	if got := sqlitestore.Corrupt("o.db", context.Canceled); !errors.Is(got, lockcore.ErrUnavailable) {
+		t.Errorf("corrupt(context.Canceled) = %v, want ErrUnavailable", got)
+	}
+}

@@ -226,6 +226,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.w, err = prepareWrite(ctx, s.wconn); err != nil {
 		return fail("prepare", err)
 	}
+	// The last clock reading of an earlier run that the file keeps (the
+	// health probe's), read before the probe below overwrites it: leases
+	// that had expired by then stay expired (see clampExpiries).
+	var lastRun int64
+	if err = s.wconn.QueryRowContext(ctx, "SELECT at_ms FROM health_probe WHERE id = 1").Scan(&lastRun); err != nil {
+		return fail("read the health probe", err)
+	}
 	// One write before serving: a file SQLite could only open read-only
 	// (no write permission on it, a read-only filesystem) opens and
 	// migrates without complaint when it is up to date, and the server
@@ -244,11 +251,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// run beside a server holds no write lock over it.
 	s.lastNow = s.nowMs()
 	var stretched bool
-	if err = s.wconn.QueryRowContext(ctx, stretchedLeases, s.lastNow).Scan(&stretched); err != nil {
+	if err = s.wconn.QueryRowContext(ctx, stretchedLeases, s.lastNow, lastRun).Scan(&stretched); err != nil {
 		return fail("check lease expiries", err)
 	}
 	if stretched {
-		if _, err = s.wconn.ExecContext(ctx, clampExpiries, s.lastNow); err != nil {
+		if _, err = s.wconn.ExecContext(ctx, clampExpiries, s.lastNow, lastRun); err != nil {
 			return fail("clamp lease expiries", err)
 		}
 	}
@@ -423,34 +430,45 @@ func quickCheck(ctx context.Context, c *sql.Conn, path string) error {
 		return corrupt(path, err)
 	}
 	if len(problems) > 0 {
-		return corrupt(path, errors.New(strings.Join(problems, "; ")))
+		return damagedFile(path, strings.Join(problems, "; "))
 	}
 	return nil
 }
 
-// corrupt is quickCheck's error: a SQLite error that is not about the
-// file's content (busy, I/O, cannot open) is translated as usual.
+// corrupt is quickCheck's error for err: SQLite's report of a damaged
+// file (SQLITE_CORRUPT, SQLITE_NOTADB) names the damage and what to do;
+// anything else (an ended context, busy, I/O, cannot open) says nothing
+// about the file's content and is translated as usual.
 func corrupt(path string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) && !damaged(err) {
+	if !damaged(err) {
 		return translate("check "+path, err)
 	}
-	return fmt.Errorf("sqlitestore: %s is damaged (%v): stop every process using it, move it and its -wal and -shm files aside, and bring back a backup with `octostore restore`", path, err)
+	return damagedFile(path, err.Error())
 }
 
-// clampExpiries (?1 the store clock now, Unix ms) shortens every lease that
-// has more than its TTL left to expire TTL from now. Expiry instants are
-// wall-clock readings; when the clock is set back, a lease would otherwise
-// stay held for as long as the clock went back on top of its TTL (a 60 s
-// lease of a crashed holder blocking its lock for an hour). A clamped
-// lease still lasts at least as long as its holder was promised: it
-// expires TTL after this moment, which is later than TTL after the
-// holder's last acquire or renew.
-const clampExpiries = `UPDATE locks SET expires_at_ms = ?1 + ttl_ms WHERE expires_at_ms > ?1 + ttl_ms`
+// damagedFile is the error for a file that quick_check found damaged.
+func damagedFile(path, detail string) error {
+	return fmt.Errorf("sqlitestore: %s is damaged (%s): stop every process using it, move it and its -wal and -shm files aside, and bring back a backup with `octostore restore`", path, detail)
+}
 
-// stretchedLeases (?1 the store clock now, Unix ms) says whether
+// clampExpiries (?1 the store clock now, ?2 the latest earlier clock
+// reading known, both Unix ms) shortens every lease that has more than
+// its TTL left to expire TTL from now, and keeps expired every lease that
+// had expired by ?2. Expiry instants are wall-clock readings; when the
+// clock is set back, a lease would otherwise stay held for as long as the
+// clock went back on top of its TTL (a 60 s lease of a crashed holder
+// blocking its lock for an hour), and a lease that had already expired
+// (and was shown free) would be held again. A clamped lease still lasts
+// at least as long as its holder was promised: it expires TTL after this
+// moment, which is later than TTL after the holder's last acquire or
+// renew.
+const clampExpiries = `UPDATE locks SET expires_at_ms = CASE WHEN expires_at_ms <= ?2 THEN ?1 ELSE ?1 + ttl_ms END
+ WHERE expires_at_ms > ?1 + ttl_ms OR (expires_at_ms > ?1 AND expires_at_ms <= ?2)`
+
+// stretchedLeases (?1, ?2 as for clampExpiries) says whether
 // clampExpiries would change any lease.
-const stretchedLeases = `SELECT EXISTS (SELECT 1 FROM locks WHERE expires_at_ms > ?1 + ttl_ms)`
+const stretchedLeases = `SELECT EXISTS (SELECT 1 FROM locks
+ WHERE expires_at_ms > ?1 + ttl_ms OR (expires_at_ms > ?1 AND expires_at_ms <= ?2))`
 
 // clockStepMs is how far back the clock must go between two batches for
 // the writer to clamp expiries (clampExpiries scans every lock); a

@@ -373,7 +373,7 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if now < s.lastNow-clockStepMs {
 		// The clock went back: see clampExpiries.
-		if _, err := s.wconn.ExecContext(bg, clampExpiries, now); err != nil {
+		if _, err := s.wconn.ExecContext(bg, clampExpiries, now, s.lastNow); err != nil {
 			fatal(-1, "clamp lease expiries", err)
 			return
 		}
