@@ -124,6 +124,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		serveFn = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		go keyPair.Watch(ctx, tlsWatchInterval)
 	} else if !isLoopback(*addr) && !strings.HasPrefix(oauthCfg.PublicURL, "https://") {
 		logger.Warn("serving plain HTTP on a non-loopback address: bearer tokens cross the network unencrypted",
 			"addr", *addr, "fix", "set --tls-cert and --tls-key, or serve behind a TLS proxy and set OCTOSTORE_PUBLIC_URL to its https:// URL")
@@ -148,6 +149,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// tlsWatchInterval is how often serve looks at its TLS files and
+// certificate without a handshake asking (httpserver.KeyPair.Watch); a
+// variable for the tests.
+var tlsWatchInterval = time.Hour
 
 // warnDurability logs a warning for each setting of the store that falls
 // short of what crash-safe fencing tokens need (Redis: appendonly,

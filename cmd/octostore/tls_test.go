@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/tlstest"
@@ -26,6 +27,8 @@ func TestServeOverTLS(t *testing.T) {
 	t.Setenv("GITHUB_CLIENT_SECRET", "")
 	ca := tlstest.NewCA(t)
 	cert, key := ca.ServerPairFiles(t, 2)
+	defer func(d time.Duration) { tlsWatchInterval = d }(tlsWatchInterval)
+	tlsWatchInterval = 10 * time.Millisecond
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, ForceAttemptHTTP2: true, DisableKeepAlives: true}
 	client := &http.Client{Timeout: clientTimeout, Transport: contracttest.New(t).Transport(tr)}
@@ -82,6 +85,22 @@ func TestServeOverTLS(t *testing.T) {
 	mustRename(t, filepath.Join(renewed, "k"), key)
 	if serial := acquire("second"); serial != 3 {
 		t.Fatalf("after the renewal: certificate %d, want 3", serial)
+	}
+
+	// Another renewal is read with no handshake at all (KeyPair.Watch).
+	ca.WriteServerPair(t, filepath.Join(renewed, "c"), filepath.Join(renewed, "k"), 4)
+	mustRename(t, filepath.Join(renewed, "c"), cert)
+	mustRename(t, filepath.Join(renewed, "k"), key)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		sp.mu.Lock()
+		n := strings.Count(sp.stderr.String(), "TLS certificate reloaded")
+		sp.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second renewal was not read without a handshake in 10 s (%d reloads logged)", n)
+		}
 	}
 }
 

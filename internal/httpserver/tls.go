@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -109,6 +110,24 @@ func (kp *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	cert := kp.current()
 	kp.warnValidity(cert)
 	return cert, nil
+}
+
+// Watch looks at the files and the served certificate every interval
+// until ctx ends, as a handshake does (GetCertificate): a renewal is read
+// and an expiry logged also while no client makes a full handshake (all
+// of them on kept-alive connections, or none at all). It returns when ctx
+// ends; run it on its own goroutine.
+func (kp *KeyPair) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = kp.GetCertificate(nil) // never fails; it logs what it finds
+		}
+	}
 }
 
 // current returns the pair to present, read again from the files when

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -387,5 +388,35 @@ func TestGetCertificateWarnsOfExpiry(t *testing.T) {
 	step(99*time.Hour+3*time.Second, 1, 3)
 	if !strings.Contains(log.String(), "TLS certificate reloaded") {
 		t.Fatalf("the renewal was not loaded; log:\n%s", log)
+	}
+}
+
+// Watch logs a certificate near its end with no handshake at all, and
+// stops when its context ends.
+func TestKeyPairWatch(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := filepath.Join(t.TempDir(), "c.pem"), filepath.Join(t.TempDir(), "k.pem")
+	start := time.Now()
+	ca.WriteServerPairValid(t, certFile, keyFile, 2, start.Add(-time.Hour), start.Add(99*time.Hour))
+	log := &syncbuf.Buffer{}
+	kp, err := LoadKeyPair(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp.now = func() time.Time { return start.Add(80 * time.Hour) } // 19 h left of 100
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { kp.Watch(ctx, time.Millisecond); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "TLS certificate expires soon"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("Watch logged no warning in 10 s; log:\n%s", log)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return after its context ended")
 	}
 }
