@@ -32,11 +32,11 @@ func (s *Store) EnsureAccount(ctx context.Context, login string) (lockcore.Accou
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return translate("ensure account", err)
+			return s.translate("ensure account", err)
 		}
 		id = lockcore.NewAccountID()
 		if _, err := s.w.accountInsert.ExecContext(bg, id, login, now); err != nil {
-			return translate("ensure account", err)
+			return s.translate("ensure account", err)
 		}
 		acct, created = account(id, login, sql.NullInt64{}, now), true
 		return nil
@@ -62,7 +62,7 @@ func (s *Store) UpsertGitHubAccount(ctx context.Context, githubID int64, login s
 		var at int64
 		err := s.w.githubUpsert.QueryRowContext(bg, lockcore.NewAccountID(), login, githubID, now).Scan(&id, &at)
 		if err != nil {
-			return translate("upsert GitHub account", err)
+			return s.translate("upsert GitHub account", err)
 		}
 		acct = account(id, login, sql.NullInt64{Int64: githubID, Valid: true}, at)
 		return nil
@@ -88,7 +88,7 @@ func (s *Store) AccountByID(ctx context.Context, id string) (lockcore.Account, e
 		return lockcore.Account{}, fmt.Errorf("sqlitestore: account %q: %w", id, lockcore.ErrNotFound)
 	}
 	if err != nil {
-		return lockcore.Account{}, translate("account by id", err)
+		return lockcore.Account{}, s.translate("account by id", err)
 	}
 	return account(id, login, gh, at), nil
 }
@@ -100,7 +100,7 @@ func (s *Store) CountAccounts(ctx context.Context) (int64, error) {
 	}
 	var n int64
 	if err := s.r.countAccounts.QueryRowContext(ctx).Scan(&n); err != nil {
-		return 0, translate("count accounts", err)
+		return 0, s.translate("count accounts", err)
 	}
 	return n, nil
 }
@@ -111,16 +111,16 @@ func (s *Store) CountAccounts(ctx context.Context) (int64, error) {
 func (s *Store) insertToken(accountID string, hash lockcore.TokenHash, now int64) error {
 	r, err := s.w.tokenInsert.ExecContext(bg, hash[:], accountID, now)
 	if err != nil {
-		return translate("add token", err)
+		return s.translate("add token", err)
 	}
 	if n, err := r.RowsAffected(); err != nil {
-		return translate("add token", err)
+		return s.translate("add token", err)
 	} else if n == 1 {
 		return nil
 	}
 	var owner string
 	if err := s.w.tokenOwner.QueryRowContext(bg, hash[:]).Scan(&owner); err != nil {
-		return translate("add token", err)
+		return s.translate("add token", err)
 	}
 	if owner != accountID {
 		return errors.New("sqlitestore: add token: the token hash already belongs to another account")
@@ -141,7 +141,7 @@ func (s *Store) AddToken(ctx context.Context, accountID string, hash lockcore.To
 			return fmt.Errorf("sqlitestore: add token: account %q: %w", accountID, lockcore.ErrNotFound)
 		}
 		if err != nil {
-			return translate("add token", err)
+			return s.translate("add token", err)
 		}
 		return s.insertToken(accountID, hash, now)
 	})
@@ -162,7 +162,7 @@ func (s *Store) AccountByToken(ctx context.Context, hash lockcore.TokenHash) (lo
 		return lockcore.Account{}, fmt.Errorf("sqlitestore: token: %w", lockcore.ErrNotFound)
 	}
 	if err != nil {
-		return lockcore.Account{}, translate("account by token", err)
+		return lockcore.Account{}, s.translate("account by token", err)
 	}
 	return account(id, login, gh, at), nil
 }
@@ -185,7 +185,7 @@ func (s *Store) AccountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 		return "", fmt.Errorf("sqlitestore: token: %w", lockcore.ErrNotFound)
 	}
 	if err != nil {
-		return "", translate("account id by token", err)
+		return "", s.translate("account id by token", err)
 	}
 	return id, nil
 }
@@ -202,7 +202,7 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 			return fmt.Errorf("sqlitestore: rotate token: %w", lockcore.ErrNotFound)
 		}
 		if err != nil {
-			return translate("rotate token", err)
+			return s.translate("rotate token", err)
 		}
 		if err := s.insertToken(id, new, now); err != nil {
 			return err
@@ -213,7 +213,7 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 			at    int64
 		)
 		if err := s.w.accountByID.QueryRowContext(bg, id).Scan(&login, &gh, &at); err != nil {
-			return translate("rotate token", err)
+			return s.translate("rotate token", err)
 		}
 		acct = account(id, login, gh, at)
 		return nil
@@ -233,7 +233,7 @@ func (s *Store) RevokeToken(ctx context.Context, hash lockcore.TokenHash) error 
 			return fmt.Errorf("sqlitestore: revoke token: %w", lockcore.ErrNotFound)
 		}
 		if err != nil {
-			return translate("revoke token", err)
+			return s.translate("revoke token", err)
 		}
 		return nil
 	})
@@ -247,10 +247,10 @@ func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int,
 	err := s.write(ctx, func(int64) error {
 		res, err := s.w.tokensDelete.ExecContext(bg, accountID)
 		if err != nil {
-			return translate("revoke account tokens", err)
+			return s.translate("revoke account tokens", err)
 		}
 		n, err = res.RowsAffected()
-		return translate("revoke account tokens", err)
+		return s.translate("revoke account tokens", err)
 	})
 	if err != nil {
 		return 0, err

@@ -91,7 +91,7 @@ func (s *Store) tokenIs(what string, tok []byte, accountID string) (bool, error)
 		return false, nil
 	}
 	if err != nil {
-		return false, translate(what, err)
+		return false, s.translate(what, err)
 	}
 	return true, nil
 }
@@ -129,7 +129,7 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 	case found && exp.Int64 > now && curLease.String == leaseID:
 		// Idempotent retry of the current lease.
 		if _, err := w.lockRetry.ExecContext(bg, accountID, name, now+ttl, ttl, meta); err != nil {
-			return lockcore.AcquireResult{}, translate("acquire", err)
+			return lockcore.AcquireResult{}, s.translate("acquire", err)
 		}
 		if meta.Valid {
 			curMeta = meta
@@ -141,7 +141,7 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 		res.Lease = lease(name, curLease.String, fence.Int64, exp.Int64, tms.Int64, curMeta)
 		return res, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
-		return lockcore.AcquireResult{}, translate("acquire", err)
+		return lockcore.AcquireResult{}, s.translate("acquire", err)
 	}
 	// Free. Quota: while the account has fewer rows than its quota (expired
 	// ones included) it cannot be at it, and nothing needs cleaning; only
@@ -150,15 +150,15 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 	// quota without a DELETE on every acquire.
 	var rows int64
 	if err := w.countRows.QueryRowContext(bg, accountID, maxHeld).Scan(&rows); err != nil {
-		return lockcore.AcquireResult{}, translate("acquire", err)
+		return lockcore.AcquireResult{}, s.translate("acquire", err)
 	}
 	if rows >= int64(maxHeld) {
 		if _, err := w.lockPurge.ExecContext(bg, accountID, now); err != nil {
-			return lockcore.AcquireResult{}, translate("acquire", err)
+			return lockcore.AcquireResult{}, s.translate("acquire", err)
 		}
 		var held int64
 		if err := w.countHeld.QueryRowContext(bg, accountID, now, maxHeld).Scan(&held); err != nil {
-			return lockcore.AcquireResult{}, translate("acquire", err)
+			return lockcore.AcquireResult{}, s.translate("acquire", err)
 		}
 		if held >= int64(maxHeld) {
 			return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
@@ -166,10 +166,10 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 	}
 	var next int64
 	if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&next); err != nil {
-		return lockcore.AcquireResult{}, translate("acquire", err)
+		return lockcore.AcquireResult{}, s.translate("acquire", err)
 	}
 	if _, err := w.lockInsert.ExecContext(bg, accountID, name, leaseID, next, now+ttl, ttl, meta); err != nil {
-		return lockcore.AcquireResult{}, translate("acquire", err)
+		return lockcore.AcquireResult{}, s.translate("acquire", err)
 	}
 	res.Acquired = true
 	res.Lease = lease(name, leaseID, next, now+ttl, ttl, meta)
@@ -240,7 +240,7 @@ func (s *Store) renewStep(now int64, tok []byte, accountID, name, leaseID string
 		return lockcore.Lease{}, fmt.Errorf("sqlitestore: renew %q: %w", name, lockcore.ErrLeaseNotCurrent)
 	}
 	if err != nil {
-		return lockcore.Lease{}, translate("renew", err)
+		return lockcore.Lease{}, s.translate("renew", err)
 	}
 	return lease(name, leaseID, fence, now+ttl, ttl, meta), nil
 }
@@ -296,11 +296,11 @@ func (s *Store) releaseStep(now int64, tok []byte, accountID, name, leaseID stri
 		r, err = s.w.lockReleaseAs.ExecContext(bg, accountID, name, leaseID, now, tok)
 	}
 	if err != nil {
-		return translate("release", err)
+		return s.translate("release", err)
 	}
 	n, err := r.RowsAffected()
 	if err != nil {
-		return translate("release", err)
+		return s.translate("release", err)
 	}
 	if n == 0 {
 		if tok != nil {
@@ -363,7 +363,7 @@ func (s *Store) Get(ctx context.Context, accountID, name string) (lockcore.LockS
 	case errors.Is(err, sql.ErrNoRows):
 		return lockcore.LockState{Name: name}, nil
 	case err != nil:
-		return lockcore.LockState{}, translate("get", err)
+		return lockcore.LockState{}, s.translate("get", err)
 	case exp <= now:
 		return lockcore.LockState{Name: name}, nil
 	}
@@ -377,7 +377,7 @@ func (s *Store) List(ctx context.Context, accountID string) ([]lockcore.Lease, e
 	}
 	rows, err := s.r.lockList.QueryContext(ctx, accountID, s.nowMs())
 	if err != nil {
-		return nil, translate("list", err)
+		return nil, s.translate("list", err)
 	}
 	defer rows.Close()
 	out := []lockcore.Lease{}
@@ -388,12 +388,12 @@ func (s *Store) List(ctx context.Context, accountID string) ([]lockcore.Lease, e
 			meta            sql.NullString
 		)
 		if err := rows.Scan(&name, &leaseID, &fence, &exp, &ttl, &meta); err != nil {
-			return nil, translate("list", err)
+			return nil, s.translate("list", err)
 		}
 		out = append(out, lease(name, leaseID, fence, exp, ttl, meta))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, translate("list", err)
+		return nil, s.translate("list", err)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -1492,5 +1493,48 @@ func TestCorruptOnlyForDamage(t *testing.T) {
 	}
 	if got := sqlitestore.Corrupt("o.db", context.Canceled); !errors.Is(got, lockcore.ErrUnavailable) {
 		t.Errorf("corrupt(context.Canceled) = %v, want ErrUnavailable", got)
+	}
+}
+
+// TestPingFailsOnceDamageIsFound checks that damage found while the store
+// runs (after Open's check) makes Ping fail from then on, so /health says
+// 503, although Ping's own pages are intact.
+func TestPingFailsOnceDamageIsFound(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, sqlitestore.Options{})
+	a := mustAccount(t, s, "a")
+	if _, err := s.Acquire(ctx, a.ID, "x", opts("one")); err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := s.ReadDB().QueryRow("SELECT rootpage FROM sqlite_schema WHERE name = 'locks'").Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReadDB().QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteConn().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite the locks table's root page in the file, behind SQLite's
+	// back, and drop the idle read connections, whose caches hold it.
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0x5a}, int(pageSize)), (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s.ReadDB().SetMaxIdleConns(0)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping before the damage is found: %v", err)
+	}
+	if _, err := s.Get(ctx, a.ID, "x"); !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("Get of a lock on a damaged page: %v, want ErrUnavailable", err)
+	}
+	err = s.Ping(ctx)
+	if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("Ping after Get found the damage: %v, want ErrUnavailable saying the file is damaged", err)
 	}
 }

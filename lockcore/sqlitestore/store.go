@@ -124,6 +124,11 @@ type Store struct {
 	files        []openFile
 	filesChecked int64
 
+	// damage is set by the first operation that finds the file damaged
+	// (SQLITE_CORRUPT, SQLITE_NOTADB); Ping then fails until a restart,
+	// whose quick_check refuses the file.
+	damage atomic.Pointer[damageSeen]
+
 	mu     sync.Mutex
 	queue  []*op
 	closed bool
@@ -284,15 +289,20 @@ func (s *Store) Path() string { return s.path }
 // its own, fsync'd like any write) before ctx ends: every lock operation
 // is a write, so a writer that is stuck (a lock another process holds on
 // the file, a stalled disk) or writes that cannot be stored (a full disk)
-// make the store unavailable even while reads work. Otherwise the error
-// wraps lockcore.ErrUnavailable.
+// make the store unavailable even while reads work. It also fails once
+// an operation has found the file damaged, until a restart (whose
+// quick_check then refuses the file). Otherwise the error wraps
+// lockcore.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return errClosed
 	}
+	if d := s.damage.Load(); d != nil {
+		return fmt.Errorf("sqlitestore: ping: %w: %s found the database file damaged (%s): stop every process using it, move it and its -wal and -shm files aside, and bring back a backup with `octostore restore`", lockcore.ErrUnavailable, d.what, d.err)
+	}
 	var one int
 	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
-		return translate("ping", err)
+		return s.translate("ping", err)
 	}
 	return s.pingWriter(ctx)
 }
@@ -369,6 +379,19 @@ func translate(what string, err error) error {
 	}
 	return fmt.Errorf("sqlitestore: %s: %w", what, err)
 }
+
+// translate is the package's translate, which also remembers that the
+// file was found damaged (see Ping).
+func (s *Store) translate(what string, err error) error {
+	if damaged(err) {
+		s.damage.CompareAndSwap(nil, &damageSeen{what, err.Error()})
+	}
+	return translate(what, err)
+}
+
+// damageSeen is the first operation that found the file damaged, and
+// SQLite's words.
+type damageSeen struct{ what, err string }
 
 // damaged reports whether err is SQLite's report of a damaged file
 // (SQLITE_CORRUPT, SQLITE_NOTADB): not a bug of the caller, and not one

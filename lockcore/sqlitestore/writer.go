@@ -339,7 +339,7 @@ func (s *Store) runBatch(batch []*op) {
 	// gets an error wrapping ErrUnavailable.
 	fatal := func(k int, what string, err error) {
 		_, _ = s.w.rollback.ExecContext(bg)
-		e := translate(what, err)
+		e := s.translate(what, err)
 		for i, o := range batch {
 			if i <= k && !skip[i] || i > k && o.state.CompareAndSwap(opPending, opClaimed) {
 				o.done <- e
