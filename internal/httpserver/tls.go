@@ -146,7 +146,11 @@ func (kp *KeyPair) current() *tls.Certificate {
 		if cert, err = kp.load(); err == nil {
 			kp.cert.Store(cert)
 			kp.loaded, kp.failure = st, failure{}
-			kp.logger.Info("TLS certificate reloaded", "cert_file", kp.certFile, "key_file", kp.keyFile)
+			attrs := []any{"cert_file", kp.certFile, "key_file", kp.keyFile}
+			if leaf := cert.Leaf; leaf != nil { // nil only under GODEBUG x509keypairleaf=0
+				attrs = append(attrs, "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+			}
+			kp.logger.Info("TLS certificate reloaded", attrs...)
 			return cert
 		}
 	}
