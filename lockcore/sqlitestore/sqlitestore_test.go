@@ -1395,6 +1395,31 @@ func TestWritesRefusedAfterWALDeleted(t *testing.T) {
 	}
 }
 
+// clockBackCase opens a store on a fake clock, makes an account and gives
+// it a 10 s lease of lock "x" (returned). setBack then moves the clock
+// back an hour, with the store closed and opened again on the same file
+// when restart is true, and returns the store to use from then on.
+func clockBackCase(t *testing.T, restart bool) (s *testStore, a lockcore.Account, lease lockcore.AcquireResult, setBack func() *testStore) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	s = openAt(t, path, clock, sqlitestore.Options{})
+	a = mustAccount(t, s, "a")
+	lease, err := s.Acquire(context.Background(), a.ID, "x", opts("one")) // TTL 10 s
+	if err != nil || !lease.Acquired {
+		t.Fatal(lease, err)
+	}
+	return s, a, lease, func() *testStore {
+		if !restart {
+			clock.Advance(-time.Hour)
+			return s
+		}
+		s.Close()
+		clock.Advance(-time.Hour)
+		return openAt(t, path, clock, sqlitestore.Options{})
+	}
+}
+
 // TestClockSetBack checks that a clock set back (at a restart, or while
 // the store runs) does not keep a lease held for longer than its TTL from
 // then on: the lock of a holder that is gone is free again after TTL, not
@@ -1404,21 +1429,8 @@ func TestClockSetBack(t *testing.T) {
 	ctx := context.Background()
 	for _, restart := range []bool{true, false} {
 		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "octostore.db")
-			clock := newFakeClock()
-			s := openAt(t, path, clock, sqlitestore.Options{})
-			a := mustAccount(t, s, "a")
-			r1, err := s.Acquire(ctx, a.ID, "x", opts("one")) // TTL 10 s
-			if err != nil || !r1.Acquired {
-				t.Fatal(r1, err)
-			}
-			if restart {
-				s.Close()
-				clock.Advance(-time.Hour)
-				s = openAt(t, path, clock, sqlitestore.Options{})
-			} else {
-				clock.Advance(-time.Hour)
-			}
+			s, a, r1, setBack := clockBackCase(t, restart)
+			s = setBack()
 			r2, err := s.Acquire(ctx, a.ID, "x", opts("two"))
 			if err != nil || r2.Acquired {
 				t.Fatalf("right after the clock went back the lease must still be held: %+v %v", r2, err)
@@ -1426,7 +1438,7 @@ func TestClockSetBack(t *testing.T) {
 			if left := r2.Lease.ExpiresAt.Sub(r2.Now); left > 10*time.Second {
 				t.Errorf("lease of TTL 10 s has %v left after the clock went back", left)
 			}
-			clock.Advance(11 * time.Second)
+			s.clock.Advance(11 * time.Second)
 			r3, err := s.Acquire(ctx, a.ID, "x", opts("two"))
 			if err != nil || !r3.Acquired {
 				t.Fatalf("11 s after the clock went back a 10 s lease still holds the lock: %+v %v", r3, err)
@@ -1446,29 +1458,17 @@ func TestClockBackKeepsExpiredLeasesExpired(t *testing.T) {
 	ctx := context.Background()
 	for _, restart := range []bool{false, true} {
 		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "octostore.db")
-			clock := newFakeClock()
-			s := openAt(t, path, clock, sqlitestore.Options{})
-			a := mustAccount(t, s, "a")
-			if r, err := s.Acquire(ctx, a.ID, "x", opts("one")); err != nil || !r.Acquired { // TTL 10 s
-				t.Fatal(r, err)
-			}
-			clock.Advance(100 * time.Second) // the lease has expired
+			s, a, _, setBack := clockBackCase(t, restart)
+			s.clock.Advance(100 * time.Second) // the lease has expired
 			if st, err := s.Get(ctx, a.ID, "x"); err != nil || st.Held {
 				t.Fatalf("100 s after a 10 s lease: %+v %v", st, err)
 			}
 			if err := s.Ping(ctx); err != nil { // a write: the writer sees the time
 				t.Fatal(err)
 			}
-			if restart {
-				s.Close()
-				clock.Advance(-time.Hour)
-				s = openAt(t, path, clock, sqlitestore.Options{})
-			} else {
-				clock.Advance(-time.Hour)
-				if err := s.Ping(ctx); err != nil {
-					t.Fatal(err)
-				}
+			s = setBack()
+			if err := s.Ping(ctx); err != nil { // a batch: the writer sees the step back
+				t.Fatal(err)
 			}
 			st, err := s.Get(ctx, a.ID, "x")
 			if err != nil {
@@ -1476,7 +1476,7 @@ func TestClockBackKeepsExpiredLeasesExpired(t *testing.T) {
 			}
 			if st.Held {
 				t.Errorf("a lease that expired 90 s before the clock went back is held again: lease %s, %v left",
-					st.Lease.LeaseID, st.Lease.ExpiresAt.Sub(clock.Now()))
+					st.Lease.LeaseID, st.Lease.ExpiresAt.Sub(s.clock.Now()))
 			}
 		})
 	}
