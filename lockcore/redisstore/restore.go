@@ -92,34 +92,22 @@ const restoreCheckBatch = 1000
 // floor (the highest such counter, the first such account in ids' order).
 func (s *Store) checkFloor(ctx context.Context, ids []string, floor int64) error {
 	var top *lockcore.FloorBelowCounterError
-	for len(ids) > 0 {
-		batch := ids[:min(len(ids), restoreCheckBatch)]
-		ids = ids[len(batch):]
-		octx, cancel, err := s.op(ctx)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.tag(id) + ":fence"
+	}
+	err := s.getEach(ctx, keys, func(i int, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return err
+			return s.fail("restore", fmt.Errorf("fencing counter %s: %w", keys[i], err))
 		}
-		gets := make([]*redis.StringCmd, len(batch))
-		// Each GET's own error is checked below (redis.Nil: no counter).
-		_, _ = s.client.Pipelined(octx, func(p redis.Pipeliner) error {
-			for i, id := range batch {
-				gets[i] = p.Get(octx, s.tag(id)+":fence")
-			}
-			return nil
-		})
-		cancel()
-		for i, g := range gets {
-			n, err := g.Int64()
-			if errors.Is(err, redis.Nil) {
-				continue
-			}
-			if err != nil {
-				return s.fail("restore", err)
-			}
-			if n > floor && (top == nil || n > top.Counter) {
-				top = &lockcore.FloorBelowCounterError{Floor: floor, Counter: n, AccountID: batch[i]}
-			}
+		if n > floor && (top == nil || n > top.Counter) {
+			top = &lockcore.FloorBelowCounterError{Floor: floor, Counter: n, AccountID: ids[i]}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if top != nil {
 		return fmt.Errorf("redisstore: restore: %w", top)
@@ -185,15 +173,31 @@ func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 	if err := s.eachNode(ctx, scan); err != nil {
 		return found, err
 	}
-	for len(indexKeys) > 0 {
-		batch := indexKeys[:min(len(indexKeys), restoreCheckBatch)]
-		indexKeys = indexKeys[len(batch):]
+	err := s.getEach(ctx, indexKeys, func(_ int, id string) error {
+		// A rotated-out token key holds a tombstone, not an id.
+		if _, seen := found[id]; !seen && checkAccountID(id) == nil {
+			found[id] = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return found, err
+	}
+	return found, nil
+}
+
+// getEach GETs keys, restoreCheckBatch at a time in one pipeline each,
+// and calls fn with the index and value of every key that exists (a key
+// gone meanwhile is skipped). It stops at the first error of Redis or fn.
+func (s *Store) getEach(ctx context.Context, keys []string, fn func(i int, v string) error) error {
+	for start := 0; start < len(keys); start += restoreCheckBatch {
+		batch := keys[start:min(len(keys), start+restoreCheckBatch)]
 		octx, cancel, err := s.op(ctx)
 		if err != nil {
-			return found, err
+			return err
 		}
 		gets := make([]*redis.StringCmd, len(batch))
-		// Each GET's own error is checked below (redis.Nil: gone meanwhile).
+		// Each GET's own error is checked below (redis.Nil: no such key).
 		_, _ = s.client.Pipelined(octx, func(p redis.Pipeliner) error {
 			for i, k := range batch {
 				gets[i] = p.Get(octx, k)
@@ -201,19 +205,18 @@ func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 			return nil
 		})
 		cancel()
-		for _, g := range gets {
-			id, err := g.Result()
+		for i, g := range gets {
+			v, err := g.Result()
 			if errors.Is(err, redis.Nil) {
 				continue
 			}
 			if err != nil {
-				return found, s.fail("restore", err)
+				return s.fail("restore", err)
 			}
-			// A rotated-out token key holds a tombstone, not an id.
-			if _, seen := found[id]; !seen && checkAccountID(id) == nil {
-				found[id] = nil
+			if err := fn(start+i, v); err != nil {
+				return err
 			}
 		}
 	}
-	return found, nil
+	return nil
 }
