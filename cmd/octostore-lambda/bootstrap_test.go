@@ -201,13 +201,19 @@ func event(format string, r testRequest, headers map[string]string) any {
 	for k, v := range headers {
 		lower[strings.ToLower(k)] = v
 	}
-	rawPath, stage, routeKey, domain := r.path, "$default", "ANY /{proxy+}", "abcdef1234.execute-api.eu-west-1.amazonaws.com"
-	params := map[string]string{"proxy": strings.TrimPrefix(r.path, "/")}
+	// An HTTP API's rawPath is the path percent-decoded (it is not raw);
+	// a Function URL's keeps the client's escapes.
+	decoded := r.path
+	if p, err := url.PathUnescape(r.path); err == nil {
+		decoded = p
+	}
+	rawPath, stage, routeKey, domain := decoded, "$default", "ANY /{proxy+}", "abcdef1234.execute-api.eu-west-1.amazonaws.com"
+	params := map[string]string{"proxy": strings.TrimPrefix(decoded, "/")}
 	switch format {
 	case fmtHTTPAPIStage:
-		rawPath, stage = "/prod"+r.path, "prod"
+		rawPath, stage = "/prod"+decoded, "prod"
 	case fmtFunctionURL:
-		routeKey, domain, params = "$default", "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws", nil
+		rawPath, routeKey, domain, params = r.path, "$default", "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws", nil
 	}
 	if r.path == "/" && format != fmtFunctionURL {
 		routeKey, params = "ANY /", nil
@@ -423,6 +429,10 @@ func scenario() []testRequest {
 		{name: "unknown route", method: "GET", path: "/nope", want: 404},
 		{name: "wrong method", method: "DELETE", path: "/locks/build", auth: "own", want: 405},
 		{name: "escaped name", method: "GET", path: "/locks/%41bc", auth: "own"},
+		// "%41" is not a lock name: the escaped '%' must not be decoded
+		// a second time into the lock "A".
+		{name: "double-escaped name", method: "POST", path: "/locks/%2541/acquire", auth: "own", want: 400},
+		{name: "double-escaped name status", method: "GET", path: "/locks/%2541", auth: "own", want: 400},
 		{name: "root", method: "GET", path: "/"},
 		{name: "openapi", method: "GET", path: "/openapi.json"},
 		{name: "docs", method: "GET", path: "/docs"},

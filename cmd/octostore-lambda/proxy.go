@@ -59,9 +59,15 @@ const deadlineMargin = 500 * time.Millisecond
 //   - a handler that writes nothing answers 200 (the library would report
 //     "status code not set" and the proxy a 400; static-file handlers do
 //     that for HEAD);
+//   - the method is the event's, as sent: the library upper-cases it, so a
+//     "get" would match the route of GET, where net/http's ServeMux answers
+//     405 (methods are case-sensitive);
 //   - the answer to HEAD has no body.
 func asNetHTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := r.Context().Value(methodKey{}).(string); ok && m != "" {
+			r.Method = m
+		}
 		for k, vs := range r.Header {
 			if len(vs) > 1 && k != "Cookie" {
 				r.Header[k] = []string{strings.Join(vs, ",")}
@@ -74,6 +80,10 @@ func asNetHTTP(h http.Handler) http.Handler {
 		}
 	})
 }
+
+// methodKey is the request context key under which serveV1 and serveV2
+// keep the event's method for asNetHTTP.
+type methodKey struct{}
 
 // netWriter is asNetHTTP's http.ResponseWriter: it notes whether the
 // handler wrote anything and, for HEAD, drops the body.
@@ -133,8 +143,11 @@ func (p *proxy) handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		// An HTTP API event of payload 1.0: on a named stage its path
 		// starts with "/<stage>", as in payload 2.0. (A REST API event has
 		// no version, and its path never carries the stage.)
-		v1.Path = stripStage(v1.Path, v1.RequestContext.Stage)
+		// Its path is also percent-decoded already, as in payload 2.0.
+		v1.Path = escapeDecodedPath(stripStage(v1.Path, v1.RequestContext.Stage))
+		return p.serveV1(ctx, v1), nil
 	}
+	v1.Path = cleanRawPath(v1.Path)
 	return p.serveV1(ctx, v1), nil
 }
 
@@ -145,7 +158,17 @@ func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 	if ev.RawPath == "" {
 		ev.RawPath = ev.RequestContext.HTTP.Path
 	}
-	ev.RawPath = cleanRawPath(stripStage(ev.RawPath, ev.RequestContext.Stage))
+	path := stripStage(ev.RawPath, ev.RequestContext.Stage)
+	if isFunctionURL(ev) {
+		ev.RawPath = cleanRawPath(path)
+	} else {
+		// API Gateway's HTTP API hands the path over percent-decoded
+		// (rawPath is not raw): escape it again, '%' included, so that
+		// "/locks/%2541" names the lock "%41" (400 invalid_name, as on
+		// serve) instead of being decoded a second time into "A".
+		ev.RawPath = escapeDecodedPath(path)
+	}
+	ctx = context.WithValue(ctx, methodKey{}, ev.RequestContext.HTTP.Method)
 	resp, err := p.v2.ProxyWithContext(ctx, ev)
 	if err != nil {
 		p.log.Warn("unreadable HTTP API event", slog.String("error", err.Error()))
@@ -155,9 +178,9 @@ func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 }
 
 // serveV1 answers a REST API (or payload 1.0) event, its path without the
-// stage.
+// stage and already a valid escaped path.
 func (p *proxy) serveV1(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
-	ev.Path = cleanRawPath(ev.Path)
+	ctx = context.WithValue(ctx, methodKey{}, ev.HTTPMethod)
 	resp, err := p.v1.ProxyWithContext(ctx, ev)
 	if err != nil {
 		p.log.Warn("unreadable REST API event", slog.String("error", err.Error()))
@@ -200,6 +223,32 @@ func cleanRawPath(path string) string {
 	for i := 0; i < len(path); i++ {
 		c := path[i]
 		if pathByteOK(path, i) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// isFunctionURL reports whether ev comes from a Lambda Function URL, whose
+// rawPath keeps the client's percent-encoding (an HTTP API's is decoded).
+func isFunctionURL(ev events.APIGatewayV2HTTPRequest) bool {
+	return strings.Contains(ev.RequestContext.DomainName, ".lambda-url.")
+}
+
+// escapeDecodedPath turns a percent-decoded path (an HTTP API's rawPath)
+// back into an escaped one: every byte that may not appear raw in a path,
+// '%' included, is percent-encoded. (An escaped '/' cannot be told from a
+// plain one once decoded: "/locks/a%2Fb" stays a path of more segments.)
+func escapeDecodedPath(path string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c != '%' && pathByteOK(path, i) {
 			b.WriteByte(c)
 			continue
 		}

@@ -173,3 +173,78 @@ func TestProxyKeepsCookies(t *testing.T) {
 		t.Errorf("cookies reached the handler as %d %q, want a=1 and __Host-state=xyz", r.StatusCode, r.Body)
 	}
 }
+
+// TestProxyHTTPAPIPathIsDecoded: an HTTP API (payload 2.0 or 1.0) hands the
+// path over percent-decoded, so a '%' in it is a literal '%' and must reach
+// the handler escaped; a Function URL or REST API path keeps its escapes.
+func TestProxyHTTPAPIPathIsDecoded(t *testing.T) {
+	p := newProxy(echoHandler, slog.New(slog.DiscardHandler))
+	tests := []struct{ name, event, want string }{
+		// The client sent /locks/%2541 (the name "%41").
+		{"http api", `{"version":"2.0","rawPath":"/locks/%41","requestContext":{"domainName":"abc.execute-api.eu-west-1.amazonaws.com","stage":"$default","http":{"method":"GET","path":"/locks/%41"}}}`,
+			"GET /locks/%2541 "},
+		{"http api named stage", `{"version":"2.0","rawPath":"/prod/locks/%41","requestContext":{"domainName":"abc.execute-api.eu-west-1.amazonaws.com","stage":"prod","http":{"method":"GET"}}}`,
+			"GET /locks/%2541 "},
+		{"http api payload 1.0", `{"version":"1.0","path":"/locks/%41","httpMethod":"GET","requestContext":{"stage":"$default"}}`,
+			"GET /locks/%2541 "},
+		// The client sent /locks/%41 (the name "A").
+		{"function url", `{"version":"2.0","rawPath":"/locks/%41","requestContext":{"domainName":"abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws","stage":"$default","http":{"method":"GET"}}}`,
+			"GET /locks/%41 "},
+		{"rest api", `{"resource":"/{proxy+}","path":"/locks/%41","httpMethod":"GET","requestContext":{"stage":"prod"}}`,
+			"GET /locks/%41 "},
+	}
+	for _, tt := range tests {
+		out, err := p.handle(context.Background(), json.RawMessage(tt.event))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var body string
+		switch r := out.(type) {
+		case events.APIGatewayV2HTTPResponse:
+			body = r.Body
+		case events.APIGatewayProxyResponse:
+			body = r.Body
+		}
+		if body != tt.want {
+			t.Errorf("%s: handler saw %q, want %q", tt.name, body, tt.want)
+		}
+	}
+}
+
+// TestProxyKeepsMethodCase: the method reaches the handler as the event
+// has it (the proxy library upper-cases it), so a "get" is not served as
+// GET: net/http's ServeMux, as on serve, answers it 405 with an Allow
+// header.
+func TestProxyKeepsMethodCase(t *testing.T) {
+	p := newProxy(echoHandler, slog.New(slog.DiscardHandler))
+	for _, tt := range []struct{ name, event string }{
+		{"payload 2.0", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"get"}}}`},
+		{"rest api", `{"resource":"/{proxy+}","path":"/x","httpMethod":"get","requestContext":{"stage":"prod"}}`},
+	} {
+		out, err := p.handle(context.Background(), json.RawMessage(tt.event))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var body string
+		switch r := out.(type) {
+		case events.APIGatewayV2HTTPResponse:
+			body = r.Body
+		case events.APIGatewayProxyResponse:
+			body = r.Body
+		}
+		if body != "get /x " {
+			t.Errorf("%s: handler saw %q, want the method as sent, %q", tt.name, body, "get /x ")
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") })
+	p = newProxy(mux, slog.New(slog.DiscardHandler))
+	out, err := p.handle(context.Background(), json.RawMessage(`{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"get"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.(events.APIGatewayV2HTTPResponse); r.StatusCode != http.StatusMethodNotAllowed || r.Headers["Allow"] == "" {
+		t.Errorf(`"get" of a GET route: %d %v %q, want 405 with Allow as net/http answers`, r.StatusCode, r.Headers, r.Body)
+	}
+}
