@@ -68,6 +68,11 @@ const (
 	DefaultGitHubTimeout = 10 * time.Second
 	// storeTimeout bounds the store work of one callback.
 	storeTimeout = 5 * time.Second
+	// MaxCallbackTime is the longest a callback can take with the default
+	// GitHub timeout: the token exchange, GET /user and the store work, each
+	// at its own bound. A deployment that cuts requests shorter (a Lambda's
+	// Timeout) can fail sign-ins that GitHub answers slowly.
+	MaxCallbackTime = 2*DefaultGitHubTimeout + storeTimeout
 )
 
 // Config configures the GitHub sign-in. The zero value is a disabled flow.
