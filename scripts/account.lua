@@ -7,7 +7,8 @@
 --
 -- KEYS[1] account hash <prefix>{a:ID}:account
 --                      fields: login, github_id, created (ms)
--- KEYS[2] fence counter <prefix>{a:ID}:fence
+-- KEYS[2] fence counter <prefix>{a:ID}:fence (made at 0 with a new record, so
+--                      that acquire.lua can tell a lost counter from a new one)
 -- ARGV[1] login
 -- ARGV[2] GitHub user id ("0" for an operator-made account)
 -- ARGV[3] "1" to set the login of an existing record to ARGV[1], "0" to keep it
@@ -39,6 +40,10 @@ if ARGV[4] == '1' then
   if tonumber(redis.call('GET', KEYS[2]) or '0') < floor then
     redis.call('SET', KEYS[2], string.format('%.0f', floor))
   end
+else
+  -- The counter exists from the start (at 0, so the first token is 1):
+  -- acquire.lua takes a missing counter of an account for a lost one.
+  redis.call('SET', KEYS[2], '0', 'NX')
 end
 redis.call('HSET', KEYS[1], 'login', ARGV[1], 'github_id', ARGV[2], 'created', now)
 return {1, ARGV[1], ARGV[2], now}

@@ -29,15 +29,20 @@
 // it had not received and hands their tokens out again (a managed service
 // that acknowledges a write only once it is durable, such as MemoryDB, does
 // not have that gap). Keep maxmemory-policy at noeviction: an allkeys-*
-// policy may evict the fence counter, which has no TTL, and so reset
-// fencing tokens, and a volatile-* policy evicts held locks (the keys with a
-// TTL) before they expire, so that a second lease can take a lock whose
-// holder still has it. Under noeviction a full Redis refuses writes, and
+// policy may evict the fence counter, which has no TTL (acquire.lua, run
+// with a token of the account, then raises the lost counter to the Redis
+// clock in microseconds before the INCR, so tokens still go up; account.lua
+// makes each new account's counter at 0 so that a missing one means a lost
+// one), and any other key, held locks and tokens included; a volatile-*
+// policy evicts held locks (the keys with a TTL) before they expire, so
+// that a second lease can take a lock whose holder still has it. Under noeviction a full Redis refuses writes, and
 // the store reports that as ErrUnavailable.
 //
 // Failures to reach Redis, timeouts, cancelled contexts and server states
 // that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
-// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF, maxclients) are
+// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF, maxclients) or
+// refuse the client's credentials or ACL permissions (NOAUTH, WRONGPASS,
+// NOPERM: a password changed or a user disabled while the server runs) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
 // state of its own: when Redis comes back, calls succeed again (within about
 // a second, once go-redis' dial probe notices).
@@ -277,6 +282,11 @@ func (s *Store) reach(ctx context.Context) error {
 	}
 	defer cancel()
 	if err := s.client.Ping(ctx).Err(); err != nil {
+		if replyHasPrefix(err, accessPrefixes) {
+			// A wrong password or user at start is a configuration
+			// error, not an outage to wait out.
+			return fmt.Errorf("redisstore: ping: %w", err)
+		}
 		return s.fail("ping", err)
 	}
 	return nil
@@ -361,24 +371,47 @@ func noCancel() {}
 // maxclients, as when many Lambda instances start at once.
 var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF", "max number of clients reached"}
 
-// fail translates a go-redis error: server replies that are not transient
-// are plain errors (a bug or a misconfiguration); everything else (network,
-// timeout, context, pool, closed client, transient replies) wraps
-// lockcore.ErrUnavailable.
+// accessPrefixes are server error replies that refuse the client's
+// credentials or permissions: a password changed or a user disabled while
+// the server runs (NOAUTH, WRONGPASS, on every new connection), or an ACL
+// user without a command or key the store needs (NOPERM; inside a script
+// Redis 7 says "ERR The user executing the script can't run this command
+// or subcommand"). The store cannot serve until an operator acts, as with
+// OOM, so fail reports them as ErrUnavailable (503, as /health already
+// answers then), not as a bug (500). A connection that could not
+// authenticate (a password required since the store opened) and sends a
+// command of more than ten arguments gets "ERR Protocol error:
+// unauthenticated multibulk length" instead of NOAUTH. Open still refuses
+// them at start as a configuration error (see reach).
+var accessPrefixes = []string{"NOAUTH", "WRONGPASS", "NOPERM", "The user executing the script can't run", "Protocol error: unauthenticated"}
+
+// replyHasPrefix reports whether err is a Redis error reply (not a context
+// error) whose message, without a leading "ERR ", starts with one of
+// prefixes.
+func replyHasPrefix(err error, prefixes []string) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	for _, p := range prefixes {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail translates a go-redis error: server replies that are neither
+// transient nor access refusals are plain errors (a bug or a
+// misconfiguration); everything else (network, timeout, context, pool,
+// closed client, transient replies, refused credentials or permissions)
+// wraps lockcore.ErrUnavailable.
 func (s *Store) fail(op string, err error) error {
 	var rerr redis.Error
-	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-		msg := strings.TrimPrefix(rerr.Error(), "ERR ")
-		transient := false
-		for _, p := range transientPrefixes {
-			if strings.HasPrefix(msg, p) {
-				transient = true
-				break
-			}
-		}
-		if !transient {
-			return fmt.Errorf("redisstore: %s: %w", op, err)
-		}
+	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		!replyHasPrefix(err, transientPrefixes) && !replyHasPrefix(err, accessPrefixes) {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	return fmt.Errorf("redisstore: %s: %w: %w", op, lockcore.ErrUnavailable, err)
 }
