@@ -28,6 +28,7 @@ import (
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
 	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // Sizes of TestServerLimits.
@@ -549,26 +550,54 @@ func truncateS(s string, n int) string {
 
 // TestServeWarnsOfRedisDurability: serve over a redis-server without an
 // append-only file logs why its fencing tokens are not crash-safe, and
-// still serves.
+// still serves; a setting changed on the running Redis is logged at the
+// next reading (every durabilityInterval), and so is its repair.
 func TestServeWarnsOfRedisDurability(t *testing.T) {
 	t.Setenv("GITHUB_CLIENT_ID", "")
 	t.Setenv("GITHUB_CLIENT_SECRET", "")
+	defer func(d time.Duration) { durabilityInterval = d }(durabilityInterval)
+	durabilityInterval = 10 * time.Millisecond
 	srv := redistest.Start(t) // appendonly no
 	sp := startServe(t, &http.Client{Timeout: 5 * time.Second}, func() []string {
 		return []string{"--log-format", "json", "--op-timeout", "30s", "--redis-url", srv.URL()}
 	})
+	logs := func() string {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		return sp.stderr.String()
+	}
+	waitLog := func(what, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs(), want); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no %s in the log:\n%s", what, want, logs())
+			}
+		}
+	}
+	waitLog("at start", `"msg":"store durability","problem":"Redis has appendonly \"no\"`)
+	if strings.Contains(logs(), "maxmemory-policy") {
+		t.Fatalf("a maxmemory-policy warning before the policy changed:\n%s", logs())
+	}
+
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	if err := rc.ConfigSet(t.Context(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("after CONFIG SET maxmemory-policy allkeys-lru", `"msg":"store durability","problem":"Redis has maxmemory-policy \"allkeys-lru\"`)
+	if err := rc.ConfigSet(t.Context(), "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("after CONFIG SET maxmemory-policy noeviction", `"msg":"store durability restored","was":"Redis has maxmemory-policy \"allkeys-lru\"`)
+	if n := strings.Count(logs(), `appendonly \"no\"`); n != 1 {
+		t.Errorf("the appendonly warning, in force all along, was logged %d times, want once:\n%s", n, logs())
+	}
+
 	sp.stop()
 	if err := <-sp.done; err != nil {
 		t.Errorf("serve: %v", err)
 	}
 	sp.done <- nil // for the cleanup
-	mu, stderr := &sp.mu, &sp.stderr
-	mu.Lock()
-	logs := stderr.String()
-	mu.Unlock()
-	if !strings.Contains(logs, `"msg":"store durability","problem":"Redis has appendonly \"no\"`) {
-		t.Fatalf("no durability warning in the log:\n%s", logs)
-	}
 }
 
 // TestServeAppliesItsLimits: the limits serve is given, from the

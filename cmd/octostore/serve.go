@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +98,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	warnDurability(ctx, store, logger)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchDurability(watchCtx, store, logger, warnDurability(ctx, store, logger), durabilityInterval)
 
 	var flow *oauth.Flow
 	if oauthCfg.Enabled() {
@@ -155,25 +158,81 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // variable for the tests.
 var tlsWatchInterval = time.Hour
 
+// durabilityInterval is how often serve reads the store's durability
+// settings again after start (watchDurability); a variable for the tests.
+var durabilityInterval = 10 * time.Minute
+
+// durabilityChecker is a store that can report its durability settings
+// (the Redis store: appendonly, appendfsync, maxmemory-policy).
+type durabilityChecker interface {
+	DurabilityWarnings(context.Context) ([]string, error)
+}
+
 // warnDurability logs a warning for each setting of the store that falls
 // short of what crash-safe fencing tokens need (Redis: appendonly,
-// appendfsync, maxmemory-policy; see README "Durability"). Settings that
-// cannot be read are logged as such; the server starts either way.
-func warnDurability(ctx context.Context, store lockcore.Store, logger *slog.Logger) {
-	d, ok := store.(interface {
-		DurabilityWarnings(context.Context) ([]string, error)
-	})
+// appendfsync, maxmemory-policy; see README "Durability"), and returns
+// those warnings. Settings that cannot be read are logged as such (and nil
+// is returned); the server starts either way.
+func warnDurability(ctx context.Context, store lockcore.Store, logger *slog.Logger) []string {
+	d, ok := store.(durabilityChecker)
 	if !ok {
-		return
+		return nil
 	}
 	warnings, err := d.DurabilityWarnings(ctx)
 	if err != nil {
 		logger.Info("could not read the store's durability settings", "err", err)
-		return
+		return nil
 	}
 	for _, w := range warnings {
 		logger.Warn("store durability", "problem", w)
 	}
+	return warnings
+}
+
+// watchDurability reads the store's durability settings again every
+// interval until ctx ends, so that a setting changed on a running Redis
+// (CONFIG SET maxmemory-policy allkeys-lru, appendonly no) is logged too:
+// each warning that was not there at the last reading at WARN, each one
+// gone since at INFO. prev is what the start found. A reading that fails
+// (Redis away, CONFIG refused) is skipped without a word: the start
+// already said whether the settings can be read, and /health reports an
+// outage.
+func watchDurability(ctx context.Context, store lockcore.Store, logger *slog.Logger, prev []string, interval time.Duration) {
+	d, ok := store.(durabilityChecker)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		prev = recheckDurability(ctx, d, logger, prev)
+	}
+}
+
+// recheckDurability is one reading of watchDurability: it logs the
+// changes from prev and returns the warnings now in force (prev when the
+// reading fails).
+func recheckDurability(ctx context.Context, d durabilityChecker, logger *slog.Logger, prev []string) []string {
+	cur, err := d.DurabilityWarnings(ctx)
+	if err != nil {
+		return prev
+	}
+	for _, w := range cur {
+		if !slices.Contains(prev, w) {
+			logger.Warn("store durability", "problem", w)
+		}
+	}
+	for _, w := range prev {
+		if !slices.Contains(cur, w) {
+			logger.Info("store durability restored", "was", w)
+		}
+	}
+	return cur
 }
 
 // gcPercent is the garbage collector's target (GOGC) that serve sets when
