@@ -77,6 +77,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -511,6 +512,24 @@ func (s *Store) markAgain(ctx context.Context, op, accountID string, h lockcore.
 	return err
 }
 
+// maxTTLMs is the largest whole number of milliseconds a time.Duration
+// holds (about 292 years).
+const maxTTLMs = int64(math.MaxInt64 / time.Millisecond)
+
+// ttlMs checks a TTL and returns it in milliseconds, rounded up as
+// sqlitestore does: a positive TTL never becomes zero (or an error), and
+// a lease never lasts less than was asked.
+func ttlMs(ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be positive (got %v)", ttl)}
+	}
+	ms := int64(ttl / time.Millisecond)
+	if ttl%time.Millisecond != 0 && ms < maxTTLMs {
+		ms++
+	}
+	return ms, nil
+}
+
 // checkAccountID refuses ids that would break the hash tag.
 func checkAccountID(id string) error {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
@@ -547,9 +566,9 @@ func (s *Store) acquire(ctx context.Context, token *lockcore.TokenHash, accountI
 	if err := lockcore.ValidateLeaseID(opts.LeaseID); err != nil {
 		return lockcore.AcquireResult{}, err
 	}
-	ttl := opts.TTL.Milliseconds()
-	if ttl < 1 {
-		return lockcore.AcquireResult{}, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be at least 1ms (got %v)", opts.TTL)}
+	ttl, err := ttlMs(opts.TTL)
+	if err != nil {
+		return lockcore.AcquireResult{}, err
 	}
 	if opts.MaxHeld < 1 {
 		return lockcore.AcquireResult{}, fmt.Errorf("redisstore: acquire: MaxHeld must be at least 1 (got %d)", opts.MaxHeld)
@@ -616,9 +635,9 @@ func (s *Store) renew(ctx context.Context, token *lockcore.TokenHash, accountID,
 	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
 		return lockcore.Lease{}, err
 	}
-	ms := ttl.Milliseconds()
-	if ms < 1 {
-		return lockcore.Lease{}, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be at least 1ms (got %v)", ttl)}
+	ms, err := ttlMs(ttl)
+	if err != nil {
+		return lockcore.Lease{}, err
 	}
 	if err := checkAccountID(accountID); err != nil {
 		return lockcore.Lease{}, err

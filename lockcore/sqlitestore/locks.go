@@ -358,7 +358,7 @@ func (s *Store) Get(ctx context.Context, accountID, name string) (lockcore.LockS
 		meta            sql.NullString
 	)
 	err := s.r.lockGet.QueryRowContext(ctx, accountID, name).Scan(&leaseID, &fence, &exp, &ttl, &meta)
-	now := s.nowMs()
+	now := s.readNowMs()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return lockcore.LockState{Name: name}, nil
@@ -375,7 +375,7 @@ func (s *Store) List(ctx context.Context, accountID string) ([]lockcore.Lease, e
 	if s.isClosed() {
 		return nil, errClosed
 	}
-	rows, err := s.r.lockList.QueryContext(ctx, accountID, s.nowMs())
+	rows, err := s.r.lockList.QueryContext(ctx, accountID, s.readNowMs())
 	if err != nil {
 		return nil, s.translate("list", err)
 	}

@@ -1482,6 +1482,43 @@ func TestClockBackKeepsExpiredLeasesExpired(t *testing.T) {
 	}
 }
 
+// TestSmallClockStepBackKeepsExpiredLeasesExpired checks that a lease
+// that had expired stays expired when the clock then goes back by less
+// than the step that makes the writer clamp expiries (1 s), and also when
+// it goes back further and Get runs before any write: "an expired lease
+// is never revived", neither by Renew nor in what Get and List show.
+func TestSmallClockStepBackKeepsExpiredLeasesExpired(t *testing.T) {
+	ctx := context.Background()
+	for _, back := range []time.Duration{time.Millisecond, 900 * time.Millisecond, 5 * time.Second} {
+		t.Run(back.String(), func(t *testing.T) {
+			s := openTest(t, sqlitestore.Options{})
+			a := mustAccount(t, s, "a")
+			first, err := s.Acquire(ctx, a.ID, "x", opts("one")) // TTL 10 s
+			if err != nil || !first.Acquired {
+				t.Fatal(first, err)
+			}
+			s.clock.Advance(10*time.Second + 10*time.Millisecond) // 10 ms past its expiry
+			if _, err := s.Renew(ctx, a.ID, "x", "one", 10*time.Second); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+				t.Fatalf("Renew 10 ms after the expiry: %v, want ErrLeaseNotCurrent", err)
+			}
+			s.clock.Advance(-back) // the lease's expiry is now ahead of the clock again, or nearly
+			if st, err := s.Get(ctx, a.ID, "x"); err != nil || st.Held {
+				t.Errorf("Get after the clock went back %v: %+v, %v; want free (the lease had expired)", back, st, err)
+			}
+			if ls, err := s.List(ctx, a.ID); err != nil || len(ls) != 0 {
+				t.Errorf("List after the clock went back %v: %+v, %v; want none", back, ls, err)
+			}
+			if l, err := s.Renew(ctx, a.ID, "x", "one", 10*time.Second); !errors.Is(err, lockcore.ErrLeaseNotCurrent) {
+				t.Errorf("Renew after the clock went back %v: %+v, %v; want ErrLeaseNotCurrent (an expired lease is never revived)", back, l, err)
+			}
+			again, err := s.Acquire(ctx, a.ID, "x", opts("one"))
+			if err != nil || !again.Acquired || again.Lease.FencingToken <= first.Lease.FencingToken {
+				t.Errorf("Acquire with the expired lease's id after the clock went back %v: %+v, %v; want a new lease with a token above %d", back, again, err, first.Lease.FencingToken)
+			}
+		})
+	}
+}
+
 // TestCorruptOnlyForDamage checks that an Open interrupted while it checks
 // the file (a SIGTERM, a deadline) is not reported as a damaged file,
 // whose advice (restore a backup) would throw away a healthy database.

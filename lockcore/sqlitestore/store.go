@@ -113,8 +113,17 @@ type Store struct {
 	maxLinger time.Duration
 
 	// lastNow is the latest store clock reading the writer has seen (in
-	// Unix ms); only whoever holds running touches it.
+	// Unix ms); only whoever holds running touches it. A write never
+	// runs at an earlier time: when the clock goes back by less than
+	// clockStepMs (too little to clamp expiries for), writes keep using
+	// lastNow until the clock catches up, so that a lease that had
+	// expired by then is not held again.
 	lastNow int64
+
+	// clockFloor is lastNow for the reads (Get, List), which judge expiry
+	// by no earlier time than the writes have: a lease a write found
+	// expired is never shown held again.
+	clockFloor atomic.Int64
 
 	// files are the database file and its -wal and -shm files as Open
 	// found them; a batch first checks that the names still lead to them
@@ -264,6 +273,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return fail("clamp lease expiries", err)
 		}
 	}
+	s.clockFloor.Store(s.lastNow)
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_pragma=query_only(1)"))
 	if err != nil {
@@ -355,6 +365,10 @@ func (s *Store) closeDB() error {
 
 // nowMs returns the store clock in Unix milliseconds.
 func (s *Store) nowMs() int64 { return s.now().UnixMilli() }
+
+// readNowMs is the time the reads judge expiry by: the store clock, or
+// the latest time a write ran at if that is later (see clockFloor).
+func (s *Store) readNowMs() int64 { return max(s.nowMs(), s.clockFloor.Load()) }
 
 // msTime turns Unix milliseconds into a UTC time.
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
@@ -494,8 +508,10 @@ const stretchedLeases = `SELECT EXISTS (SELECT 1 FROM locks
  WHERE expires_at_ms > ?1 + ttl_ms OR (expires_at_ms > ?1 AND expires_at_ms <= ?2))`
 
 // clockStepMs is how far back the clock must go between two batches for
-// the writer to clamp expiries (clampExpiries scans every lock); a
-// smaller step lengthens leases by less than this.
+// the writer to clamp expiries (clampExpiries scans every lock); after a
+// smaller step, reads and writes judge expiry by the latest time a write
+// ran at (lastNow, clockFloor) until the clock catches up, which
+// lengthens leases by less than this and never revives an expired one.
 const clockStepMs = 1000
 
 // filesCheckMs is how often, at most, a batch checks the database's files

@@ -72,7 +72,13 @@ func (s *Store) applyOp(o *op) (err error) {
 			err = &writePanic{value: v, stack: debug.Stack()}
 		}
 	}()
-	return o.apply(s.nowMs())
+	// Never earlier than a write before it (see lastNow).
+	now := max(s.nowMs(), s.lastNow)
+	if now != s.lastNow {
+		s.lastNow = now
+		s.clockFloor.Store(now)
+	}
+	return o.apply(now)
 }
 
 // outcome is what the caller of write gets for the answer err: err itself,
@@ -381,6 +387,7 @@ func (s *Store) runBatch(batch []*op) {
 	} else if now > s.lastNow {
 		s.lastNow = now
 	}
+	s.clockFloor.Store(s.lastNow)
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fatal(-1, "begin", err)
 		return

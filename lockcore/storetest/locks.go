@@ -452,3 +452,42 @@ func testCancelledContext(t *testing.T, inst *Instance) {
 	wantFree(t, s, acct, "cancelled")
 	wantList(t, s, acct)
 }
+
+// testSubMillisecondTTL: a positive TTL that is not a whole number of
+// milliseconds is rounded up to one, the same on every store: never to
+// zero or an error (the TTL only has to be positive), and never shorter
+// than asked. Renew rounds the same way.
+func testSubMillisecondTTL(t *testing.T, inst *Instance) {
+	s, ctx := inst.Store, t.Context()
+	acct := newAccount(t, s, "alice")
+	for _, c := range []struct{ ttl, want time.Duration }{
+		{time.Nanosecond, time.Millisecond},
+		{500 * time.Microsecond, time.Millisecond},
+		{1500 * time.Microsecond, 2 * time.Millisecond},
+		{longTTL + time.Microsecond, longTTL + time.Millisecond},
+	} {
+		name := fmt.Sprintf("ttl-%d", c.ttl)
+		res, err := s.Acquire(ctx, acct, name, opts(lockcore.NewLeaseID(), c.ttl))
+		if err != nil || !res.Acquired {
+			t.Errorf("Acquire(ttl %v): want acquired, got %+v, %v", c.ttl, res, err)
+			continue
+		}
+		if res.Lease.TTL != c.want {
+			t.Errorf("Acquire(ttl %v): want Lease.TTL %v (rounded up to a millisecond), got %v", c.ttl, c.want, res.Lease.TTL)
+		}
+		if got, want := res.Lease.ExpiresAt.UnixMilli(), res.Now.UnixMilli()+c.want.Milliseconds(); got != want {
+			t.Errorf("Acquire(ttl %v): want ExpiresAt = Now + %v = %s, got %s", c.ttl, c.want, lockcore.FormatTime(time.UnixMilli(want)), lockcore.FormatTime(res.Lease.ExpiresAt))
+		}
+	}
+	// Renew, on the long lease only (a short one may have expired by now
+	// on a real clock).
+	name := fmt.Sprintf("ttl-%d", longTTL+time.Microsecond)
+	st := mustGet(t, s, acct, name)
+	l, err := s.Renew(ctx, acct, name, st.Lease.LeaseID, longTTL+1500*time.Microsecond)
+	if err != nil {
+		t.Fatalf("Renew(ttl %v): want nil error, got %v", longTTL+1500*time.Microsecond, err)
+	}
+	if want := longTTL + 2*time.Millisecond; l.TTL != want {
+		t.Errorf("Renew(ttl %v): want Lease.TTL %v, got %v", longTTL+1500*time.Microsecond, want, l.TTL)
+	}
+}

@@ -114,6 +114,14 @@ func (s *memStore) current(k lockKey) (lockcore.Lease, bool) {
 	return l, true
 }
 
+// roundTTL rounds a TTL up to whole milliseconds, as stores keep it.
+func roundTTL(ttl time.Duration) time.Duration {
+	if r := ttl % time.Millisecond; r != 0 {
+		ttl += time.Millisecond - r
+	}
+	return ttl
+}
+
 func (s *memStore) expiry(ttl time.Duration) time.Time {
 	e := s.d.now.Add(ttl)
 	if s.fault == faultSeconds {
@@ -133,6 +141,7 @@ func (s *memStore) Acquire(ctx context.Context, acct, name string, o lockcore.Ac
 		return lockcore.AcquireResult{}, err
 	}
 	defer s.end()
+	o.TTL = roundTTL(o.TTL)
 	now, k := s.d.now, s.key(acct, name)
 	if cur, ok := s.current(k); ok {
 		if cur.LeaseID == o.LeaseID {
@@ -181,6 +190,7 @@ func (s *memStore) Renew(ctx context.Context, acct, name, leaseID string, ttl ti
 		return lockcore.Lease{}, err
 	}
 	defer s.end()
+	ttl = roundTTL(ttl)
 	k := s.key(acct, name)
 	cur, ok := s.current(k)
 	if s.fault == faultRevive {

@@ -89,6 +89,7 @@ var cases = []struct {
 	{"AcquireHappyPath", testAcquireHappyPath},
 	{"Metadata", testMetadata},
 	{"Expiry", testExpiry},
+	{"SubMillisecondTTL", testSubMillisecondTTL},
 	{"LeaseChecks", testLeaseChecks},
 	{"IdempotentReacquire", testIdempotentReacquire},
 	{"Fencing", testFencing},
