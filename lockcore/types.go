@@ -103,11 +103,14 @@ const TimeFormat = "2006-01-02T15:04:05.000Z"
 // FormatTime renders t in the contract's layout.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
-// MaxFenceFloor is the largest fencing floor a restore accepts: far above
-// any counter an account can reach by counting (one a microsecond for a
-// century is ≈ 3.2e15), and far enough below the 64-bit limit that
-// counting on from it never overflows.
-const MaxFenceFloor = int64(1) << 62
+// MaxFenceFloor is the largest fencing floor a restore accepts: 2^52
+// (≈ 4.5e15, the Unix time in microseconds in the year 2112), above the
+// clock floors a restore uses by default. Tokens counted on from it stay
+// below 2^53 for another 2^52 acquires, so they are exact wherever a
+// number is a double: in the Redis store's Lua scripts, which would
+// otherwise round a larger counter and hand one token out again, and in
+// JSON parsers such as JavaScript's.
+const MaxFenceFloor = int64(1) << 52
 
 // FloorBelowCounterError is a restore's refusal, changing nothing, of a
 // fencing floor below a fencing counter the restored data already holds:

@@ -49,6 +49,7 @@ func testPrepareRestored(t *testing.T, open func(t *testing.T, prefix string) *r
 	t.Run("FencingGoesOnAboveTheFloor", func(t *testing.T) { testRestoredFencing(t, open) })
 	t.Run("ManyLocks", func(t *testing.T) { testRestoredManyLocks(t, open) })
 	t.Run("LostSlot", func(t *testing.T) { testRestoredLostSlot(t, open) })
+	t.Run("HighestFloor", func(t *testing.T) { testRestoredHighestFloor(t, open) })
 	t.Run("BadFloor", func(t *testing.T) {
 		s := open(t, nextPrefix())
 		for _, f := range []int64{0, -1, lockcore.MaxFenceFloor + 1} {
@@ -221,5 +222,55 @@ func testRestoredLostSlot(t *testing.T, open func(t *testing.T, prefix string) *
 	}
 	if got := acquireFenceRedis(t, s, acct, "again"); got <= floor {
 		t.Errorf("acquire after restore: fencing token %d, want above the floor %d", got, floor)
+	}
+}
+
+// testRestoredHighestFloor: the highest floor a restore accepts
+// (lockcore.MaxFenceFloor) is kept exactly, and so are the tokens counted
+// on from it, as Acquire, Get, Renew and List report them. A Lua number is
+// a double: were the floor above 2^53, the scripts would round the counter
+// and hand one token out again and again, below the floor. A floor above
+// MaxFenceFloor, or below the counter, is refused.
+func testRestoredHighestFloor(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
+	ctx := t.Context()
+	s := open(t, nextPrefix())
+	a, _, err := s.EnsureAccount(ctx, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquireFenceRedis(t, s, a.ID, "before")
+	floor := lockcore.MaxFenceFloor
+	if _, err := s.PrepareRestored(ctx, floor); err != nil {
+		t.Fatalf("PrepareRestored(%d): %v", floor, err)
+	}
+	names := []string{"x", "y", "z"}
+	for i, name := range names {
+		want := floor + 1 + int64(i)
+		if got := acquireFenceRedis(t, s, a.ID, name); got != want {
+			t.Errorf("Acquire(%s) after a floor of %d: fencing token %d, want %d", name, floor, got, want)
+		}
+		st, err := s.Get(ctx, a.ID, name)
+		if err != nil || !st.Held || st.Lease.FencingToken != want {
+			t.Errorf("Get(%s): %+v, %v; want held with fencing token %d", name, st, err, want)
+			continue
+		}
+		if l, err := s.Renew(ctx, a.ID, name, st.Lease.LeaseID, time.Minute); err != nil || l.FencingToken != want {
+			t.Errorf("Renew(%s): %+v, %v; want fencing token %d", name, l, err, want)
+		}
+	}
+	ls, err := s.List(ctx, a.ID)
+	if err != nil || len(ls) != len(names) {
+		t.Fatalf("List: %+v, %v; want %d locks", ls, err, len(names))
+	}
+	for i, l := range ls {
+		if want := floor + 1 + int64(i); l.FencingToken != want {
+			t.Errorf("List: %s has fencing token %d, want %d", l.Name, l.FencingToken, want)
+		}
+	}
+	if _, err := s.PrepareRestored(ctx, floor+10); err == nil {
+		t.Fatalf("PrepareRestored(%d) above MaxFenceFloor: accepted", floor+10)
+	}
+	if _, err := s.PrepareRestored(ctx, floor-1); err == nil {
+		t.Errorf("PrepareRestored(%d) below the counter (%d): accepted", floor-1, floor+3)
 	}
 }

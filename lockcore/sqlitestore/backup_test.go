@@ -312,8 +312,8 @@ func TestRestoreRefuses(t *testing.T) {
 		{"no backup", out("missing.db"), out("o2.db"), 10, "no such file"},
 		{"not OctoStore", foreign, out("o3.db"), 10, "is not an OctoStore database"},
 		{"newer schema", newer, out("o4.db"), 10, "schema version 999 is newer than this program's"},
-		{"floor 0", backup, out("o5.db"), 0, "fencing floor must be from 1 to 4611686018427387904 (got 0)"},
-		{"floor too high", backup, out("o6.db"), lockcore.MaxFenceFloor + 1, "(got 4611686018427387905)"},
+		{"floor 0", backup, out("o5.db"), 0, "fencing floor must be from 1 to 4503599627370496 (got 0)"},
+		{"floor too high", backup, out("o6.db"), lockcore.MaxFenceFloor + 1, "(got 4503599627370497)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sqlitestore.Restore(ctx, tc.backup, tc.dst, tc.floor)
