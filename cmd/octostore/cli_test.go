@@ -105,6 +105,16 @@ func TestStartupErrorsHideSecrets(t *testing.T) {
 		{"redis URL that does not parse", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:" + pw + "@bad%zzhost:6379/0"}, nil},
 		{"cluster URL that does not parse", []string{"token", "create", "--login", "x", "--redis-cluster", "--redis-url", "redis://default:" + pw + "@bad%zzhost:6379"}, nil},
 		{"redis unreachable", []string{"token", "create", "--login", "x", "--op-timeout", "200ms", "--redis-url", "redis://default:" + pw + "@127.0.0.1:1/0"}, nil},
+		// A generated password with a character that a URL gives a
+		// meaning (base64 has '/'), not percent-encoded: what comes
+		// before that character parses as the host's port.
+		{"redis URL with a / in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:" + pw + "/rest@127.0.0.1:6379"}, nil},
+		{"redis URL with a # in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://:" + pw + "#rest@127.0.0.1:6379"}, nil},
+		{"cluster URL with a ? in the password", []string{"token", "create", "--login", "x", "--redis-cluster", "--redis-url", "redis://:" + pw + "?rest@127.0.0.1:6379"}, nil},
+		{"GitHub API URL with a / in the password", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
+			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "GITHUB_API_URL": "https://u:" + pw + "/x@ghe.example.com/api/v3"}},
+		{"GitHub API URL with a token in its query", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
+			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "GITHUB_API_URL": "https://ghe.example.com/api/v3?access_token=" + pw}},
 		{"GitHub API URL with user info", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
 			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "GITHUB_API_URL": "https://u:" + pw + "@ghe.example.com/api/v3"}},
 		{"public URL that does not parse", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
@@ -788,5 +798,57 @@ func TestUsageHidesRedisPassword(t *testing.T) {
 				t.Errorf("%q with REDIS_URL %q prints the password:\n%s%s", args, u, out.String(), errOut.String())
 			}
 		}
+	}
+}
+
+// shortWriter takes what is written but reports a failure, as a write to
+// a full disk, or a closed pipe, may after part of the text went out.
+type shortWriter struct{ bytes.Buffer }
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	w.Buffer.Write(p[:len(p)/2])
+	return len(p) / 2, errors.New("no space left on device")
+}
+
+// TestFirstStartTokenNotPrinted: when the first start cannot print the
+// admin token (stdout on a full disk, a closed pipe), nobody has it and
+// later starts print none, since the account exists. The start must fail
+// saying how to get a token, and the token that nobody saw must not work.
+func TestFirstStartTokenNotPrinted(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var w shortWriter
+	err = bootstrapAdmin(ctx, st, &w, "http://127.0.0.1:1", 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") {
+		t.Fatalf("bootstrapAdmin with a failing stdout: %v; want an error that says to run `octostore token create --login admin`", err)
+	}
+	token := tokenRE.FindString(w.String())
+	if token == "" {
+		t.Fatalf("no token in what was written: %q", w.String())
+	}
+	if a, err := st.AccountByToken(ctx, lockcore.HashToken(token)); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("the token whose printing failed: %+v, %v; want it revoked", a, err)
+	}
+}
+
+// TestUnopenableDatabaseSaysWhy: SQLite's "unable to open database file"
+// names no cause; the command's error must say what is wrong with --db.
+func TestUnopenableDatabaseSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, db, want string }{
+		{"missing directory", filepath.Join(dir, "no such dir", "x.db"), "the directory " + filepath.Join(dir, "no such dir") + " does not exist"},
+		{"a directory", dir, dir + " is a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"token", "create", "--db", tc.db, "--login", "ops"}, strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("token create --db %s: %v; want an error containing %q", tc.db, err, tc.want)
+			}
+		})
 	}
 }

@@ -385,7 +385,7 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
-	fmt.Fprintf(stdout, `
+	if _, err := fmt.Fprintf(stdout, `
 First start: created account "admin". Its token is shown this once; keep it:
 
     %s
@@ -394,6 +394,14 @@ Try it:
 
     curl -X POST %s/locks/my-lock/acquire -H "Authorization: Bearer %s" -d '{"ttl_seconds":%d}'
 
-`, token, base, token, int(ttl/time.Second))
+`, token, base, token, int(ttl/time.Second)); err != nil {
+		// Nobody may have seen the token, and later starts print none
+		// (the account exists): take it back, stop, and say how to get one.
+		what := "it was revoked"
+		if rerr := store.RevokeToken(ctx, hash); rerr != nil {
+			what = fmt.Sprintf("revoking it failed too (%v): revoke every token of account %s with `octostore token revoke --account %s`", rerr, acct.ID, acct.ID)
+		}
+		return fmt.Errorf("first start: could not print the token of the new account \"admin\" on stdout (%w); %s. Make a token with `octostore token create --login admin` and the same store flags, then start again", err, what)
+	}
 	return nil
 }

@@ -256,16 +256,16 @@ func parseOrigin(what, s, def string) (string, error) {
 	}
 	// The messages never quote s whole: a URL with user info holds a
 	// password.
+	// Nor the parser's reason, which quotes a piece of it: a password with
+	// an unescaped / ? or # is cut there, its start taken for the port.
 	u, err := url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return "", fmt.Errorf("oauth: %s does not parse: %v", what, err)
+		return "", fmt.Errorf("oauth: %s does not parse (neither it nor the reason is shown: it may hold a password); it must be an absolute http or https URL without user info, query or fragment", what)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return "", fmt.Errorf("oauth: %s %q must be an absolute http or https URL without user info, query or fragment", what, u.Redacted())
+		// Without the query and fragment, which may hold a token.
+		shown := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: u.Path, RawPath: u.RawPath, Opaque: u.Opaque}
+		return "", fmt.Errorf("oauth: %s %q must be an absolute http or https URL without user info, query or fragment", what, shown.Redacted())
 	}
 	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }

@@ -305,7 +305,10 @@ const (
 func urlError(what, form string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("redisstore: %s (not shown: it may hold a password): %v; want %s", what, ue.Err, form)
+		// Not even the parser's reason: it quotes a piece of the URL
+		// ("invalid port \":pw\" after host"), and a password with an
+		// unescaped / ? or # is cut there, its start taken for the port.
+		return fmt.Errorf("redisstore: %s does not parse (neither it nor the reason is shown: they may hold a password); in the password, percent-encode / ? # @ and %% (as %%2F %%3F %%23 %%40 %%25); want %s", what, form)
 	}
 	return fmt.Errorf("redisstore: %s: %w; want %s", what, err, form)
 }

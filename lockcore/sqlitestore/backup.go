@@ -38,6 +38,20 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 	if _, err := os.Stat(src); err != nil {
 		return 0, fmt.Errorf("sqlitestore: backup: %w", err)
 	}
+	// To read a database in WAL mode SQLite needs its -wal and -shm files,
+	// and makes them when no process has the database open. A user who
+	// cannot write the database (a backup user with read access) would
+	// leave them behind, owned by that user and unwritable by the server,
+	// which could then not start ("unable to open database file").
+	if _, err := os.Lstat(src + "-shm"); errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(src, os.O_WRONLY, 0)
+		if err != nil && errors.Is(err, os.ErrPermission) {
+			return 0, fmt.Errorf("sqlitestore: backup: this user cannot write %s, and no server has it open: reading it would leave -wal and -shm files of this user next to it, which its server could not open; run backup as the user that runs the server (or while the server runs)", src)
+		}
+		if err == nil {
+			f.Close()
+		}
+	}
 	// mode=rw: never create src, and no journal_mode pragma, which would
 	// convert a database that is not in WAL mode.
 	db, err := sql.Open("sqlite", fileURI(src, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")"))
@@ -141,14 +155,28 @@ func prepareRestored(ctx context.Context, path, backup string, floor int64) (loc
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if err := checkOctoStore(ctx, db, backup); err != nil {
-		return lockcore.RestoreResult{}, err
-	}
 	c, err := db.Conn(ctx)
+	if damaged(err) {
+		return lockcore.RestoreResult{}, damagedBackup(backup, err.Error())
+	}
 	if err != nil {
 		return lockcore.RestoreResult{}, translate("restore", err)
 	}
 	defer c.Close()
+	// The whole backup is checked before anything is changed: a damaged
+	// page that the restore's own statements do not read would otherwise
+	// be found only by the server's start, after the operator has moved
+	// the live database aside for a copy that cannot serve.
+	detail, err := integrityProblems(ctx, c)
+	if err != nil {
+		return lockcore.RestoreResult{}, translate("check "+backup, err)
+	}
+	if detail != "" {
+		return lockcore.RestoreResult{}, damagedBackup(backup, detail)
+	}
+	if err := checkOctoStore(ctx, c, backup); err != nil {
+		return lockcore.RestoreResult{}, err
+	}
 	if err := migrate(ctx, c); err != nil {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore %s: %w", backup, err)
 	}
@@ -213,10 +241,19 @@ func prepareRestored(ctx context.Context, path, backup string, floor int64) (loc
 	return res, nil
 }
 
+// damagedBackup is Restore's error for a backup that SQLite finds
+// damaged, or that is not a SQLite file: the file to replace is the
+// backup, not the database a server uses.
+func damagedBackup(backup, detail string) error {
+	return fmt.Errorf("sqlitestore: restore: the backup %s is damaged or is not a SQLite database (%s); nothing was changed: restore another backup (one made with `octostore backup`)", backup, detail)
+}
+
 // checkOctoStore returns an error unless db (opened from path) answers as
 // an OctoStore database: a SQLite file with a schema version and the
 // accounts table.
-func checkOctoStore(ctx context.Context, db *sql.DB, path string) error {
+func checkOctoStore(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, path string) error {
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return translate("read "+path, err)

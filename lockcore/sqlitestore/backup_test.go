@@ -406,3 +406,72 @@ func noTempFiles(t *testing.T, dir, marker string) {
 		}
 	}
 }
+
+// TestRestoreRefusesDamagedBackup restores from backups that are damaged
+// where the restore's own statements do not look (a page of an index of
+// the tokens), and from a file that is not SQLite at all. Restore must
+// refuse them, naming the backup as the file to replace, and make
+// nothing: a restore that reports success with such a copy leaves a
+// database that the server then refuses to start on, after the live one
+// has been moved aside.
+func TestRestoreRefusesDamagedBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	for i := 0; i < 200; i++ {
+		if err := live.AddToken(ctx, a.ID, lockcore.HashToken(fmt.Sprintf("os_%043d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatal(err)
+	}
+	// The root page of the index tokens_account, overwritten.
+	db, err := sql.Open("sqlite", backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root int64
+	err = db.QueryRow("SELECT rootpage FROM sqlite_schema WHERE name = 'tokens_account'").Scan(&root)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pageSize = 4096
+	for i := (root - 1) * pageSize; i < root*pageSize; i++ {
+		b[i] = 0x5a
+	}
+	damaged := filepath.Join(dir, "damaged.db")
+	if err := os.WriteFile(damaged, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, backup, dst string }{
+		{"damaged index page", damaged, filepath.Join(dir, "r1.db")},
+		{"not SQLite", garbage, filepath.Join(dir, "r2.db")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sqlitestore.Restore(ctx, tc.backup, tc.dst, 1000)
+			if err == nil {
+				t.Fatalf("Restore of %s succeeded", tc.backup)
+			}
+			want := "the backup " + tc.backup + " is damaged or is not a SQLite database"
+			if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "restore another backup") {
+				t.Errorf("Restore: %v; want an error containing %q that says to restore another backup", err, want)
+			}
+			if _, err := os.Stat(tc.dst); !os.IsNotExist(err) {
+				t.Errorf("%s after a refused restore: %v; want it absent", tc.dst, err)
+			}
+		})
+	}
+	noTempFiles(t, dir, ".restoring-")
+}

@@ -9,8 +9,8 @@ import (
 // Translate is translate, for the external tests.
 var Translate = translate
 
-// Corrupt is corrupt, for the external tests.
-var Corrupt = corrupt
+// DamageDetail is damageDetail, for the external tests.
+var DamageDetail = damageDetail
 
 // Commits returns how many batch transactions have committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }

@@ -59,6 +59,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,7 +229,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, translate(what+" "+path, err)
 	}
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
-		return fail("open", err)
+		return fail("open", explainCantOpen(path, err))
 	}
 	if err = quickCheck(ctx, s.wconn, path); err != nil {
 		s.closeDB()
@@ -289,6 +290,24 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 	go s.writeLoop()
 	return s, nil
+}
+
+// explainCantOpen adds to SQLite's "unable to open database file"
+// (SQLITE_CANTOPEN), which names no cause, what is wrong with path and
+// what to do; other errors pass unchanged.
+func explainCantOpen(path string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CANTOPEN {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+		return fmt.Errorf("%w (the directory %s does not exist: create it, or give another database file)", err, dir)
+	}
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return fmt.Errorf("%w (%s is a directory: give the database file inside it)", err, path)
+	}
+	return fmt.Errorf("%w (the user running octostore must be able to read and write %s, its -wal and -shm files, which another user's command may have left behind: check their owner, and their directory)", err, path)
 }
 
 // Path returns the database file path given to Open.
@@ -448,39 +467,53 @@ func unavailable(err error) bool {
 // touches it: that request fails, and /health, which reads and writes
 // pages of its own, goes on saying ok.
 func quickCheck(ctx context.Context, c *sql.Conn, path string) error {
+	detail, err := integrityProblems(ctx, c)
+	if err != nil {
+		return translate("check "+path, err)
+	}
+	if detail != "" {
+		return damagedFile(path, detail)
+	}
+	return nil
+}
+
+// damageDetail sorts an error of quick_check: SQLite's report of a
+// damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) is returned as the damage's
+// detail; anything else (an ended context, busy, I/O, cannot open) says
+// nothing about the file's content and is returned as the error, so that
+// an interrupted Open is never reported as a damaged file.
+func damageDetail(err error) (detail string, _ error) {
+	if damaged(err) {
+		return err.Error(), nil
+	}
+	return "", err
+}
+
+// integrityProblems runs SQLite's quick_check on c. detail names the
+// damage found ("" for none), also when SQLite's answer is an error that
+// means a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB); err is any other
+// failure (an ended context, busy, I/O), which says nothing about the
+// file's content.
+func integrityProblems(ctx context.Context, c *sql.Conn) (detail string, err error) {
 	rows, err := c.QueryContext(ctx, "PRAGMA quick_check(5)")
 	if err != nil {
-		return corrupt(path, err)
+		return damageDetail(err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return corrupt(path, err)
+			return damageDetail(err)
 		}
 		if line != "ok" {
 			problems = append(problems, line)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return corrupt(path, err)
+		return damageDetail(err)
 	}
-	if len(problems) > 0 {
-		return damagedFile(path, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// corrupt is quickCheck's error for err: SQLite's report of a damaged
-// file (SQLITE_CORRUPT, SQLITE_NOTADB) names the damage and what to do;
-// anything else (an ended context, busy, I/O, cannot open) says nothing
-// about the file's content and is translated as usual.
-func corrupt(path string, err error) error {
-	if !damaged(err) {
-		return translate("check "+path, err)
-	}
-	return damagedFile(path, err.Error())
+	return strings.Join(problems, "; "), nil
 }
 
 // damagedFile is the error for a file that quick_check found damaged.
