@@ -433,25 +433,33 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown sends SIGTERM and expects a clean exit.
+// TestGracefulShutdown sends SIGTERM (and, to another server, SIGHUP,
+// which a closed terminal sends) and expects a clean exit with the
+// shutdown logged.
 func TestGracefulShutdown(t *testing.T) {
-	p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not exit after SIGTERM")
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		_, errOut := p.output()
-		t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, errOut)
-	}
-	_, errOut := p.output()
-	sc := bufio.NewScanner(strings.NewReader(errOut))
-	for sc.Scan() {
-		if tokenRE.MatchString(sc.Text()) {
-			t.Fatalf("a token appears in the log: %s", sc.Text())
-		}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
+			p.cmd.Process.Signal(sig)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("server did not exit after %v", sig)
+			}
+			_, errOut := p.output()
+			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("exit code %d after %v; stderr:\n%s", code, sig, errOut)
+			}
+			if !strings.Contains(errOut, "shutting down") {
+				t.Errorf("no shutdown in the log after %v:\n%s", sig, errOut)
+			}
+			sc := bufio.NewScanner(strings.NewReader(errOut))
+			for sc.Scan() {
+				if tokenRE.MatchString(sc.Text()) {
+					t.Fatalf("a token appears in the log: %s", sc.Text())
+				}
+			}
+		})
 	}
 }
 

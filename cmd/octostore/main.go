@@ -29,7 +29,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal (or a reflexive "reload") would
+	// otherwise end the server at once, cutting the requests in flight and
+	// the last 100 ms of its log.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		// The first signal asks for a graceful stop (serve drains the
 		// requests in flight for up to 10 s); a second one then ends the
