@@ -70,6 +70,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	var c config
 	var problems []error
 
+	c.Redis.Server = true // restore can tell that the function uses the Redis
 	c.Redis.URL = strings.TrimSpace(getenv(envRedisURL))
 	if err := checkRedisURL(c.Redis.URL); err != nil {
 		problems = append(problems, err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
@@ -61,6 +62,7 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var sf storeFlags
 	sf.register(fs)
 	floor := fs.Int64("fence-floor", 0, "raise every account's fencing counter to at least this; it must be above every fencing token issued since the backup (default: the current Unix time in microseconds)")
+	force := fs.Bool("force", false, "Redis: restore even while servers are connected to the Redis (their held locks are dropped under them)")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -85,6 +87,13 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		rs, ok := st.(*redisstore.Store)
 		if !ok {
 			return fmt.Errorf("restore: the store is %T, not Redis", st)
+		}
+		servers, err := rs.ServersConnected(ctx)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "restore: could not list the clients of Redis to check that no server uses it (%v); going on\n", err)
+		case len(servers) > 0 && !*force:
+			return fmt.Errorf("restore: %d connection(s) of OctoStore servers are open to this Redis (from %s): a restore would drop the locks they hold under them. Stop every server first (octostore serve; for the Lambda function, set its reserved concurrency to 0: the connections of its idle instances then close within minutes), or give --force", len(servers), strings.Join(servers, ", "))
 		}
 		res, err := rs.PrepareRestored(ctx, f)
 		if err != nil {

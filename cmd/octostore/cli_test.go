@@ -675,17 +675,34 @@ func TestRestoreRedis(t *testing.T) {
 	}
 	acquire()
 
-	out.Reset()
-	if err := run(ctx, []string{"restore", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut); err != nil {
-		t.Fatalf("restore: %v", err)
+	// A server using the Redis (its connections named as serve's and the
+	// Lambda's are): restore refuses, naming it, and changes nothing;
+	// --force restores all the same.
+	server, err := redisstore.Open(ctx, redisstore.Config{URL: srv.URL(), Prefix: "rs:", Server: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer server.Close()
+	err = run(ctx, []string{"restore", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "connection(s) of OctoStore servers are open to this Redis (from 127.0.0.1:") || !strings.Contains(err.Error(), "or give --force") {
+		t.Fatalf("restore while a server is connected: %v; want it refused", err)
+	}
+	if s, err := st.Get(ctx, acct.ID, "x"); err != nil || !s.Held {
+		t.Fatalf("the lock after a refused restore: %+v, %v; want still held", s, err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"restore", "--force", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("restore --force: %v", err)
+	}
+	server.Close()
 	if want := "restored Redis (prefix rs:): 1 locks dropped; every fencing counter (accounts: 1) is now at least 500\n"; out.String() != want {
 		t.Fatalf("restore: stdout %q; want %q", out.String(), want)
 	}
 	if f := acquire(); f != 501 {
 		t.Errorf("first token after restore: %d; want 501", f)
 	}
-	// A floor below that counter is refused and changes nothing.
+	// With the server gone, no --force is needed: a floor below that
+	// counter is refused for that alone, and changes nothing.
 	err = run(ctx, []string{"restore", "--fence-floor", "500"}, strings.NewReader(""), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "restore: --fence-floor 500 is below the fencing counter of account "+acct.ID+" (501), so it is not above every token issued; nothing was changed") {
 		t.Errorf("restore with a floor below the counter: %v", err)

@@ -38,6 +38,9 @@ type storeFlags struct {
 	// dial on; nil drops them (the token commands: their error says the
 	// same).
 	redisLog *slog.Logger
+	// server: the store serves the API, and its Redis connections say so
+	// (redisstore.Config.Server), which restore looks for.
+	server bool
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
@@ -99,7 +102,7 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 			l = slog.New(slog.DiscardHandler)
 		}
 		redisstore.SetLogger(l, nil)
-		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout})
+		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout, Server: s.server})
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)
 		}

@@ -93,6 +93,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// go-redis' own lines (failed dials while Redis is away, the first
 	// one included) in the log's format.
 	sf.redisLog = logger
+	sf.server = true
 	store, storeName, err := sf.open(ctx)
 	if err != nil {
 		return err

@@ -83,6 +83,49 @@ func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.Rest
 	return res, nil
 }
 
+// ServersConnected returns the addresses of the clients connected to the
+// store's Redis (every master of a Cluster) under ServerClientName:
+// servers that use it (octostore serve, instances of the Lambda function,
+// idle ones included), whose held locks PrepareRestored would drop under
+// them. An error (wrapping lockcore.ErrUnavailable when Redis cannot be
+// reached) means CLIENT LIST could not be read: a managed Redis may
+// refuse it.
+func (s *Store) ServersConnected(ctx context.Context) ([]string, error) {
+	var (
+		mu    sync.Mutex
+		addrs []string
+	)
+	err := s.eachNode(ctx, func(ctx context.Context, c redis.Cmdable) error {
+		ctx, cancel, err := s.op(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		list, err := c.ClientList(ctx).Result()
+		if err != nil {
+			return s.fail("client list", err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			var addr, name string
+			for _, field := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(field, "addr="); ok {
+					addr = v
+				} else if v, ok := strings.CutPrefix(field, "name="); ok {
+					name = v
+				}
+			}
+			if name == ServerClientName {
+				mu.Lock()
+				addrs = append(addrs, addr)
+				mu.Unlock()
+			}
+		}
+		return nil
+	})
+	sort.Strings(addrs)
+	return addrs, err
+}
+
 // restoreCheckBatch is how many fencing counters checkFloor reads in one
 // pipeline.
 const restoreCheckBatch = 1000

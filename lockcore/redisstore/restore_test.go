@@ -274,3 +274,55 @@ func testRestoredHighestFloor(t *testing.T, open func(t *testing.T, prefix strin
 		t.Errorf("PrepareRestored(%d) below the counter (%d): accepted", floor-1, floor+3)
 	}
 }
+
+// TestServersConnected: the connections of a store opened as a server
+// are found by ServersConnected, on a redis-server and on every master of
+// a Cluster, and those of other stores (the operator's commands) are not;
+// closing the server's store ends them.
+func TestServersConnected(t *testing.T) {
+	srv := redistest.Start(t)
+	cl := redistest.StartCluster(t)
+	for _, tc := range []struct {
+		name string
+		cfg  redisstore.Config
+	}{
+		{"redis", redisstore.Config{URL: srv.URL(), Prefix: "sc:"}},
+		{"cluster", redisstore.Config{URL: cl.URL(), Cluster: true, Prefix: "sc:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			cmd, err := redisstore.Open(ctx, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Close()
+			if got, err := cmd.ServersConnected(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("ServersConnected with no server: %v, %v; want none", got, err)
+			}
+			scfg := tc.cfg
+			scfg.Server = true
+			server, err := redisstore.Open(ctx, scfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := server.EnsureAccount(ctx, "sc"); err != nil { // a write too, on a Cluster's master of that slot
+				t.Fatal(err)
+			}
+			if got, err := cmd.ServersConnected(ctx); err != nil || len(got) == 0 || !strings.HasPrefix(got[0], "127.0.0.1:") {
+				t.Errorf("ServersConnected with a server's store open: %v, %v; want its connections", got, err)
+			}
+			server.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, err := cmd.ServersConnected(ctx)
+				if err == nil && len(got) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ServersConnected after the server's store closed: %v, %v; want none", got, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -123,7 +123,16 @@ type Config struct {
 	// OpTimeout is Options.OpTimeout; Open also uses it for the client's
 	// dial, read, write and pool timeouts.
 	OpTimeout time.Duration
+	// Server marks a store that serves the API (octostore serve, the
+	// Lambda function): its connections are named ServerClientName
+	// (CLIENT SETNAME), unless the URL names them (client_name), so that
+	// a restore can tell that servers use the Redis (ServersConnected).
+	Server bool
 }
+
+// ServerClientName is the name the connections of a store opened with
+// Config.Server give Redis.
+const ServerClientName = "octostore-server"
 
 // Store is a lockcore.Store on Redis. It is safe for concurrent use; many
 // Stores in many processes may share one Redis.
@@ -244,6 +253,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if o.DialerRetries == 0 {
 			o.DialerRetries, o.DialerRetryTimeout = fastDialRetries, fastDialBackoff
 		}
+		if cfg.Server && o.ClientName == "" {
+			o.ClientName = ServerClientName
+		}
 		client = redis.NewClusterClient(o)
 	} else {
 		o, err := redis.ParseURL(cfg.URL)
@@ -255,6 +267,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		o.MaxRetries = -1
 		if o.DialerRetries == 0 {
 			o.DialerRetries, o.DialerRetryTimeout = fastDialRetries, fastDialBackoff
+		}
+		if cfg.Server && o.ClientName == "" {
+			o.ClientName = ServerClientName
 		}
 		client = redis.NewClient(o)
 	}
