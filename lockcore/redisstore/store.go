@@ -51,7 +51,8 @@
 //
 //	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
 //	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
-//	P{a:ID}:held         zset name -> expires (ms), for quota and List
+//	P{a:ID}:held         zset name -> expires (ms), for quota and List; PX
+//	                     the longest lease's, so it goes with the last lease
 //	P{a:ID}:account      hash login, github_id, created (ms)
 //	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
 //	                     the account; no TTL. A mirror of Ptoken:<hex> in
@@ -1208,18 +1209,31 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	}
 	tag := s.tag(id)
 	newMirror := s.mirrorKey(tag, new)
+	// Until rotate.lua is sent, new is a token nobody was given and old
+	// is not retired: a step that fails here (a timeout, a client that
+	// went away) takes new back, as a losing rotation does, so that
+	// failed rotations do not each leave a live token key and mirror,
+	// without a TTL, that nobody can present or revoke by its token.
+	unset := func(err error) error {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
+		defer cancel()
+		if s.client.Del(dctx, newMirror).Err() == nil {
+			_ = s.client.Del(dctx, newKey).Err()
+		}
+		return err
+	}
 	if err := s.client.Set(ctx, newMirror, "1", 0).Err(); err != nil {
-		return lockcore.Account{}, s.fail("rotate token", err)
+		return lockcore.Account{}, unset(s.fail("rotate token", err))
 	}
 	if err := s.client.Set(ctx, newKey, id, 0).Err(); err != nil {
-		return lockcore.Account{}, s.fail("rotate token", err)
+		return lockcore.Account{}, unset(s.fail("rotate token", err))
 	}
 	first := time.Now()
 	if err := s.markRetired(ctx, "rotate token", id, old); err != nil {
-		return lockcore.Account{}, err
+		return lockcore.Account{}, unset(err)
 	}
 	if err := s.client.Del(ctx, s.mirrorKey(tag, old)).Err(); err != nil {
-		return lockcore.Account{}, s.fail("rotate token", err)
+		return lockcore.Account{}, unset(s.fail("rotate token", err))
 	}
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
 	if err != nil {

@@ -1,0 +1,74 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/lockcore"
+)
+
+// cancelAfterSet is a go-redis hook that cancels a context once a SET of
+// one key has been answered: a rotation whose caller goes away (the HTTP
+// client disconnects, or its deadline passes) right after that step.
+type cancelAfterSet struct {
+	key    string
+	cancel context.CancelFunc
+}
+
+func (cancelAfterSet) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (cancelAfterSet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h cancelAfterSet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if a := cmd.Args(); len(a) > 1 && cmd.Name() == "set" && a[1] == h.key {
+			h.cancel()
+		}
+		return err
+	}
+}
+
+// TestRotateFailureTakesNewTokenBack checks that a rotation that fails
+// before it retires the old token leaves no trace of the new one: no
+// token key and no mirror (keys without a TTL, for a token nobody was
+// given, so every such failure would add two keys for ever), while the
+// old token still names its account.
+func TestRotateFailureTakesNewTokenBack(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	s := New(client, Options{})
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	acct, _, err := s.EnsureAccount(ctx, "rotfail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, old := lockcore.NewToken()
+	if err := s.AddToken(ctx, acct.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	_, next := lockcore.NewToken()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	client.AddHook(cancelAfterSet{key: s.tokenKey(next), cancel: cancel})
+
+	if _, err := s.RotateToken(rctx, old, next); err == nil {
+		t.Fatal("RotateToken with its context cancelled half-way: want an error, got success")
+	}
+	for _, k := range []string{s.tokenKey(next), s.mirrorKey(s.tag(acct.ID), next)} {
+		if n, err := client.Exists(ctx, k).Result(); err != nil || n != 0 {
+			t.Errorf("after a failed rotation the new token's key %s exists (%d, %v): a live token nobody was given, kept for ever", k, n, err)
+		}
+	}
+	if id, err := s.AccountIDByToken(ctx, old); err != nil || id != acct.ID {
+		t.Errorf("after a failed rotation the old token must still name its account: got %q, %v", id, err)
+	}
+	if _, err := s.AccountIDByToken(ctx, next); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Errorf("the new token of a failed rotation: want ErrNotFound, got %v", err)
+	}
+}
