@@ -51,8 +51,7 @@
 //
 //	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
 //	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
-//	P{a:ID}:held         zset name -> expires (ms), for quota and List; PX
-//	                     the longest lease's, so it goes with the last lease
+//	P{a:ID}:held         zset name -> expires (ms), for quota and List
 //	P{a:ID}:account      hash login, github_id, created (ms)
 //	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
 //	                     the account; no TTL. A mirror of Ptoken:<hex> in
