@@ -90,9 +90,11 @@ end
 -- of the account's keys. INCR would start it again at 1 and hand out
 -- fencing tokens a second time, so raise it first to the Redis clock in
 -- microseconds, as account.lua does for an account made again and as a
--- restore does: tokens go on above every one the lost counter gave. (An
--- account made before account.lua made counters, that never took a lock,
--- starts there too: still rising.)
+-- restore does: tokens go on above every one the lost counter gave, as
+-- long as those were below the clock (always, unless a restore was given
+-- a floor above the clock, or the Redis clock was set back). (An account
+-- made before account.lua made counters, that never took a lock, starts
+-- there too: still rising.)
 if KEYS[4] and redis.call('EXISTS', KEYS[2]) == 0 then
   -- microseconds: about 1.8e15, exact in a Lua number (below 2^53)
   redis.call('SET', KEYS[2], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))

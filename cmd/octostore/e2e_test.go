@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -439,6 +441,13 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
+			if sig == syscall.SIGHUP && signal.Ignored(syscall.SIGHUP) {
+				// The tests run with SIGHUP ignored (nohup make test),
+				// which the server would inherit: caught here instead,
+				// it reaches the server's exec at its default.
+				signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+				defer signal.Reset(syscall.SIGHUP)
+			}
 			p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
 			p.cmd.Process.Signal(sig)
 			select {
@@ -460,6 +469,105 @@ func TestGracefulShutdown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNohupKeepsServing: a server started with SIGHUP ignored (nohup)
+// keeps ignoring it, so that closing the terminal it was started from
+// does not stop it, as before SIGHUP was handled.
+func TestNohupKeepsServing(t *testing.T) {
+	addr := freeAddr(t)
+	p := &proc{base: "http://" + addr, done: make(chan struct{})}
+	// What nohup does: the shell ignores SIGHUP, and exec keeps it ignored.
+	p.cmd = exec.Command("sh", "-c", `trap '' HUP; exec "$0" "$@"`, binPath, "serve", "--addr", addr, "--db", filepath.Join(t.TempDir(), "octo.db"), "--op-timeout", "30s")
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, errOut := p.output(); strings.Contains(errOut, "octostore listening") {
+			break
+		}
+		select {
+		case <-p.done:
+			out, errOut := p.output()
+			t.Fatalf("server exited early\nstdout:\n%s\nstderr:\n%s", out, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not start")
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-p.done:
+		_, errOut := p.output()
+		t.Fatalf("a server started with SIGHUP ignored (nohup) stopped at SIGHUP:\n%s", errOut)
+	case <-time.After(time.Second):
+	}
+	resp, err := http.Get(p.base + "/health")
+	if err != nil {
+		t.Fatalf("after SIGHUP: %v", err)
+	}
+	resp.Body.Close()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+}
+
+// TestFirstStartStdoutClosedPipe: the first start with stdout on a pipe
+// whose reader is gone (README: "If the token cannot be printed ... a
+// closed pipe") must not die of SIGPIPE with the token live and unseen:
+// the token is revoked, and the start fails saying what to do.
+func TestFirstStartStdoutClosedPipe(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octo.db")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // nobody reads: a write gets EPIPE (or SIGPIPE)
+	defer w.Close()
+	var errOut bytes.Buffer
+	cmd := exec.Command(binPath, "serve", "--addr", freeAddr(t), "--db", db, "--op-timeout", "30s")
+	cmd.Env = cleanEnv()
+	cmd.Stdout = w
+	cmd.Stderr = &errOut
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the server started although its token could not be printed; stderr:\n%s", errOut.String())
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("the first start died of %v writing its token to a closed pipe (the token stays live, unseen); stderr:\n%s", ws.Signal(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "octostore token create --login admin") {
+		t.Errorf("stderr does not say to run token create:\n%s", errOut.String())
+	}
+	sdb, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	var n int
+	if err := sdb.QueryRow("SELECT count(*) FROM tokens").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d token(s) live after a first start that could not print its token; want it revoked", n)
 	}
 }
 

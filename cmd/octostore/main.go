@@ -31,8 +31,14 @@ import (
 func main() {
 	// SIGHUP too: a closed terminal (or a reflexive "reload") would
 	// otherwise end the server at once, cutting the requests in flight and
-	// the last 100 ms of its log.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// the last 100 ms of its log. Unless it is ignored (nohup): asking
+	// for it would stop ignoring it, and a server started with nohup
+	// would then stop when its terminal closes.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	go func() {
 		// The first signal asks for a graceful stop (serve drains the
 		// requests in flight for up to 10 s); a second one then ends the

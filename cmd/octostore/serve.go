@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/octostore/octostore/functions"
@@ -386,6 +388,13 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
+	// A closed pipe on stdout would end the process with SIGPIPE at the
+	// write below (Go's default for fd 1), before the token that nobody
+	// saw can be revoked: while SIGPIPE is asked for, the write fails
+	// with EPIPE instead.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 	if _, err := fmt.Fprintf(stdout, `
 First start: created account "admin". Its token is shown this once; keep it:
 

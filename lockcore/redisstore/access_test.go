@@ -97,3 +97,27 @@ func TestAccessRefusalsAreUnavailable(t *testing.T) {
 		t.Errorf("Open with a wrong password: want an error not wrapping ErrUnavailable, got %v", err)
 	}
 }
+
+// TestServerStoreWithoutClientCommand: a store opened as a server names
+// its connections for ServersConnected, but a Redis user that may not run
+// CLIENT (an ACL user given only what the store needs) served before
+// connections were named, and must go on serving: Open and the lock
+// operations work, unnamed.
+func TestServerStoreWithoutClientCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noclient", "on", ">pw", "~*", "+@all", "-client").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: "redis://noclient:pw@" + srv.Addr(), Prefix: "nc:", OpTimeout: slowOpTimeout, Server: true})
+	if err != nil {
+		t.Fatalf("Open as a server with a Redis user that may not run CLIENT: %v; want it open (unnamed connections)", err)
+	}
+	defer s.Close()
+	id := account(t, s, "alice")
+	if res, err := s.Acquire(ctx, id, "l", acquireOpts(time.Minute)); err != nil || !res.Acquired {
+		t.Fatalf("Acquire: %+v, %v", res, err)
+	}
+}

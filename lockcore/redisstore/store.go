@@ -31,12 +31,14 @@
 // not have that gap). Keep maxmemory-policy at noeviction: an allkeys-*
 // policy may evict the fence counter, which has no TTL (acquire.lua, run
 // with a token of the account, then raises the lost counter to the Redis
-// clock in microseconds before the INCR, so tokens still go up; account.lua
-// makes each new account's counter at 0 so that a missing one means a lost
-// one), and any other key, held locks and tokens included; a volatile-*
-// policy evicts held locks (the keys with a TTL) before they expire, so
-// that a second lease can take a lock whose holder still has it. Under noeviction a full Redis refuses writes, and
-// the store reports that as ErrUnavailable.
+// clock in microseconds before the INCR, so tokens still go up unless the
+// lost counter was above that clock, after a restore given a higher floor
+// or a Redis clock set back; account.lua makes each new account's counter
+// at 0 so that a missing one means a lost one), and any other key, held
+// locks and tokens included; a volatile-* policy evicts held locks (the
+// keys with a TTL) before they expire, so that a second lease can take a
+// lock whose holder still has it. Under noeviction a full Redis refuses
+// writes, and the store reports that as ErrUnavailable.
 //
 // Failures to reach Redis, timeouts, cancelled contexts and server states
 // that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
@@ -127,6 +129,8 @@ type Config struct {
 	// Lambda function): its connections are named ServerClientName
 	// (CLIENT SETNAME), unless the URL names them (client_name), so that
 	// a restore can tell that servers use the Redis (ServersConnected).
+	// A Redis that refuses CLIENT SETNAME (an ACL user without CLIENT)
+	// is served all the same, by unnamed connections (see nameServerConn).
 	Server bool
 }
 
@@ -254,7 +258,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.DialerRetries, o.DialerRetryTimeout = fastDialRetries, fastDialBackoff
 		}
 		if cfg.Server && o.ClientName == "" {
-			o.ClientName = ServerClientName
+			o.OnConnect = nameServerConn
 		}
 		client = redis.NewClusterClient(o)
 	} else {
@@ -269,7 +273,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.DialerRetries, o.DialerRetryTimeout = fastDialRetries, fastDialBackoff
 		}
 		if cfg.Server && o.ClientName == "" {
-			o.ClientName = ServerClientName
+			o.OnConnect = nameServerConn
 		}
 		client = redis.NewClient(o)
 	}
@@ -288,6 +292,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// nameServerConn names a new connection of a server's store
+// ServerClientName (CLIENT SETNAME), for ServersConnected. It is not
+// go-redis' ClientName, which fails every connection (and so the store)
+// when CLIENT SETNAME is refused: an ACL user without the CLIENT command
+// (NOPERM), or a Redis-compatible server or proxy that lacks it, served
+// before names were given and must go on serving, unnamed. Any other
+// error (the connection broke) fails the connection as usual.
+func nameServerConn(ctx context.Context, cn *redis.Conn) error {
+	err := cn.ClientSetName(ctx, ServerClientName).Err()
+	var rerr redis.Error
+	if err != nil && errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // reach checks that Redis answers PING, within OpTimeout.

@@ -301,8 +301,11 @@ func explainCantOpen(path string, err error) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+	switch fi, serr := os.Stat(dir); {
+	case errors.Is(serr, os.ErrNotExist) || serr == nil && !fi.IsDir():
 		return fmt.Errorf("%w (the directory %s does not exist: create it, or give another database file)", err, dir)
+	case serr != nil:
+		return fmt.Errorf("%w (the directory %s cannot be reached: %v)", err, dir, serr)
 	}
 	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
 		return fmt.Errorf("%w (%s is a directory: give the database file inside it)", err, path)
