@@ -2,6 +2,7 @@ package lockcore
 
 import (
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -89,6 +90,26 @@ func (l Limits) TTL(seconds *int64) (time.Duration, error) {
 		return 0, inputErr(ErrInvalidTTL, fmt.Sprintf("ttl_seconds must be an integer from 1 to %d (got %d)", max, *seconds))
 	}
 	return time.Duration(*seconds) * time.Second, nil
+}
+
+// maxTTLMs is the largest whole number of milliseconds a time.Duration
+// holds (about 292 years).
+const maxTTLMs = int64(math.MaxInt64 / time.Millisecond)
+
+// TTLMillis checks a store-level TTL and returns it in whole milliseconds,
+// rounded up, so that a positive TTL never becomes zero and a lease never
+// lasts less than was asked (but never past what a Duration can hold
+// again). Every store keeps TTLs this way. A TTL that is not positive is
+// an *InputError of kind ErrInvalidTTL.
+func TTLMillis(ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, &InputError{Kind: ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be positive (got %v)", ttl)}
+	}
+	ms := int64(ttl / time.Millisecond)
+	if ttl%time.Millisecond != 0 && ms < maxTTLMs {
+		ms++
+	}
+	return ms, nil
 }
 
 // ValidateMetadata checks that metadata is valid UTF-8 of at most

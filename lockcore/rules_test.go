@@ -2,6 +2,7 @@ package lockcore
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -272,6 +273,31 @@ func TestNotAllowedNamesTheCharacter(t *testing.T) {
 	} {
 		if tc.err == nil || !strings.HasSuffix(tc.err.Error(), tc.want) {
 			t.Errorf("want an error ending in %q, got %v", tc.want, tc.err)
+		}
+	}
+}
+
+// TestTTLMillis: store TTLs are whole milliseconds rounded up, never zero
+// for a positive TTL, never past what a Duration holds, and a TTL that is
+// not positive is ErrInvalidTTL.
+func TestTTLMillis(t *testing.T) {
+	for _, c := range []struct {
+		ttl  time.Duration
+		want int64
+	}{
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{1500 * time.Microsecond, 2},
+		{time.Minute, 60000},
+		{math.MaxInt64, math.MaxInt64 / int64(time.Millisecond)},
+	} {
+		if got, err := TTLMillis(c.ttl); err != nil || got != c.want {
+			t.Errorf("TTLMillis(%v) = %d, %v; want %d", c.ttl, got, err, c.want)
+		}
+	}
+	for _, ttl := range []time.Duration{0, -time.Millisecond, math.MinInt64} {
+		if _, err := TTLMillis(ttl); !errors.Is(err, ErrInvalidTTL) {
+			t.Errorf("TTLMillis(%v): %v; want ErrInvalidTTL", ttl, err)
 		}
 	}
 }

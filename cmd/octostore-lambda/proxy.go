@@ -210,28 +210,7 @@ func stripStage(path, stage string) string {
 // appear raw in a path ('?', '#', spaces, controls, non-ASCII) are
 // percent-encoded. So a path such as /locks/%zz reaches the handler (which
 // answers 400 invalid_name) instead of failing the request conversion.
-func cleanRawPath(path string) string {
-	const hexDigits = "0123456789ABCDEF"
-	ok := true
-	for i := 0; i < len(path) && ok; i++ {
-		ok = pathByteOK(path, i)
-	}
-	if ok {
-		return path
-	}
-	var b strings.Builder
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if pathByteOK(path, i) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
-}
+func cleanRawPath(path string) string { return escapePath(path, false) }
 
 // isFunctionURL reports whether ev comes from a Lambda Function URL, whose
 // rawPath keeps the client's percent-encoding (an HTTP API's is decoded).
@@ -243,12 +222,26 @@ func isFunctionURL(ev events.APIGatewayV2HTTPRequest) bool {
 // back into an escaped one: every byte that may not appear raw in a path,
 // '%' included, is percent-encoded. (An escaped '/' cannot be told from a
 // plain one once decoded: "/locks/a%2Fb" stays a path of more segments.)
-func escapeDecodedPath(path string) string {
+func escapeDecodedPath(path string) string { return escapePath(path, true) }
+
+// escapePath percent-encodes every byte of path that pathByteOK refuses,
+// and every '%' too when percent is true (a decoded path, in which a '%'
+// is a literal one). A path with nothing to encode is returned as it is.
+func escapePath(path string, percent bool) string {
 	const hexDigits = "0123456789ABCDEF"
+	keep := func(i int) bool { return pathByteOK(path, i) && (!percent || path[i] != '%') }
+	i := 0
+	for i < len(path) && keep(i) {
+		i++
+	}
+	if i == len(path) {
+		return path
+	}
 	var b strings.Builder
-	for i := 0; i < len(path); i++ {
+	b.WriteString(path[:i])
+	for ; i < len(path); i++ {
 		c := path[i]
-		if c != '%' && pathByteOK(path, i) {
+		if keep(i) {
 			b.WriteByte(c)
 			continue
 		}

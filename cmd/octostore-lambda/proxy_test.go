@@ -194,21 +194,28 @@ func TestProxyHTTPAPIPathIsDecoded(t *testing.T) {
 			"GET /locks/%41 "},
 	}
 	for _, tt := range tests {
-		out, err := p.handle(context.Background(), json.RawMessage(tt.event))
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		var body string
-		switch r := out.(type) {
-		case events.APIGatewayV2HTTPResponse:
-			body = r.Body
-		case events.APIGatewayProxyResponse:
-			body = r.Body
-		}
-		if body != tt.want {
+		if body := answerBody(t, p, tt.name, tt.event); body != tt.want {
 			t.Errorf("%s: handler saw %q, want %q", tt.name, body, tt.want)
 		}
 	}
+}
+
+// answerBody hands event to p and returns the answer's body, of either
+// payload format.
+func answerBody(t *testing.T, p *proxy, name, event string) string {
+	t.Helper()
+	out, err := p.handle(context.Background(), json.RawMessage(event))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	switch r := out.(type) {
+	case events.APIGatewayV2HTTPResponse:
+		return r.Body
+	case events.APIGatewayProxyResponse:
+		return r.Body
+	}
+	t.Fatalf("%s: answer of type %T", name, out)
+	return ""
 }
 
 // TestProxyKeepsMethodCase: the method reaches the handler as the event
@@ -221,18 +228,7 @@ func TestProxyKeepsMethodCase(t *testing.T) {
 		{"payload 2.0", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"get"}}}`},
 		{"rest api", `{"resource":"/{proxy+}","path":"/x","httpMethod":"get","requestContext":{"stage":"prod"}}`},
 	} {
-		out, err := p.handle(context.Background(), json.RawMessage(tt.event))
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		var body string
-		switch r := out.(type) {
-		case events.APIGatewayV2HTTPResponse:
-			body = r.Body
-		case events.APIGatewayProxyResponse:
-			body = r.Body
-		}
-		if body != "get /x " {
+		if body := answerBody(t, p, tt.name, tt.event); body != "get /x " {
 			t.Errorf("%s: handler saw %q, want the method as sent, %q", tt.name, body, "get /x ")
 		}
 	}

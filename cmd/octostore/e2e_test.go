@@ -98,10 +98,18 @@ func freeAddr(t *testing.T) string {
 // an fsync on a CI disk that may be busy.
 func startServer(t *testing.T, db string, env ...string) *proc {
 	t.Helper()
+	return startServerVia(t, nil, db, env...)
+}
+
+// startServerVia is startServer with the binary run through the command
+// words via (such as a shell that first changes what the server
+// inherits); nil runs it directly.
+func startServerVia(t *testing.T, via []string, db string, env ...string) *proc {
+	t.Helper()
 	_, err := os.Stat(db)
 	fresh := errors.Is(err, os.ErrNotExist)
 	for attempt := 1; ; attempt++ {
-		p, inUse := tryStartServer(t, db, env)
+		p, inUse := tryStartServer(t, via, db, env)
 		if !inUse {
 			return p
 		}
@@ -119,11 +127,12 @@ func startServer(t *testing.T, db string, env ...string) *proc {
 
 // tryStartServer is one attempt of startServer. It reports inUse when the
 // server exited because its port had been taken meanwhile.
-func tryStartServer(t *testing.T, db string, env []string) (p *proc, inUse bool) {
+func tryStartServer(t *testing.T, via []string, db string, env []string) (p *proc, inUse bool) {
 	t.Helper()
 	addr := freeAddr(t)
 	p = &proc{base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binPath, "serve", "--addr", addr, "--db", db, "--op-timeout", "30s")
+	args := append(append([]string(nil), via...), binPath, "serve", "--addr", addr, "--db", db, "--op-timeout", "30s")
+	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
@@ -476,32 +485,8 @@ func TestGracefulShutdown(t *testing.T) {
 // keeps ignoring it, so that closing the terminal it was started from
 // does not stop it, as before SIGHUP was handled.
 func TestNohupKeepsServing(t *testing.T) {
-	addr := freeAddr(t)
-	p := &proc{base: "http://" + addr, done: make(chan struct{})}
 	// What nohup does: the shell ignores SIGHUP, and exec keeps it ignored.
-	p.cmd = exec.Command("sh", "-c", `trap '' HUP; exec "$0" "$@"`, binPath, "serve", "--addr", addr, "--db", filepath.Join(t.TempDir(), "octo.db"), "--op-timeout", "30s")
-	p.cmd.Env = cleanEnv()
-	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, errOut := p.output(); strings.Contains(errOut, "octostore listening") {
-			break
-		}
-		select {
-		case <-p.done:
-			out, errOut := p.output()
-			t.Fatalf("server exited early\nstdout:\n%s\nstderr:\n%s", out, errOut)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not start")
-		}
-	}
+	p := startServerVia(t, []string{"sh", "-c", `trap '' HUP; exec "$0" "$@"`}, filepath.Join(t.TempDir(), "octo.db"))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	select {
 	case <-p.done:

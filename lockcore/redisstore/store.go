@@ -79,7 +79,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -550,24 +549,6 @@ func (s *Store) markAgain(ctx context.Context, op, accountID string, h lockcore.
 	return err
 }
 
-// maxTTLMs is the largest whole number of milliseconds a time.Duration
-// holds (about 292 years).
-const maxTTLMs = int64(math.MaxInt64 / time.Millisecond)
-
-// ttlMs checks a TTL and returns it in milliseconds, rounded up as
-// sqlitestore does: a positive TTL never becomes zero (or an error), and
-// a lease never lasts less than was asked.
-func ttlMs(ttl time.Duration) (int64, error) {
-	if ttl <= 0 {
-		return 0, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be positive (got %v)", ttl)}
-	}
-	ms := int64(ttl / time.Millisecond)
-	if ttl%time.Millisecond != 0 && ms < maxTTLMs {
-		ms++
-	}
-	return ms, nil
-}
-
 // checkAccountID refuses ids that would break the hash tag.
 func checkAccountID(id string) error {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
@@ -604,7 +585,7 @@ func (s *Store) acquire(ctx context.Context, token *lockcore.TokenHash, accountI
 	if err := lockcore.ValidateLeaseID(opts.LeaseID); err != nil {
 		return lockcore.AcquireResult{}, err
 	}
-	ttl, err := ttlMs(opts.TTL)
+	ttl, err := lockcore.TTLMillis(opts.TTL)
 	if err != nil {
 		return lockcore.AcquireResult{}, err
 	}
@@ -673,7 +654,7 @@ func (s *Store) renew(ctx context.Context, token *lockcore.TokenHash, accountID,
 	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
 		return lockcore.Lease{}, err
 	}
-	ms, err := ttlMs(ttl)
+	ms, err := lockcore.TTLMillis(ttl)
 	if err != nil {
 		return lockcore.Lease{}, err
 	}

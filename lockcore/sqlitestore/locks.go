@@ -5,30 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
 )
 
 var bg = context.Background()
-
-// maxTTLMs is the largest whole number of milliseconds a time.Duration
-// holds (about 292 years).
-const maxTTLMs = int64(math.MaxInt64 / time.Millisecond)
-
-// ttlMs checks a TTL and returns it in milliseconds (rounded up, so that a
-// positive TTL never becomes zero).
-func ttlMs(ttl time.Duration) (int64, error) {
-	if ttl <= 0 {
-		return 0, &lockcore.InputError{Kind: lockcore.ErrInvalidTTL, Msg: fmt.Sprintf("ttl must be positive (got %v)", ttl)}
-	}
-	ms := int64(ttl / time.Millisecond)
-	if ttl%time.Millisecond != 0 && ms < maxTTLMs {
-		ms++ // rounded up, but never past what a Duration can hold again
-	}
-	return ms, nil
-}
 
 func lease(name, leaseID string, fence, expires, ttl int64, meta sql.NullString) lockcore.Lease {
 	return lockcore.Lease{
@@ -50,7 +32,7 @@ func acquireInput(name string, opts lockcore.AcquireOptions) (ttl int64, meta sq
 	if err := lockcore.ValidateLeaseID(opts.LeaseID); err != nil {
 		return 0, meta, err
 	}
-	if ttl, err = ttlMs(opts.TTL); err != nil {
+	if ttl, err = lockcore.TTLMillis(opts.TTL); err != nil {
 		return 0, meta, err
 	}
 	if opts.MaxHeld < 1 {
@@ -71,7 +53,7 @@ func renewInput(name, leaseID string, ttl time.Duration) (int64, error) {
 	if err := lockcore.ValidateLeaseID(leaseID); err != nil {
 		return 0, err
 	}
-	return ttlMs(ttl)
+	return lockcore.TTLMillis(ttl)
 }
 
 // releaseInput validates the input of Release and ReleaseAs.
