@@ -84,9 +84,9 @@ type Config struct {
 	// https://locks.example.com, or with a path prefix such as an API
 	// Gateway stage (https://x.execute-api.eu-west-1.amazonaws.com/prod);
 	// no query or fragment. The callback is PublicURL + CallbackPath. The
-	// state cookie is Secure iff PublicURL is https; its Path is the prefix
-	// + StartPath, except at an https root, where it is the host-only
-	// "__Host-" cookie with Path=/ (see StateCookie).
+	// state cookie is Secure iff PublicURL is https; on http its Path is the
+	// prefix + StartPath, on https it is the host-only "__Host-" cookie with
+	// Path=/ (see StateCookie).
 	PublicURL string
 	// StateSecret is the HMAC key signing the state cookie, at least
 	// MinStateSecretLen bytes, the same on every instance. When empty, the

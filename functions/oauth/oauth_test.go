@@ -2,6 +2,8 @@ package oauth_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html"
@@ -91,7 +93,9 @@ func TestStartCookieFollowsPublicURL(t *testing.T) {
 		// At an https root the cookie is __Host-, which must have Path=/.
 		{"https://locks.example.com", "/", "https://locks.example.com/auth/github/callback", true},
 		{"https://locks.example.com/", "/", "https://locks.example.com/auth/github/callback", true},
-		{"https://api.example.com/prod", "/prod/auth/github", "https://api.example.com/prod/auth/github/callback", true},
+		// Under a path too: a __Secure- cookie scoped to the path could be
+		// planted by a sibling subdomain (Domain=example.com).
+		{"https://api.example.com/prod", "/", "https://api.example.com/prod/auth/github/callback", true},
 		{"http://127.0.0.1:8080", "/auth/github", "http://127.0.0.1:8080/auth/github/callback", false},
 	} {
 		t.Run(tc.public, func(t *testing.T) {
@@ -199,7 +203,11 @@ func checkPageHeaders(t *testing.T, resp *http.Response) {
 	t.Helper()
 	want := map[string]string{
 		"Content-Type":            "text/html; charset=utf-8",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+		// frame-ancestors, base-uri and form-action do not fall back to
+		// default-src: without them a page with the token could be framed
+		// by a browser that ignores X-Frame-Options.
+		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+		"X-Frame-Options":         "DENY",
 		"Cache-Control":           "no-store",
 		"Referrer-Policy":         "no-referrer",
 		"X-Content-Type-Options":  "nosniff",
@@ -792,8 +800,9 @@ func FuzzCallback(f *testing.F) {
 }
 
 // TestHTTPSStateCookieIsPrefixed: on an https public URL the state cookie
-// carries the prefix browsers enforce (__Host- at the root, __Secure- under
-// a path), so a cookie planted by a sibling subdomain or over plain http,
+// carries the __Host- prefix browsers enforce (also under a path, where
+// the name ends with a hash of the path: a __Secure- cookie could be
+// planted by a sibling subdomain with a Domain attribute), so a cookie planted by a sibling subdomain or over plain http,
 // which cannot carry it, is not taken for the state cookie: the callback
 // refuses a request whose state cookie has the bare name, and accepts the
 // same value under the prefixed name (it then fails at GitHub, which here
@@ -802,7 +811,8 @@ func TestHTTPSStateCookieIsPrefixed(t *testing.T) {
 	store := sqliteBacking(t).open(t)
 	for _, tc := range []struct{ public, name, path string }{
 		{"https://locks.example.com", "__Host-octostore_oauth_state", "/"},
-		{"https://example.com/locks", "__Secure-octostore_oauth_state", "/locks/auth/github"},
+		{"https://example.com/locks", "__Host-octostore_oauth_state_68520cf076af", "/"},
+		{"https://example.com/prod", "__Host-octostore_oauth_state_" + hexPrefix("/prod"), "/"},
 		{"http://127.0.0.1:8080", "octostore_oauth_state", "/auth/github"},
 	} {
 		t.Run(tc.public, func(t *testing.T) {
@@ -837,4 +847,10 @@ func TestHTTPSStateCookieIsPrefixed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hexPrefix is the first 6 bytes of SHA-256(s) in hex.
+func hexPrefix(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
 }

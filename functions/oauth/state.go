@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,16 +14,21 @@ import (
 )
 
 // StateCookie is the name of the cookie carrying the signed state when the
-// public URL is http. On https it carries a prefix that browsers enforce,
-// so that neither a sibling subdomain nor a network attacker can plant one
-// (a planted cookie of the attacker's own sign-in would sign the victim in
-// to the attacker's account): "__Host-" (host-only, Secure, Path=/) when
-// the public URL has no path, else "__Secure-" (see cookieNameAndPath).
+// public URL is http. On https it carries the "__Host-" prefix, which
+// browsers enforce (Secure, Path=/, no Domain attribute), so that neither a
+// sibling subdomain nor a network attacker can plant one (a planted cookie
+// of the attacker's own sign-in would sign the victim in to the attacker's
+// account). "__Secure-" would not do: a sibling subdomain may set a
+// "__Secure-" cookie for the parent domain. Under a path prefix the name
+// also carries a hash of the prefix (see cookieNameAndPath).
 const StateCookie = "octostore_oauth_state"
 
 // cookieNameAndPath returns the state cookie's name and path for the
-// checked public origin: prefixed on https (see StateCookie), and scoped
-// to the sign-in routes where the prefix allows it.
+// checked public origin. On http the cookie is scoped to the sign-in
+// routes. On https it is always "__Host-" with Path=/ (the prefix demands
+// it); under a path prefix its name ends with a hash of the prefix, so that
+// deployments sharing a host under different prefixes (API Gateway stages)
+// do not overwrite or trip over each other's sign-ins.
 func cookieNameAndPath(public string) (name, path string) {
 	prefix := publicPath(public)
 	switch {
@@ -31,7 +37,8 @@ func cookieNameAndPath(public string) (name, path string) {
 	case prefix == "":
 		return "__Host-" + StateCookie, "/"
 	}
-	return "__Secure-" + StateCookie, prefix + StartPath
+	sum := sha256.Sum256([]byte(prefix))
+	return "__Host-" + StateCookie + "_" + hex.EncodeToString(sum[:6]), "/"
 }
 
 // MAC domains, so a MAC made for one purpose is never valid for another.

@@ -58,8 +58,9 @@ func Chromium(t testing.TB) string {
 // where t.TempDir's single attempt could fail on their late writes. It skips or
 // fails t as Chromium does when the browser is missing. Callers bound their
 // steps with context.WithTimeout on the returned context (the browser
-// outlives such a timeout).
-func NewContext(t testing.TB) context.Context {
+// outlives such a timeout). extra options are appended to the defaults (a
+// test that maps host names to loopback adds its own flags).
+func NewContext(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := Chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -79,6 +80,7 @@ func NewContext(t testing.TB) context.Context {
 		// where nothing listens, and fails.
 		chromedp.ProxyServer("http://127.0.0.1:9"),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
