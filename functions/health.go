@@ -1,7 +1,6 @@
 package functions
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
@@ -30,7 +29,7 @@ type healthBody struct {
 // healthTimeout, else 503 with Retry-After and a short safe sentence (the
 // store's own error goes to the log only).
 func (s *server) health(ex *exchange, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	ctx, cancel := stepContext(r, healthTimeout) // not ended by a half-close
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check: store ping failed",

@@ -96,9 +96,28 @@ func lockName(r *http.Request) (string, error) {
 	return name, lockcore.ValidateName(name)
 }
 
-// opContext bounds one store operation.
+// opContext bounds one store operation by the op timeout (see
+// stepContext).
 func (s *server) opContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.opTimeout)
+	return stepContext(r, s.opTimeout)
+}
+
+// stepContext bounds one store step of r by d, or by r's own deadline when
+// that comes first (a Lambda invocation's), but does not end when r's
+// context is cancelled: net/http cancels that as soon as the client
+// half-closes its side of the connection (a request followed by
+// shutdown(SHUT_WR), as HTTP/1.0 clients and `nc -N` do), while that client
+// is still waiting for the answer. A store step aborted then answered it
+// with 499, a status the contract does not have, for a request that was
+// valid (and a write it may still have applied), and /health said the
+// store was down. A client that is really gone does not read the answer
+// either way; the step is still bounded.
+func stepContext(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(d)
+	if pd, ok := r.Context().Deadline(); ok && pd.Before(deadline) {
+		deadline = pd
+	}
+	return context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

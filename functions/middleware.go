@@ -206,7 +206,10 @@ func (s *server) authenticate(ex *exchange, r *http.Request, inStep bool) error 
 	if err != nil {
 		return err
 	}
-	if inStep && s.tokenLocks != nil {
+	// A client that sent "Expect: 100-continue" waits for the 100 before
+	// it sends its body: the token is looked up first, so that a bad one
+	// is answered 401 before the client is invited to upload the body.
+	if inStep && s.tokenLocks != nil && !expectsContinue(r) {
 		if id, ok := s.tokens.account(hash); ok {
 			ex.authed, ex.unproved, ex.account.ID, ex.tokenHash = true, true, id, hash
 			return nil
@@ -218,6 +221,16 @@ func (s *server) authenticate(ex *exchange, r *http.Request, inStep bool) error 
 	}
 	ex.authed, ex.account, ex.tokenHash = true, acct, hash
 	return nil
+}
+
+// expectsContinue reports whether r asks for a 100 Continue before its body.
+func expectsContinue(r *http.Request) bool {
+	for _, v := range r.Header.Values("Expect") {
+		if strings.EqualFold(strings.TrimSpace(v), "100-continue") {
+			return true
+		}
+	}
+	return false
 }
 
 // bearerHash returns the hash of the well-formed bearer token of r, or
@@ -247,7 +260,7 @@ func errUnknownToken() error { return newError(errUnauthorized, "unknown or revo
 // lookupToken asks the store whose token hash is, and remembers the answer
 // in the token map.
 func (s *server) lookupToken(r *http.Request, hash lockcore.TokenHash) (lockcore.Account, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	ctx, cancel := s.opContext(r) // not ended by a client's half-close
 	defer cancel()
 	var (
 		acct lockcore.Account

@@ -330,6 +330,66 @@ func TestBadWriteWithAKnownRetiredTokenIs401(t *testing.T) {
 	}
 }
 
+// readFlagBody is a request body that records whether it was read.
+type readFlagBody struct {
+	read atomic.Bool
+	r    io.Reader
+}
+
+func (b *readFlagBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.r.Read(p)
+}
+
+// TestExpectContinueWithAKnownRetiredToken: "authentication is checked
+// before the body is read". A client that sends "Expect: 100-continue"
+// waits for net/http's 100 Continue, which the first read of the body
+// sends. An instance whose token map knows a token that has since been
+// revoked (on any instance, or by `octostore token revoke`) must answer
+// 401 without reading the body, as it does for a token it never saw,
+// rather than invite the upload and refuse it afterwards.
+func TestExpectContinueWithAKnownRetiredToken(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b)
+			ctx := t.Context()
+			for i, q := range []req{
+				post("/locks/y/acquire", `{"lease_id":"l2"}`),
+				post("/locks/x/renew", `{"lease_id":"l1"}`),
+				post("/locks/x/release", `{"lease_id":"l1"}`),
+			} {
+				tok, hash := lockcore.NewToken()
+				if err := e.store.AddToken(ctx, e.ids["alice"], hash); err != nil {
+					t.Fatal(err)
+				}
+				inst := functions.New(functions.Deps{Store: e.store, StoreName: storeKind(b.name), Version: "test", OpTimeout: testOpTimeout})
+				seen := httptest.NewRequest("POST", fmt.Sprintf("http://octostore.test/locks/seen-%d/acquire", i), strings.NewReader("{}"))
+				seen.Header.Set("Authorization", "Bearer "+tok)
+				w := httptest.NewRecorder()
+				inst.ServeHTTP(w, seen)
+				if w.Code != http.StatusOK {
+					t.Fatalf("acquire with the new token: %d %s", w.Code, w.Body)
+				}
+				if err := e.store.RevokeToken(ctx, hash); err != nil {
+					t.Fatal(err)
+				}
+				body := &readFlagBody{r: strings.NewReader(q.body)}
+				r := httptest.NewRequest(q.method, "http://octostore.test"+q.path, body)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				r.Header.Set("Expect", "100-continue")
+				w = httptest.NewRecorder()
+				inst.ServeHTTP(w, r)
+				if w.Code != http.StatusUnauthorized {
+					t.Errorf("%s with Expect: 100-continue and a revoked token the instance knew: want 401, got %d %s", q.path, w.Code, w.Body)
+				}
+				if body.read.Load() {
+					t.Errorf("%s with Expect: 100-continue and a revoked token: the body was read (a 100 Continue was sent) before the 401", q.path)
+				}
+			}
+		})
+	}
+}
+
 // gatedBody is a request body that tells the test when the handler first
 // reads it, then holds its bytes back until the test lets them through:
 // a client whose body is still on its way.

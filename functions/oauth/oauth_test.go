@@ -202,7 +202,7 @@ func TestSignIn(t *testing.T) {
 func checkPageHeaders(t *testing.T, resp *http.Response) {
 	t.Helper()
 	want := map[string]string{
-		"Content-Type":            "text/html; charset=utf-8",
+		"Content-Type": "text/html; charset=utf-8",
 		// frame-ancestors, base-uri and form-action do not fall back to
 		// default-src: without them a page with the token could be framed
 		// by a browser that ignores X-Frame-Options.
