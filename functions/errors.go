@@ -44,9 +44,12 @@ func (e *handlerError) Unwrap() []error {
 
 func newError(kind error, msg string) error { return &handlerError{Kind: kind, Msg: msg} }
 
-// statusClientClosedRequest is nginx's convention for a request whose client
-// went away before the answer was ready. Nobody reads it but the log.
-const statusClientClosedRequest = 499
+// cutShortRow answers a store write that ended because its request's
+// context did (the client closed its side of the connection): 503 with
+// Retry-After, like a timeout, whose outcome is just as unknown. A client
+// that only half-closed still reads it and retries; one that is gone does
+// not read it.
+var cutShortRow = errorRow{nil, http.StatusServiceUnavailable, "store_unavailable", "the request ended before the lock store answered (the client closed its side of the connection); it may or may not have been applied: retry it"}
 
 // errorRow is one row of errorTable.
 type errorRow struct {
@@ -112,18 +115,20 @@ func (s *server) writeError(ex *exchange, r *http.Request, err error) {
 		return
 	}
 	row, msg := classify(err)
-	if row.status >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
-		// The client went away; whatever the store said then is not a 500.
-		row = errorRow{nil, statusClientClosedRequest, "client_closed_request", "request cancelled by the client"}
-		msg = row.msg
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request cancelled by the client",
+	cutShort := row.status >= 500 && errors.Is(r.Context().Err(), context.Canceled)
+	if cutShort {
+		// The client closed its side; whatever the store said then is
+		// not a 500, and its outcome is unknown (see cutShortRow).
+		row, msg = cutShortRow, cutShortRow.msg
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request cut short by the client",
 			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
 	}
-	switch row.status {
-	case http.StatusInternalServerError:
+	switch {
+	case cutShort: // logged above
+	case row.status == http.StatusInternalServerError:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
-	case http.StatusServiceUnavailable:
+	case row.status == http.StatusServiceUnavailable:
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable",
 			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
 	}

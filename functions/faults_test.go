@@ -272,30 +272,38 @@ func TestPanicIsInternal(t *testing.T) {
 	}
 }
 
-// TestClientCancelIsNot500 (and not 499): net/http cancels a request's
-// context as soon as the client half-closes the connection (sends its
-// request, then shutdown(SHUT_WR), as HTTP/1.0 clients and `nc -N` do),
-// while that client still reads the answer. A store step must not be cut
-// short by it: the answer is the one the request would get otherwise, never
-// 499 (not in the contract) and never a 5xx.
+// TestClientCancelIsNot500: net/http cancels a request's context as soon
+// as the client half-closes the connection (sends its request, then
+// shutdown(SHUT_WR), as HTTP/1.0 clients and `nc -N` do), while that client
+// may still read the answer. Reads and /health are not cut short by it:
+// they answer as for any client. A write is (so that one whose client is
+// gone is dropped when it has not started), and answers 503
+// store_unavailable with Retry-After, its outcome unknown as after a
+// timeout: never 499 (not in the contract), never a 500, nothing logged
+// as an error.
 func TestClientCancelIsNot500(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			f := &faultyStore{}
 			e := newEnv(t, b, wrapStore(f))
+			if w := e.do(t, post("/locks/job/acquire", `{"lease_id":"L"}`)); w.Code != 200 {
+				t.Fatalf("acquire: %d %s", w.Code, w.Body.String())
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			for _, q := range allEndpoints {
+			for _, q := range append(allEndpoints, get("/health")) {
 				q.ctx = ctx
 				w := e.do(t, q)
-				if w.Code != 200 {
-					t.Errorf("%s %s with a cancelled request context: want 200, got %d %s", q.method, q.path, w.Code, w.Body.String())
+				want := 200
+				if q.method == "POST" {
+					want = 503
 				}
-			}
-			q := get("/health")
-			q.ctx = ctx
-			if w := e.do(t, q); w.Code != 200 {
-				t.Errorf("GET /health with a cancelled request context: want 200, got %d %s", w.Code, w.Body.String())
+				if w.Code != want {
+					t.Errorf("%s %s with a cancelled request context: want %d, got %d %s", q.method, q.path, want, w.Code, w.Body.String())
+				}
+				if want == 503 && (w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"code":"store_unavailable"`)) {
+					t.Errorf("%s %s cut short: want store_unavailable with Retry-After, got %v %s", q.method, q.path, w.Header(), w.Body.String())
+				}
 			}
 			if strings.Contains(e.logs.String(), `"level":"ERROR"`) {
 				t.Errorf("log:\n%s", e.logs.String())
@@ -348,6 +356,37 @@ func TestRequestID(t *testing.T) {
 				seen[got] = true
 				if decode(t, w)["request_id"] != got {
 					t.Errorf("error body request id differs from header %q", got)
+				}
+			}
+		})
+	}
+}
+
+// TestClientCancelStoreDownIs503: a client that half-closed (its request's
+// context cancelled by net/http) still reads the answer; when the store is
+// down it must get the answer any other client gets, 503 store_unavailable
+// with Retry-After (as /health gives it), not 499 client_closed_request,
+// a status the contract does not have.
+func TestClientCancelStoreDownIs503(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := &faultyStore{}
+			e := newEnv(t, b, wrapStore(f))
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			f.failLocks.Store(true)
+			for _, q := range allEndpoints {
+				q.ctx = ctx
+				if w := e.do(t, q); w.Code != 503 || w.Header().Get("Retry-After") == "" {
+					t.Errorf("%s %s, store down, cancelled request context: want 503 with Retry-After, got %d %v %s", q.method, q.path, w.Code, w.Header(), w.Body.String())
+				}
+			}
+			f.failLocks.Store(false)
+			f.failAuth.Store(true)
+			for _, q := range allEndpoints {
+				q.ctx = ctx
+				if w := e.do(t, q); w.Code != 503 {
+					t.Errorf("%s %s, token lookup down, cancelled request context: want 503, got %d %s", q.method, q.path, w.Code, w.Body.String())
 				}
 			}
 		})

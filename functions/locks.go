@@ -96,9 +96,23 @@ func lockName(r *http.Request) (string, error) {
 	return name, lockcore.ValidateName(name)
 }
 
-// opContext bounds one store operation by the op timeout (see
-// stepContext).
+// opContext bounds one store write (acquire, renew, release, rotate) by the
+// op timeout, and ends it when r's context does: a write whose client has
+// gone is dropped when it has not started yet (the SQLite writer skips it),
+// so that an acquire nobody will hear of does not hold the lock for its
+// TTL, and a rotation nobody will hear of does not retire the token its
+// client still has. A client that merely half-closed (see stepContext)
+// and still reads then gets 503 store_unavailable (see writeError): the
+// outcome is unknown, as after a timeout, and a retry is safe.
 func (s *server) opContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.opTimeout)
+}
+
+// readContext bounds one store read (a lock's status, the list, a token's
+// account) by the op timeout, without ending it with r's context (see
+// stepContext): a read changes nothing, so a half-closed client gets its
+// answer.
+func (s *server) readContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return stepContext(r, s.opTimeout)
 }
 
@@ -107,11 +121,10 @@ func (s *server) opContext(r *http.Request) (context.Context, context.CancelFunc
 // context is cancelled: net/http cancels that as soon as the client
 // half-closes its side of the connection (a request followed by
 // shutdown(SHUT_WR), as HTTP/1.0 clients and `nc -N` do), while that client
-// is still waiting for the answer. A store step aborted then answered it
-// with 499, a status the contract does not have, for a request that was
-// valid (and a write it may still have applied), and /health said the
-// store was down. A client that is really gone does not read the answer
-// either way; the step is still bounded.
+// is still waiting for the answer. A read or a health check cut short then
+// failed a valid request (and /health said the store was down). A client
+// that is really gone does not read the answer either way; the step is
+// still bounded.
 func stepContext(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(d)
 	if pd, ok := r.Context().Deadline(); ok && pd.Before(deadline) {
@@ -247,7 +260,7 @@ func (s *server) getLock(ex *exchange, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.opContext(r)
+	ctx, cancel := s.readContext(r)
 	defer cancel()
 	st, err := s.store.Get(ctx, ex.account.ID, name)
 	if err != nil {
@@ -265,7 +278,7 @@ func (s *server) getLock(ex *exchange, r *http.Request) error {
 
 // listLocks serves GET /locks.
 func (s *server) listLocks(ex *exchange, r *http.Request) error {
-	ctx, cancel := s.opContext(r)
+	ctx, cancel := s.readContext(r)
 	defer cancel()
 	leases, err := s.store.List(ctx, ex.account.ID)
 	if err != nil {

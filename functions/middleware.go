@@ -223,11 +223,15 @@ func (s *server) authenticate(ex *exchange, r *http.Request, inStep bool) error 
 	return nil
 }
 
-// expectsContinue reports whether r asks for a 100 Continue before its body.
+// expectsContinue reports whether r asks for a 100 Continue before its body:
+// an Expect header whose comma-separated list names 100-continue, as
+// net/http reads it (it sends the 100 for "Expect: 100-continue, x" too).
 func expectsContinue(r *http.Request) bool {
 	for _, v := range r.Header.Values("Expect") {
-		if strings.EqualFold(strings.TrimSpace(v), "100-continue") {
-			return true
+		for e := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(e), "100-continue") {
+				return true
+			}
 		}
 	}
 	return false
@@ -260,7 +264,7 @@ func errUnknownToken() error { return newError(errUnauthorized, "unknown or revo
 // lookupToken asks the store whose token hash is, and remembers the answer
 // in the token map.
 func (s *server) lookupToken(r *http.Request, hash lockcore.TokenHash) (lockcore.Account, error) {
-	ctx, cancel := s.opContext(r) // not ended by a client's half-close
+	ctx, cancel := s.readContext(r) // a read: not ended by a half-close
 	defer cancel()
 	var (
 		acct lockcore.Account

@@ -1,11 +1,13 @@
 package functions_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -387,6 +389,51 @@ func TestExpectContinueWithAKnownRetiredToken(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExpectContinueListWithAKnownRetiredToken: net/http sends its
+// 100 Continue for an Expect header whose list names 100-continue among
+// other expectations too ("100-continue, x"); such a request with a token
+// the instance remembers but the store has retired is also answered 401
+// before the 100, over a real connection.
+func TestExpectContinueListWithAKnownRetiredToken(t *testing.T) {
+	e := newEnv(t, backends[0])
+	ctx := t.Context()
+	inst := functions.New(functions.Deps{Store: e.store, StoreName: storeKind(backends[0].name), Version: "test", OpTimeout: testOpTimeout})
+	srv := httptest.NewServer(inst)
+	defer srv.Close()
+	for i, expect := range []string{"100-continue", "100-continue, x-other"} {
+		// A fresh token each time: the 401 makes the instance forget it.
+		tok, hash := lockcore.NewToken()
+		if err := e.store.AddToken(ctx, e.ids["alice"], hash); err != nil {
+			t.Fatal(err)
+		}
+		seen, _ := http.NewRequest("POST", fmt.Sprintf("%s/locks/seen-%d/acquire", srv.URL, i), strings.NewReader("{}"))
+		seen.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(seen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("acquire with the new token: %d", resp.StatusCode)
+		}
+		if err := e.store.RevokeToken(ctx, hash); err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"lease_id":"l2"}`
+		fmt.Fprintf(c, "POST /locks/y/acquire HTTP/1.1\r\nHost: octostore.test\r\nAuthorization: Bearer %s\r\nExpect: %s\r\nContent-Length: %d\r\n\r\n", tok, expect, len(body))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 401 ") {
+			t.Errorf("Expect: %s with a revoked token the instance knew: first answer %q (%v), want 401 before any 100 Continue", expect, line, err)
+		}
 	}
 }
 

@@ -210,8 +210,8 @@ func (v *Validator) Wrap(h http.Handler) http.Handler {
 			// hold to the document.
 			v.record("(incomplete request)", res.StatusCode)
 		case r.Context().Err() != nil:
-			// The client went away before the answer: it reaches no one, so
-			// it is not part of the contract (the handler logs it as 499).
+			// The client went away (or half-closed) before the answer:
+			// not held to the document.
 			v.record("(client gone)", res.StatusCode)
 		default:
 			if err := v.Check(r.Context(), r, body, res.StatusCode, res.Header, resBody); err != nil {
