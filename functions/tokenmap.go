@@ -72,10 +72,3 @@ func (m *tokenMap) forget(h lockcore.TokenHash) {
 	delete(m.old, h)
 	m.mu.Unlock()
 }
-
-// len returns the number of entries remembered.
-func (m *tokenMap) len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.cur) + len(m.old)
-}
