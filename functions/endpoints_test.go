@@ -41,11 +41,13 @@ func runCases(t *testing.T, cases []tcase, opts ...envOption) {
 
 func runCase(t *testing.T, e *env, b backend, tc tcase) {
 	t.Helper()
-	n := newNormalizer()
+	n, fences := newNormalizer(), newFenceNamer(t)
 	for i, s := range tc.setup {
-		if w := e.do(t, s); w.Code >= 400 {
+		w := e.do(t, s)
+		if w.Code >= 400 {
 			t.Fatalf("setup %d %s %s: %d %s", i, s.method, s.path, w.Code, w.Body.String())
 		}
+		fences.name(s.auth, w.Body.String())
 	}
 	w := e.do(t, tc.req)
 	body := w.Body.String()
@@ -64,7 +66,7 @@ func runCase(t *testing.T, e *env, b backend, tc tcase) {
 	}
 	if tc.wantBody != "" {
 		want := strings.ReplaceAll(tc.wantBody, "%STORE%", storeKind(b.name))
-		if got := n.normalize(strings.TrimSuffix(body, "\n")); got != want {
+		if got := n.normalize(fences.name(tc.req.auth, strings.TrimSuffix(body, "\n"))); got != want {
 			t.Errorf("body\n got %s\nwant %s", got, want)
 		}
 	}
@@ -84,7 +86,7 @@ const (
 	acq       = "/locks/job/acquire"
 	errBody   = `{"error":"%s","code":"%s","request_id":"<REQUEST_ID>"}`
 	wwwAuth   = `Bearer realm="octostore"`
-	okAcquire = `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60}`
+	okAcquire = `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60}`
 )
 
 func eb(msg, code string) string {
@@ -101,16 +103,16 @@ func TestAcquire(t *testing.T) {
 		{name: "whitespace body means defaults", req: post(acq, " \n\t\r "), wantStatus: 200, wantBody: okAcquire},
 		{name: "empty object means defaults", req: post(acq, "{}"), wantStatus: 200, wantBody: okAcquire},
 		{name: "all fields", req: post(acq, `{"ttl_seconds":30,"metadata":"host-7","lease_id":"my-lease"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"my-lease","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":30,"metadata":"host-7"}`},
+			wantBody: `{"status":"acquired","lease_id":"my-lease","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":30,"metadata":"host-7"}`},
 		{name: "metadata is not HTML-escaped", req: post(acq, `{"metadata":"<a&b>","lease_id":"L"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"<a&b>"}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"<a&b>"}`},
 		{name: "empty metadata is omitted", req: post(acq, `{"metadata":"","lease_id":"L"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60}`},
 		{name: "metadata of exactly 1024 bytes", req: post(acq, `{"metadata":"`+strings.Repeat("é", 512)+`"}`), wantStatus: 200},
 		{name: "max ttl", req: post(acq, `{"ttl_seconds":3600,"lease_id":"L"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":3600}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":3600}`},
 		{name: "escaped key is the same key", req: post(acq, `{"ttl\u005fseconds":5,"lease_id":"L"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":5}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":5}`},
 		{name: "body of exactly 16 KiB", req: post(acq, "{}"+strings.Repeat(" ", 16<<10-2)), wantStatus: 200, wantBody: okAcquire},
 		{name: "name of 128 characters", req: post("/locks/"+name128+"/acquire", ""), wantStatus: 200, wantBody: okAcquire},
 		{name: "name with dots and dashes", req: post("/locks/a.b-c/acquire", ""), wantStatus: 200, wantBody: okAcquire},
@@ -120,11 +122,11 @@ func TestAcquire(t *testing.T) {
 		{name: "idempotent retry keeps lease and token",
 			setup: []req{post(acq, `{"lease_id":"L","metadata":"m"}`)},
 			req:   post(acq, `{"lease_id":"L","ttl_seconds":10}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":10,"metadata":"m"}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":10,"metadata":"m"}`},
 		{name: "idempotent retry replaces metadata",
 			setup: []req{post(acq, `{"lease_id":"L","metadata":"m"}`)},
 			req:   post(acq, `{"lease_id":"L","metadata":"n"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"n"}`},
+			wantBody: `{"status":"acquired","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"n"}`},
 		{name: "held by another lease",
 			setup: []req{post(acq, `{"lease_id":"L","metadata":"m"}`)},
 			req:   post(acq, `{}`), wantStatus: 409,
@@ -136,11 +138,11 @@ func TestAcquire(t *testing.T) {
 		{name: "after release the fencing token grows",
 			setup: []req{post(acq, `{"lease_id":"L"}`), post("/locks/job/release", `{"lease_id":"L"}`)},
 			req:   post(acq, `{"lease_id":"M"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"M","fencing_token":2,"expires_at":"<TIME>","ttl_seconds":60}`},
+			wantBody: `{"status":"acquired","lease_id":"M","fencing_token":<FENCE2>,"expires_at":"<TIME>","ttl_seconds":60}`},
 		{name: "accounts do not see each other's locks",
 			setup: []req{post(acq, `{"lease_id":"L"}`)},
 			req:   withAuth(post(acq, `{"lease_id":"L2"}`), "bob"), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"L2","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60}`},
+			wantBody: `{"status":"acquired","lease_id":"L2","fencing_token":<bob:FENCE1>,"expires_at":"<TIME>","ttl_seconds":60}`},
 
 		{name: "name with underscore", req: post("/locks/a_b/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
 		{name: "name of 129 characters", req: post("/locks/"+name128+"n/acquire", ""), wantStatus: 400, wantCode: "invalid_name"},
@@ -208,9 +210,9 @@ func TestAcquire(t *testing.T) {
 			wantBody: eb(`metadata must be text: a \\u escape of a lone UTF-16 surrogate (D800 to DFFF, not in a high-low pair) is not a character; send the text as UTF-8`, "invalid_metadata")},
 		{name: "metadata with a lone low surrogate escape", req: post(acq, `{"metadata":"\udc00\ud83d"}`), wantStatus: 400, wantCode: "invalid_metadata"},
 		{name: "metadata with a surrogate pair escape", req: post(acq, `{"metadata":"\ud83d\ude00 \ufffd"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"😀 �"}`},
+			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"😀 �"}`},
 		{name: "metadata with an escaped backslash before u", req: post(acq, `{"metadata":"\\ud800"}`), wantStatus: 200,
-			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"\\ud800"}`},
+			wantBody: `{"status":"acquired","lease_id":"<LEASE1>","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60,"metadata":"\\ud800"}`},
 
 		{name: "lease id empty", req: post(acq, `{"lease_id":""}`), wantStatus: 400, wantCode: "invalid_lease_id"},
 		{name: "lease id with space", req: post(acq, `{"lease_id":"a b"}`), wantStatus: 400, wantCode: "invalid_lease_id"},
@@ -247,9 +249,9 @@ func TestRenew(t *testing.T) {
 	hold := post(acq, `{"lease_id":"L","ttl_seconds":10,"metadata":"m"}`)
 	cases := []tcase{
 		{name: "renew", setup: []req{hold}, req: post(rn, `{"lease_id":"L","ttl_seconds":20}`), wantStatus: 200,
-			wantBody: `{"status":"renewed","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":20}`},
+			wantBody: `{"status":"renewed","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":20}`},
 		{name: "default ttl", setup: []req{hold}, req: post(rn, `{"lease_id":"L"}`), wantStatus: 200,
-			wantBody: `{"status":"renewed","lease_id":"L","fencing_token":1,"expires_at":"<TIME>","ttl_seconds":60}`},
+			wantBody: `{"status":"renewed","lease_id":"L","fencing_token":<FENCE1>,"expires_at":"<TIME>","ttl_seconds":60}`},
 		{name: "empty body", setup: []req{hold}, req: post(rn, ""), wantStatus: 400, wantCode: "invalid_lease_id",
 			wantBody: eb("lease_id is required", "invalid_lease_id")},
 		{name: "no lease id", setup: []req{hold}, req: post(rn, `{"ttl_seconds":5}`), wantStatus: 400, wantCode: "invalid_lease_id"},
@@ -295,9 +297,9 @@ func TestGetAndList(t *testing.T) {
 	cases := []tcase{
 		{name: "free", req: get("/locks/job"), wantStatus: 200, wantBody: `{"name":"job","status":"free"}`},
 		{name: "held", setup: []req{post(acq, `{"lease_id":"L","metadata":"m"}`)}, req: get("/locks/job"), wantStatus: 200,
-			wantBody: `{"name":"job","status":"held","lease_id":"L","holder_id":"<HOLDER1>","fencing_token":1,"expires_at":"<TIME>","metadata":"m"}`},
+			wantBody: `{"name":"job","status":"held","lease_id":"L","holder_id":"<HOLDER1>","fencing_token":<FENCE1>,"expires_at":"<TIME>","metadata":"m"}`},
 		{name: "held without metadata", setup: []req{post(acq, `{"lease_id":"L"}`)}, req: get("/locks/job"), wantStatus: 200,
-			wantBody: `{"name":"job","status":"held","lease_id":"L","holder_id":"<HOLDER1>","fencing_token":1,"expires_at":"<TIME>"}`},
+			wantBody: `{"name":"job","status":"held","lease_id":"L","holder_id":"<HOLDER1>","fencing_token":<FENCE1>,"expires_at":"<TIME>"}`},
 		{name: "released", setup: []req{post(acq, `{"lease_id":"L"}`), post("/locks/job/release", `{"lease_id":"L"}`)}, req: get("/locks/job"),
 			wantStatus: 200, wantBody: `{"name":"job","status":"free"}`},
 		{name: "another account's lock looks free", setup: []req{post(acq, `{"lease_id":"L"}`)}, req: withAuth(get("/locks/job"), "bob"),
@@ -312,8 +314,8 @@ func TestGetAndList(t *testing.T) {
 				withAuth(post("/locks/c/acquire", `{"lease_id":"L3"}`), "bob")},
 			req: get("/locks"), wantStatus: 200,
 			wantBody: `{"locks":[` +
-				`{"name":"a","status":"held","lease_id":"L1","holder_id":"<HOLDER1>","fencing_token":2,"expires_at":"<TIME>","metadata":"x"},` +
-				`{"name":"b","status":"held","lease_id":"L2","holder_id":"<HOLDER2>","fencing_token":1,"expires_at":"<TIME>"}],"count":2}`},
+				`{"name":"a","status":"held","lease_id":"L1","holder_id":"<HOLDER1>","fencing_token":<FENCE2>,"expires_at":"<TIME>","metadata":"x"},` +
+				`{"name":"b","status":"held","lease_id":"L2","holder_id":"<HOLDER2>","fencing_token":<FENCE1>,"expires_at":"<TIME>"}],"count":2}`},
 		{name: "list leaves out released locks",
 			setup: []req{post("/locks/a/acquire", `{"lease_id":"L1"}`), post("/locks/a/release", `{"lease_id":"L1"}`)},
 			req:   get("/locks"), wantStatus: 200, wantBody: `{"locks":[],"count":0}`},

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,6 +273,19 @@ var normRules = []struct {
 	{regexp.MustCompile(`"retry_after_ms":\d+`), "", `"retry_after_ms":<MS>`},
 }
 
+// placeholder returns the numbered placeholder of value m of kind,
+// numbering it if it is new.
+func (n *normalizer) placeholder(kind, m string) string {
+	key := kind + "\x00" + m
+	if p, ok := n.seen[key]; ok {
+		return p
+	}
+	n.next[kind]++
+	p := fmt.Sprintf("<%s%d>", kind, n.next[kind])
+	n.seen[key] = p
+	return p
+}
+
 func (n *normalizer) normalize(s string) string {
 	for _, rule := range normRules {
 		if rule.kind == "" {
@@ -279,16 +293,60 @@ func (n *normalizer) normalize(s string) string {
 			continue
 		}
 		s = rule.re.ReplaceAllStringFunc(s, func(m string) string {
-			if p, ok := n.seen[m]; ok {
-				return p
-			}
-			n.next[rule.kind]++
-			p := fmt.Sprintf("<%s%d>", rule.kind, n.next[rule.kind])
-			n.seen[m] = p
-			return p
+			return n.placeholder(rule.kind, m)
 		})
 	}
 	return s
+}
+
+// fenceRE matches a fencing token in an answer.
+var fenceRE = regexp.MustCompile(`"fencing_token":(\d+)`)
+
+// fenceNamer replaces the fencing tokens in answers with placeholders
+// numbered per account in the order the account first shows them
+// (<FENCE1>, <FENCE2>, … for alice; <bob:FENCE1>, … for another account).
+// Tokens follow the store's clock, so their values differ between runs and
+// stores, and two accounts may get the same value; what the placeholders
+// keep is which answers repeat a lease's token and the order of an
+// account's tokens. A new token of an account that is not above every
+// token the account showed before fails the test.
+type fenceNamer struct {
+	t      testing.TB
+	seen   map[string]string // account + "\x00" + value -> placeholder
+	newest map[string]int64  // account -> highest token shown
+	count  map[string]int    // account -> tokens named
+}
+
+func newFenceNamer(t testing.TB) *fenceNamer {
+	return &fenceNamer{t: t, seen: map[string]string{}, newest: map[string]int64{}, count: map[string]int{}}
+}
+
+// name returns body with the fencing tokens named for the account of a
+// request's auth value (see req.auth: "" and a "raw:" header, whose TOKEN
+// is alice's, are alice).
+func (f *fenceNamer) name(who, body string) string {
+	if who == "" || strings.HasPrefix(who, "raw:") {
+		who = "alice"
+	}
+	return fenceRE.ReplaceAllStringFunc(body, func(m string) string {
+		v := fenceRE.FindStringSubmatch(m)[1]
+		key := who + "\x00" + v
+		if p, ok := f.seen[key]; ok {
+			return `"fencing_token":` + p
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= f.newest[who] {
+			f.t.Errorf("%s's new fencing token %s is not above %d, the highest it was shown before", who, v, f.newest[who])
+		}
+		f.newest[who] = max(f.newest[who], n)
+		f.count[who]++
+		p := fmt.Sprintf("<FENCE%d>", f.count[who])
+		if who != "alice" {
+			p = fmt.Sprintf("<%s:FENCE%d>", who, f.count[who])
+		}
+		f.seen[key] = p
+		return `"fencing_token":` + p
+	})
 }
 
 // decode returns the JSON object of a response body.

@@ -76,6 +76,7 @@ var transcriptHeaders = []string{"Allow", "Cache-Control", "Content-Type", "Retr
 // transcript.
 func runSession(t *testing.T, b backend) string {
 	e := newEnv(t, b)
+	fences := newFenceNamer(t)
 	var out strings.Builder
 	for _, s := range session {
 		fmt.Fprintf(&out, "### %s\n", s.title)
@@ -113,7 +114,7 @@ func runSession(t *testing.T, b backend) string {
 				fmt.Fprintf(&out, "< %s: %s\n", k, v)
 			}
 		}
-		fmt.Fprintf(&out, "< %s\n", w.Body.String())
+		fmt.Fprintf(&out, "< %s\n", fences.name(q.auth, w.Body.String()))
 		if q.path == "/auth/token/rotate" && w.Code == 200 {
 			tok, _ := decode(t, w)["token"].(string)
 			e.tokens["alice-old"], e.tokens["alice"] = e.tokens["alice"], tok

@@ -28,7 +28,10 @@ type Lease struct {
 	LeaseID string
 	// FencingToken is strictly greater than every token issued before it for
 	// the same lock name in the same account. It never changes for the life
-	// of the lease (renewals and idempotent re-acquires keep it).
+	// of the lease (renewals and idempotent re-acquires keep it). Both
+	// stores make it max(the account's last token + 1, the store's clock
+	// in microseconds), so it is about 1.8e15 (exact below 2^53 until the
+	// year 2255) and stays above tokens a store lost after handing them out.
 	FencingToken int64
 	// ExpiresAt is when the lease ends unless renewed, by the store's clock,
 	// at millisecond precision. The lease is held while now < ExpiresAt.

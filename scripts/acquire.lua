@@ -2,10 +2,9 @@
 --
 -- KEYS[1] lock hash     <prefix>{a:ID}:lock:<name>
 --                       fields: lease, fence, expires (ms), ttl (ms), metadata (absent = none)
--- KEYS[2] fence counter <prefix>{a:ID}:fence   (INCR only; never expires, never deleted;
---                       made at 0 by account.lua; when it is missing although
---                       KEYS[4] is given, it was lost, and is first raised to the
---                       Redis clock in microseconds)
+-- KEYS[2] fence counter <prefix>{a:ID}:fence   (never expires, never deleted; a new
+--                       lease's token is max(counter + 1, Redis clock in
+--                       microseconds), stored back: see below)
 -- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms)
 -- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                       the call is made with that bearer token and is done
@@ -84,22 +83,22 @@ if redis.call('ZCARD', KEYS[3]) >= max then
   end
 end
 
--- With KEYS[4] the caller holds a token of the account, so the account was
--- made, and account.lua made its counter then (at 0). A counter missing now
--- was lost: evicted by an allkeys-* maxmemory-policy, or deleted with part
--- of the account's keys. INCR would start it again at 1 and hand out
--- fencing tokens a second time, so raise it first to the Redis clock in
--- microseconds, as account.lua does for an account made again and as a
--- restore does: tokens go on above every one the lost counter gave, as
--- long as those were below the clock (always, unless a restore was given
--- a floor above the clock, or the Redis clock was set back). (An account
--- made before account.lua made counters, that never took a lock, starts
--- there too: still rising.)
-if KEYS[4] and redis.call('EXISTS', KEYS[2]) == 0 then
-  -- microseconds: about 1.8e15, exact in a Lua number (below 2^53)
-  redis.call('SET', KEYS[2], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-end
+-- The fencing token: the counter plus one, but never below the Redis clock
+-- in microseconds (a hybrid logical clock). Tokens so rise by one between
+-- acquires within a microsecond and otherwise follow the clock, and a token
+-- handed out and then lost by Redis (a failover to a replica that had not
+-- received it, the last second of an appendfsync everysec log, a snapshot
+-- brought back, a counter evicted by an allkeys-* policy) is still below
+-- every later one, as long as the clock of the Redis that answers now is
+-- not behind the one that issued it by more than the time between the two.
+-- Microseconds are about 1.8e15: exact in a Lua number (below 2^53) until
+-- the year 2255.
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local fence = redis.call('INCR', KEYS[2])
+if fence < us then
+  fence = us
+  redis.call('SET', KEYS[2], string.format('%.0f', us))
+end
 local expires = now + ttl
 if cur[1] then
   redis.call('DEL', KEYS[1]) -- expired by our clock, not yet by Redis

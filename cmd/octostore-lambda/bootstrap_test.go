@@ -293,12 +293,19 @@ var (
 	accountRE = regexp.MustCompile(`^acct_[0-9a-f]{20}$`)
 )
 
+// fenceNames numbers the fencing tokens one side of a comparison has
+// shown, in the order it first showed them, so that two sides whose tokens
+// differ in value (they follow the store's clock) still compare equal when
+// they hand out and repeat tokens alike.
+type fenceNames map[string]int
+
 // normalize renders resp as text with the values that legitimately differ
 // between two deployments (generated request ids, times, generated lease
-// ids, holder ids, account ids, tokens) replaced by placeholders. A value
-// that does not have the shape of what it stands for is kept, and
-// reported, so a broken value can never be hidden by a placeholder.
-func normalize(r testRequest, resp testResponse) (string, []string) {
+// ids, holder ids, account ids, tokens, fencing tokens as numbered by
+// fences) replaced by placeholders. A value that does not have the shape
+// of what it stands for is kept, and reported, so a broken value can never
+// be hidden by a placeholder.
+func normalize(r testRequest, resp testResponse, fences fenceNames) (string, []string) {
 	var problems []string
 	var b strings.Builder
 	fmt.Fprintf(&b, "status %d\n", resp.status)
@@ -345,6 +352,15 @@ func normalize(r testRequest, resp testResponse) (string, []string) {
 				case "expires_at":
 					if ok = timeRE.MatchString(s); ok {
 						x = "<time>"
+					}
+				case "fencing_token":
+					n, isNum := x.(json.Number)
+					i, err := n.Int64()
+					if ok = isNum && err == nil && i > 0; ok {
+						if _, seen := fences[n.String()]; !seen {
+							fences[n.String()] = len(fences) + 1
+						}
+						x = fmt.Sprintf("<fence %d>", fences[n.String()])
 					}
 				case "retry_after_ms":
 					n, isNum := x.(json.Number)
@@ -508,10 +524,11 @@ func TestBootstrapMatchesHandler(t *testing.T) {
 	for _, format := range []string{fmtHTTPAPI, fmtHTTPAPIStage, fmtFunctionURL, fmtRESTAPI} {
 		t.Run(format, func(t *testing.T) {
 			lam := newLambdaSide(t, srv.URL(), "lam-"+format+":", format)
+			gotFences, wantFences := fenceNames{}, fenceNames{}
 			for i, r := range steps {
 				got := lam.do(t, r)
-				g, gp := normalize(r, got)
-				w, wp := normalize(r, want[i])
+				g, gp := normalize(r, got, gotFences)
+				w, wp := normalize(r, want[i], wantFences)
 				for _, p := range gp {
 					t.Errorf("%s: bootstrap: %s", r.name, p)
 				}

@@ -172,7 +172,7 @@ type durabilityChecker interface {
 }
 
 // warnDurability logs a warning for each setting of the store that falls
-// short of what crash-safe fencing tokens need (Redis: appendonly,
+// short of what crash-safe locks need (Redis: appendonly,
 // appendfsync, maxmemory-policy; see README "Durability"), and returns
 // those warnings. Settings that cannot be read are logged as such (and nil
 // is returned); the server starts either way.

@@ -252,16 +252,17 @@ type brokenStore struct {
 	// stealEvery: every n-th acquire that finds the lock held by another
 	// lease answers "acquired" anyway, with the holder's token.
 	stealEvery int64
-	// halveTokens: every token shown is (real+1)/2, so consecutive leases
-	// share a token.
-	halveTokens bool
-	held        atomic.Int64
-	broken      atomic.Int64
+	// repeatTokens: every token shown is the real one with its low 40 bits
+	// cleared (2^40 µs is 12.7 days of the clock that tokens follow), so
+	// the leases of a test share one token.
+	repeatTokens bool
+	held         atomic.Int64
+	broken       atomic.Int64
 }
 
 func (b *brokenStore) fake(t int64) int64 {
-	if b.halveTokens {
-		return (t + 1) / 2
+	if b.repeatTokens {
+		return t &^ (1<<40 - 1)
 	}
 	return t
 }
@@ -277,7 +278,7 @@ func (b *brokenStore) Acquire(ctx context.Context, acct, name string, o lockcore
 		res.Lease = lockcore.Lease{Name: name, LeaseID: o.LeaseID, FencingToken: res.Lease.FencingToken,
 			ExpiresAt: res.Now.Add(o.TTL).Truncate(time.Millisecond), TTL: o.TTL}
 	}
-	if res.Acquired && b.halveTokens && res.Lease.FencingToken%2 == 0 {
+	if res.Acquired && b.repeatTokens && res.Lease.FencingToken != res.Lease.FencingToken&^(1<<40-1) {
 		b.broken.Add(1)
 	}
 	res.Lease.FencingToken = b.fake(res.Lease.FencingToken)
@@ -307,7 +308,7 @@ func TestCheckerCatchesBrokenStores(t *testing.T) {
 		kinds []string
 	}{
 		{"second holder", func(s lockcore.Store) *brokenStore { return &brokenStore{Store: s, stealEvery: 3} }, []string{"two holders", "token reused", "token order"}},
-		{"repeated token", func(s lockcore.Store) *brokenStore { return &brokenStore{Store: s, halveTokens: true} }, []string{"token order", "token reused"}},
+		{"repeated token", func(s lockcore.Store) *brokenStore { return &brokenStore{Store: s, repeatTokens: true} }, []string{"token order", "token reused"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "octo.db"), sqlitestore.Options{})

@@ -38,12 +38,12 @@ func (s *Store) DurabilityWarnings(ctx context.Context) ([]string, error) {
 		var w []string
 		switch {
 		case got["appendonly"] != "yes":
-			w = append(w, fmt.Sprintf("Redis%s has appendonly %q: a crash of Redis loses the writes since its last snapshot, and a fencing token can then be issued twice (set appendonly yes and appendfsync always)", node, got["appendonly"]))
+			w = append(w, fmt.Sprintf("Redis%s has appendonly %q: a crash of Redis loses the writes since its last snapshot, and a lock acquired since can then be given to a second lease (set appendonly yes and appendfsync always)", node, got["appendonly"]))
 		case got["appendfsync"] != "always":
-			w = append(w, fmt.Sprintf("Redis%s has appendfsync %q: a crash of the machine can lose the last writes, and a fencing token can then be issued twice (set appendfsync always)", node, got["appendfsync"]))
+			w = append(w, fmt.Sprintf("Redis%s has appendfsync %q: a crash of the machine can lose the last writes, and a lock acquired just before can then be given to a second lease (set appendfsync always)", node, got["appendfsync"]))
 		}
 		if p := got["maxmemory-policy"]; p != "noeviction" {
-			w = append(w, fmt.Sprintf("Redis%s has maxmemory-policy %q: when full it may evict a fencing counter or a held lock (set maxmemory-policy noeviction)", node, p))
+			w = append(w, fmt.Sprintf("Redis%s has maxmemory-policy %q: when full it may evict a held lock, a token or an account (set maxmemory-policy noeviction)", node, p))
 		}
 		mu.Lock()
 		warnings = append(warnings, w...)

@@ -93,7 +93,9 @@ func testRestoredFencing(t *testing.T, open func(t *testing.T, prefix string) *r
 	o := account(t, other, "olga")
 	oFence := acquireFenceRedis(t, other, o, "x")
 
-	const floor = 1000
+	// A floor an hour ahead of the clock: tokens are never below the Redis
+	// clock in microseconds, so only a floor above it shows in them.
+	floor := time.Now().Add(time.Hour).UnixMicro()
 	res, err := s.PrepareRestored(ctx, floor)
 	if err != nil {
 		t.Fatalf("PrepareRestored: %v", err)
@@ -118,8 +120,8 @@ func testRestoredFencing(t *testing.T, open func(t *testing.T, prefix string) *r
 	if st, err := other.Get(ctx, o, "x"); err != nil || !st.Held || st.Lease.FencingToken != oFence {
 		t.Errorf("another prefix's lock: %+v, %v; want it untouched", st, err)
 	}
-	if f := acquireFenceRedis(t, other, o, "y"); f != oFence+1 {
-		t.Errorf("another prefix's next token: %d; want %d", f, oFence+1)
+	if f := acquireFenceRedis(t, other, o, "y"); f <= oFence || f >= floor {
+		t.Errorf("another prefix's next token: %d; want above %d and below the floor %d", f, oFence, floor)
 	}
 
 	// Again, with floors below the counters (each floor+1 now, alice's
@@ -164,15 +166,16 @@ func testRestoredManyLocks(t *testing.T, open func(t *testing.T, prefix string) 
 			t.Fatalf("Acquire l%d: %+v, %v", i, r, err)
 		}
 	}
-	res, err := s.PrepareRestored(ctx, 5000)
+	floor := time.Now().Add(time.Hour).UnixMicro() // above the clock, which tokens follow
+	res, err := s.PrepareRestored(ctx, floor)
 	if err != nil || res.LocksDropped != n || res.Accounts != 1 {
 		t.Fatalf("PrepareRestored: %+v, %v; want %d locks of 1 account", res, err, n)
 	}
 	if l, err := s.List(ctx, a); err != nil || len(l) != 0 {
 		t.Errorf("List after PrepareRestored: %d locks, %v; want none", len(l), err)
 	}
-	if f := acquireFenceRedis(t, s, a, "l0"); f != 5001 {
-		t.Errorf("first token after PrepareRestored: %d; want 5001", f)
+	if f := acquireFenceRedis(t, s, a, "l0"); f != floor+1 {
+		t.Errorf("first token after PrepareRestored: %d; want %d", f, floor+1)
 	}
 }
 

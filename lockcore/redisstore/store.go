@@ -21,24 +21,25 @@
 // checked against its token key and then written with a check of its
 // revocation mark, so its retirement is not overtaken either.
 //
-// Fencing tokens come from one INCR counter per account that never expires
-// and is never deleted. They survive a Redis crash only as far as Redis
-// persists writes: run Redis with appendonly yes and appendfsync always when
-// fencing tokens must never go backwards. Replication does not help by
-// itself: it is asynchronous, so a failover to a replica loses the acquires
-// it had not received and hands their tokens out again (a managed service
-// that acknowledges a write only once it is durable, such as MemoryDB, does
+// Fencing tokens come from one counter per account that never expires and
+// is never deleted. A new lease's token is the counter plus one, but never
+// below the Redis clock in microseconds (acquire.lua): a hybrid logical
+// clock, so tokens still go up after Redis loses writes it acknowledged
+// (a crash with appendfsync everysec, a failover to a replica that had
+// not received them, a snapshot brought back, an evicted counter), as
+// long as the clock of the Redis that answers is not behind the one that
+// issued the lost tokens by more than the time between the two. What
+// such a loss still undoes is the locks themselves: a lost acquire or
+// renew leaves the lock free for a second lease (whose token is then the
+// higher one), so run Redis with appendonly yes and appendfsync always
+// when locks must survive a crash too (a managed service that
+// acknowledges a write only once it is durable, such as MemoryDB, does
 // not have that gap). Keep maxmemory-policy at noeviction: an allkeys-*
-// policy may evict the fence counter, which has no TTL (acquire.lua, run
-// with a token of the account, then raises the lost counter to the Redis
-// clock in microseconds before the INCR, so tokens still go up unless the
-// lost counter was above that clock, after a restore given a higher floor
-// or a Redis clock set back; account.lua makes each new account's counter
-// at 0 so that a missing one means a lost one), and any other key, held
-// locks and tokens included; a volatile-* policy evicts held locks (the
-// keys with a TTL) before they expire, so that a second lease can take a
-// lock whose holder still has it. Under noeviction a full Redis refuses
-// writes, and the store reports that as ErrUnavailable.
+// policy may evict any key, held locks and tokens included; a volatile-*
+// policy evicts held locks (the keys with a TTL) before they expire, so
+// that a second lease can take a lock whose holder still has it. Under
+// noeviction a full Redis refuses writes, and the store reports that as
+// ErrUnavailable.
 //
 // Failures to reach Redis, timeouts, cancelled contexts and server states
 // that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
@@ -52,7 +53,7 @@
 // Keys (P is the prefix, ID an account id):
 //
 //	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
-//	P{a:ID}:fence        INCR counter of the account's fencing tokens; no TTL
+//	P{a:ID}:fence        the account's last fencing token; no TTL
 //	P{a:ID}:held         zset name -> expires (ms), for quota and List
 //	P{a:ID}:account      hash login, github_id, created (ms)
 //	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
@@ -788,8 +789,10 @@ func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, acc
 	// The mirror is missing but the token key (in another slot) names
 	// this account. Before writing on the token key's word, make sure the
 	// account's slot still holds its record: a slot that lost its keys
-	// (a Cluster master restarted empty) has lost its fencing counter too,
-	// and writing now would hand out fencing tokens again from 1. One
+	// (a Cluster master restarted empty) has lost the account's record,
+	// locks and fencing counter, and the account is to be made again
+	// first (README, "Backup and restore"); its tokens would go on above
+	// the lost ones all the same, since they follow the Redis clock. One
 	// more round trip, on this fallback only.
 	n, err := s.client.Exists(ctx, s.accountKey(accountID)).Result()
 	if err != nil {
@@ -932,11 +935,11 @@ func (s *Store) EnsureAccount(ctx context.Context, login string) (lockcore.Accou
 		return lockcore.Account{}, false, err
 	}
 	defer cancel()
-	id, indexed, err := s.claim(ctx, s.loginKey(login))
+	id, err := s.claim(ctx, s.loginKey(login))
 	if err != nil {
 		return lockcore.Account{}, false, err
 	}
-	return s.writeAccount(ctx, id, indexed, login, 0, false)
+	return s.writeAccount(ctx, id, login, 0, false)
 }
 
 // UpsertGitHubAccount implements lockcore.Accounts.UpsertGitHubAccount: the
@@ -954,54 +957,47 @@ func (s *Store) UpsertGitHubAccount(ctx context.Context, githubID int64, login s
 		return lockcore.Account{}, err
 	}
 	defer cancel()
-	id, indexed, err := s.claim(ctx, s.githubKey(githubID))
+	id, err := s.claim(ctx, s.githubKey(githubID))
 	if err != nil {
 		return lockcore.Account{}, err
 	}
-	acct, _, err := s.writeAccount(ctx, id, indexed, login, githubID, true)
+	acct, _, err := s.writeAccount(ctx, id, login, githubID, true)
 	return acct, err
 }
 
 // claim returns the account id stored under an index key, storing a new
-// one with SET NX if there is none; indexed is false when this call
-// stored it. Index keys are never deleted, so the first id set wins
-// forever.
-func (s *Store) claim(ctx context.Context, key string) (id string, indexed bool, err error) {
-	id, err = s.client.Get(ctx, key).Result()
+// one with SET NX if there is none. Index keys are never deleted, so the
+// first id set wins forever.
+func (s *Store) claim(ctx context.Context, key string) (string, error) {
+	id, err := s.client.Get(ctx, key).Result()
 	if err == nil {
-		return id, true, nil
+		return id, nil
 	}
 	if !errors.Is(err, redis.Nil) {
-		return "", false, s.fail("account index", err)
+		return "", s.fail("account index", err)
 	}
 	fresh := lockcore.NewAccountID()
 	ok, err := s.client.SetNX(ctx, key, fresh, 0).Result()
 	if err != nil {
-		return "", false, s.fail("account index", err)
+		return "", s.fail("account index", err)
 	}
 	if ok {
-		return fresh, false, nil
+		return fresh, nil
 	}
 	id, err = s.client.Get(ctx, key).Result()
 	if err != nil {
-		return "", false, s.fail("account index", err)
+		return "", s.fail("account index", err)
 	}
-	return id, true, nil
+	return id, nil
 }
 
 // writeAccount runs account.lua for id and records id in the accounts set
 // (idempotent, so a creator that died half-way is repaired by the next
-// caller). indexed says that id was found under its index key rather
-// than stored by this caller: a record made then replaces one that Redis
-// lost (a Cluster master restarted empty), and account.lua raises the
-// fencing counter it lost with it to the Redis clock in microseconds, as
-// a restore does, so no fencing token is handed out twice. Two callers
-// making one new account at once (two sign-ins) can do that to a new
-// account too, when the one that found the id runs first: its fencing
-// tokens then start near 1.8e15 instead of 1, still rising and exact
-// below 2^53. Telling the two cases apart by the accounts set would miss
-// a loss that takes that set's slot too.
-func (s *Store) writeAccount(ctx context.Context, id string, indexed bool, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
+// caller). A record made again after Redis lost the account's slot,
+// fencing counter included, needs nothing more: acquire.lua keeps every
+// token at or above the Redis clock in microseconds, so the account's
+// tokens go on above every one handed out before.
+func (s *Store) writeAccount(ctx context.Context, id string, login string, githubID int64, setLogin bool) (lockcore.Account, bool, error) {
 	if err := checkAccountID(id); err != nil {
 		return lockcore.Account{}, false, err
 	}
@@ -1009,11 +1005,7 @@ func (s *Store) writeAccount(ctx context.Context, id string, indexed bool, login
 	if setLogin {
 		set = "1"
 	}
-	remade := "0"
-	if indexed {
-		remade = "1"
-	}
-	res, err := accountScript.Run(ctx, s.client, []string{s.accountKey(id), s.tag(id) + ":fence"}, login, githubID, set, remade).Slice()
+	res, err := accountScript.Run(ctx, s.client, []string{s.accountKey(id)}, login, githubID, set).Slice()
 	if err != nil {
 		return lockcore.Account{}, false, s.fail("account", err)
 	}

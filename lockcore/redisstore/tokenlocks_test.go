@@ -241,15 +241,15 @@ func testAsRightToken(t *testing.T, e *tlEnv) {
 	meta := "m1"
 	o.Metadata = &meta
 	res, err := s.AcquireAs(ctx, tok, acct, "a", o)
-	if err != nil || !res.Acquired || res.Lease.LeaseID != o.LeaseID || res.Lease.FencingToken != 1 || res.Lease.Metadata != "m1" || res.Lease.TTL != time.Minute {
-		t.Fatalf("AcquireAs(a): want acquired with fence 1 and metadata m1, got %+v, %v", res, err)
+	if err != nil || !res.Acquired || res.Lease.LeaseID != o.LeaseID || res.Lease.FencingToken <= 0 || res.Lease.FencingToken != e.fence(t, acct) || res.Lease.Metadata != "m1" || res.Lease.TTL != time.Minute {
+		t.Fatalf("AcquireAs(a): want acquired with the account's counter as fence and metadata m1, got %+v, %v (counter %d)", res, err, e.fence(t, acct))
 	}
 	if got := res.Lease.ExpiresAt.Sub(res.Now); got != time.Minute {
 		t.Errorf("AcquireAs(a): ExpiresAt-Now = %v, want 1m", got)
 	}
 	retry, err := s.AcquireAs(ctx, tok, acct, "a", o)
-	if err != nil || !retry.Acquired || retry.Lease.FencingToken != 1 || retry.Lease.LeaseID != o.LeaseID {
-		t.Errorf("AcquireAs(a) retried with the same lease: want the same lease and fence 1, got %+v, %v", retry, err)
+	if err != nil || !retry.Acquired || retry.Lease.FencingToken != res.Lease.FencingToken || retry.Lease.LeaseID != o.LeaseID {
+		t.Errorf("AcquireAs(a) retried with the same lease: want the same lease and fence %d, got %+v, %v", res.Lease.FencingToken, retry, err)
 	}
 	other := acquireOpts(time.Minute)
 	busy, err := s.AcquireAs(ctx, tok, acct, "a", other)
@@ -262,8 +262,8 @@ func testAsRightToken(t *testing.T, e *tlEnv) {
 	}
 
 	lease, err := s.RenewAs(ctx, tok, acct, "a", o.LeaseID, 2*time.Minute)
-	if err != nil || lease.FencingToken != 1 || lease.TTL != 2*time.Minute || lease.Metadata != "m1" || !lease.ExpiresAt.After(res.Lease.ExpiresAt) {
-		t.Errorf("RenewAs(a): want fence 1, ttl 2m, later expiry, got %+v, %v", lease, err)
+	if err != nil || lease.FencingToken != res.Lease.FencingToken || lease.TTL != 2*time.Minute || lease.Metadata != "m1" || !lease.ExpiresAt.After(res.Lease.ExpiresAt) {
+		t.Errorf("RenewAs(a): want fence %d, ttl 2m, later expiry, got %+v, %v", res.Lease.FencingToken, lease, err)
 	}
 	if st, err := s.Get(ctx, acct, "a"); err != nil || !st.Held || st.Lease != lease {
 		t.Errorf("Get(a) after RenewAs: want %+v, got %+v, %v", lease, st, err)
@@ -287,23 +287,24 @@ func testAsRightToken(t *testing.T, e *tlEnv) {
 		t.Errorf("RenewAs(a) after release: want ErrLeaseNotCurrent, got %v", err)
 	}
 	again, err := s.AcquireAs(ctx, tok, acct, "a", other)
-	if err != nil || !again.Acquired || again.Lease.FencingToken != 2 || again.Lease.Metadata != "" {
-		t.Errorf("AcquireAs(a) after release: want a new lease with fence 2 and no metadata, got %+v, %v", again, err)
+	if err != nil || !again.Acquired || again.Lease.FencingToken <= res.Lease.FencingToken || again.Lease.Metadata != "" {
+		t.Errorf("AcquireAs(a) after release: want a new lease with a fence above %d and no metadata, got %+v, %v", res.Lease.FencingToken, again, err)
 	}
 
 	// Quota: with a and b held and MaxHeld 2, c is refused.
 	q := acquireOpts(time.Minute)
 	q.MaxHeld = 2
-	if r, err := s.AcquireAs(ctx, tok, acct, "b", q); err != nil || !r.Acquired {
-		t.Fatalf("AcquireAs(b): %+v, %v", r, err)
+	bRes, err := s.AcquireAs(ctx, tok, acct, "b", q)
+	if err != nil || !bRes.Acquired {
+		t.Fatalf("AcquireAs(b): %+v, %v", bRes, err)
 	}
 	q2 := acquireOpts(time.Minute)
 	q2.MaxHeld = 2
 	if _, err := s.AcquireAs(ctx, tok, acct, "c", q2); !errors.Is(err, lockcore.ErrLockLimitExceeded) {
 		t.Errorf("AcquireAs(c) at the quota: want ErrLockLimitExceeded, got %v", err)
 	}
-	if n := e.fence(t, acct); n != 3 {
-		t.Errorf("fence counter: want 3 (a, a again, b), got %d", n)
+	if n := e.fence(t, acct); n != bRes.Lease.FencingToken {
+		t.Errorf("fence counter: want b's token %d (the refused c spent none), got %d", bRes.Lease.FencingToken, n)
 	}
 	if leases, err := s.List(ctx, acct); err != nil || len(leases) != 2 {
 		t.Errorf("List: want a and b, got %+v, %v", leases, err)
@@ -367,8 +368,9 @@ func testAsRefusedTokens(t *testing.T, e *tlEnv) {
 	stranger := account(t, s, "stranger")
 	good := newToken(t, s, acct)
 	o := acquireOpts(time.Minute)
-	if r, err := s.AcquireAs(ctx, good, acct, "held", o); err != nil || !r.Acquired {
-		t.Fatalf("AcquireAs(held): %+v, %v", r, err)
+	held, err := s.AcquireAs(ctx, good, acct, "held", o)
+	if err != nil || !held.Acquired {
+		t.Fatalf("AcquireAs(held): %+v, %v", held, err)
 	}
 
 	_, unknown := lockcore.NewToken()
@@ -411,8 +413,8 @@ func testAsRefusedTokens(t *testing.T, e *tlEnv) {
 	if err := s.ReleaseAs(ctx, good, acct, "held", o.LeaseID); err != nil {
 		t.Errorf("ReleaseAs(held) with the right token: %v", err)
 	}
-	if r, err := s.AcquireAs(ctx, next, acct, "free", acquireOpts(time.Minute)); err != nil || !r.Acquired || r.Lease.FencingToken != 2 {
-		t.Errorf("AcquireAs(free) with the token rotated in: want acquired with fence 2, got %+v, %v", r, err)
+	if r, err := s.AcquireAs(ctx, next, acct, "free", acquireOpts(time.Minute)); err != nil || !r.Acquired || r.Lease.FencingToken <= held.Lease.FencingToken {
+		t.Errorf("AcquireAs(free) with the token rotated in: want acquired with a fence above %d, got %+v, %v", held.Lease.FencingToken, r, err)
 	}
 }
 
@@ -553,8 +555,9 @@ func testAsLegacyToken(t *testing.T, e *tlEnv) {
 	}
 	legacy := plant(acct)
 	o := acquireOpts(time.Minute)
-	if r, err := s.AcquireAs(ctx, legacy, acct, "l", o); err != nil || !r.Acquired || r.Lease.FencingToken != 1 {
-		t.Fatalf("AcquireAs with a legacy token: want acquired with fence 1, got %+v, %v", r, err)
+	first, err := s.AcquireAs(ctx, legacy, acct, "l", o)
+	if err != nil || !first.Acquired || first.Lease.FencingToken <= 0 {
+		t.Fatalf("AcquireAs with a legacy token: want acquired, got %+v, %v", first, err)
 	}
 	if l, err := s.RenewAs(ctx, legacy, acct, "l", o.LeaseID, 2*time.Minute); err != nil || l.TTL != 2*time.Minute {
 		t.Errorf("RenewAs with a legacy token: want renewed for 2m, got %+v, %v", l, err)
@@ -566,8 +569,8 @@ func testAsLegacyToken(t *testing.T, e *tlEnv) {
 		t.Errorf("the fallback created a mirror for the legacy token")
 	}
 	o2 := acquireOpts(time.Minute)
-	if r, err := s.AcquireAs(ctx, legacy, acct, "l", o2); err != nil || !r.Acquired || r.Lease.FencingToken != 2 {
-		t.Fatalf("AcquireAs(l) again with the legacy token: want fence 2, got %+v, %v", r, err)
+	if r, err := s.AcquireAs(ctx, legacy, acct, "l", o2); err != nil || !r.Acquired || r.Lease.FencingToken <= first.Lease.FencingToken {
+		t.Fatalf("AcquireAs(l) again with the legacy token: want a fence above %d, got %+v, %v", first.Lease.FencingToken, r, err)
 	}
 
 	// Another account's legacy token is refused.
@@ -749,8 +752,8 @@ func testAsLegacyMarked(t *testing.T, e *tlEnv) {
 	if err := e.raw.Del(ctx, mark).Err(); err != nil {
 		t.Fatalf("DEL mark: %v", err)
 	}
-	if r, err := s.AcquireAs(ctx, tok, acct, "l", o); err != nil || !r.Acquired || r.Lease.FencingToken != 1 {
-		t.Errorf("AcquireAs once the mark is gone: want acquired with fence 1, got %+v, %v", r, err)
+	if r, err := s.AcquireAs(ctx, tok, acct, "l", o); err != nil || !r.Acquired || r.Lease.FencingToken <= 0 {
+		t.Errorf("AcquireAs once the mark is gone: want acquired, got %+v, %v", r, err)
 	}
 	// A token with its mirror is not affected by a stray mark.
 	live := newToken(t, s, acct)
@@ -797,8 +800,8 @@ func testAsVouchDeadline(t *testing.T, e *tlEnv) {
 	if e.fence(t, acct) != 0 || e.exists(t, tag+":lock:d") {
 		t.Errorf("refused calls changed the account: fence %d", e.fence(t, acct))
 	}
-	if v := acquire([]string{mirror, mark}, now+redisstore.VouchWindow.Milliseconds()); len(v) < 3 || v[0] != int64(1) || v[2] != int64(1) {
-		t.Errorf("acquire.lua vouched before its deadline: want acquired with fence 1, got %v", v)
+	if v := acquire([]string{mirror, mark}, now+redisstore.VouchWindow.Milliseconds()); len(v) < 3 || v[0] != int64(1) || v[2] != any(e.fence(t, acct)) || e.fence(t, acct) <= 0 {
+		t.Errorf("acquire.lua vouched before its deadline: want acquired with the account's new token %d, got %v", e.fence(t, acct), v)
 	}
 	if e.exists(t, mirror) {
 		t.Errorf("the vouched write created a mirror")
@@ -863,8 +866,9 @@ func testAsAcrossInstances(t *testing.T, e *tlEnv) {
 	acct := account(t, a, "instances")
 	tok := newToken(t, a, acct)
 	o := acquireOpts(time.Minute)
-	if r, err := a.AcquireAs(ctx, tok, acct, "k", o); err != nil || !r.Acquired {
-		t.Fatalf("A.AcquireAs: %+v, %v", r, err)
+	k, err := a.AcquireAs(ctx, tok, acct, "k", o)
+	if err != nil || !k.Acquired {
+		t.Fatalf("A.AcquireAs: %+v, %v", k, err)
 	}
 	before := e.snap(t, acct, "k", "free")
 
@@ -884,8 +888,8 @@ func testAsAcrossInstances(t *testing.T, e *tlEnv) {
 	if after := e.snap(t, acct, "k", "free"); after.String() != before.String() {
 		t.Errorf("after A's refused calls: want the account unchanged\n%v\ngot\n%v", before, after)
 	}
-	if l, err := a.RenewAs(ctx, next, acct, "k", o.LeaseID, time.Minute); err != nil || l.FencingToken != 1 {
-		t.Errorf("A.RenewAs with the token B rotated in: want fence 1, got %+v, %v", l, err)
+	if l, err := a.RenewAs(ctx, next, acct, "k", o.LeaseID, time.Minute); err != nil || l.FencingToken != k.Lease.FencingToken {
+		t.Errorf("A.RenewAs with the token B rotated in: want fence %d, got %+v, %v", k.Lease.FencingToken, l, err)
 	}
 
 	before = e.snap(t, acct, "k", "free")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -36,8 +37,9 @@ func TestBackupWhileWriting(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{})
 	a := mustAccount(t, s, "alice")
 	tok := mustToken(t, s, a.ID, "tok-alice")
+	var fences []int64
 	for i := 0; i < 5; i++ {
-		acquireFence(t, s, a.ID, fmt.Sprintf("held-%d", i))
+		fences = append(fences, acquireFence(t, s, a.ID, fmt.Sprintf("held-%d", i)))
 	}
 
 	stop := make(chan struct{})
@@ -98,12 +100,12 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	for i := 0; i < 5; i++ {
 		st, err := c.Get(ctx, a.ID, fmt.Sprintf("held-%d", i))
-		if err != nil || !st.Held || st.Lease.FencingToken != int64(i+1) {
-			t.Errorf("the copy's held-%d: %+v, %v; want held with fencing token %d", i, st, err, i+1)
+		if err != nil || !st.Held || st.Lease.FencingToken != fences[i] {
+			t.Errorf("the copy's held-%d: %+v, %v; want held with fencing token %d", i, st, err, fences[i])
 		}
 	}
-	if f := acquireFence(t, c, a.ID, "new"); f <= 5 {
-		t.Errorf("a new lease in the copy got fencing token %d; want more than the 5 issued before the backup", f)
+	if f := acquireFence(t, c, a.ID, "new"); f <= fences[4] {
+		t.Errorf("a new lease in the copy got fencing token %d; want more than the %d issued before the backup", f, fences[4])
 	}
 }
 
@@ -165,7 +167,7 @@ func TestBackupRefuses(t *testing.T) {
 func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	live := openAt(t, filepath.Join(dir, "live.db"), newEpochClock(), sqlitestore.Options{})
 	a := mustAccount(t, live, "alice")
 	b := mustAccount(t, live, "bob") // no lock before the backup: no counter
 	tokA := mustToken(t, live, a.ID, "tok-alice")
@@ -200,7 +202,7 @@ func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
 		}
 	}
 
-	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	r := openAt(t, restored, newEpochClock(), sqlitestore.Options{})
 	if got, err := r.AccountByToken(ctx, tokA); err != nil || got.ID != a.ID {
 		t.Errorf("the restored token: %+v, %v; want account %s", got, err, a.ID)
 	}
@@ -232,7 +234,7 @@ func TestRestoreKeepsFencingTokensIncreasing(t *testing.T) {
 func TestRestoreFloorAgainstCounters(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	live := openAt(t, filepath.Join(dir, "live.db"), newFakeClock(), sqlitestore.Options{})
+	live := openAt(t, filepath.Join(dir, "live.db"), newEpochClock(), sqlitestore.Options{})
 	a, b := mustAccount(t, live, "alice"), mustAccount(t, live, "bob")
 	for i := 0; i < 7; i++ {
 		acquireFence(t, live, a.ID, fmt.Sprintf("l%d", i))
@@ -260,7 +262,7 @@ func TestRestoreFloorAgainstCounters(t *testing.T) {
 	if _, err := sqlitestore.Restore(ctx, backup, restored, 7); err != nil {
 		t.Fatalf("Restore with the floor at the highest counter: %v", err)
 	}
-	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	r := openAt(t, restored, newEpochClock(), sqlitestore.Options{})
 	if f := acquireFence(t, r, a.ID, "x"); f != 8 {
 		t.Errorf("alice's first token after Restore with a floor of 7 over her counter of 7: %d; want 8", f)
 	}
@@ -339,7 +341,7 @@ func TestRestoreFromACopiedFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "live.db")
-	live, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	live, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Now: newEpochClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +365,7 @@ func TestRestoreFromACopiedFile(t *testing.T) {
 	if h := header(t, restored); h[18] != 1 || h[19] != 1 {
 		t.Errorf("the restored file's header bytes 18, 19: %d, %d; want 1, 1 (rollback journal)", h[18], h[19])
 	}
-	r := openAt(t, restored, newFakeClock(), sqlitestore.Options{})
+	r := openAt(t, restored, newEpochClock(), sqlitestore.Options{})
 	if f := acquireFence(t, r, a.ID, "x"); f != 51 {
 		t.Errorf("first token after Restore: %d; want 51", f)
 	}
@@ -474,4 +476,40 @@ func TestRestoreRefusesDamagedBackup(t *testing.T) {
 		})
 	}
 	noTempFiles(t, dir, ".restoring-")
+}
+
+// TestStaleCopyWithoutRestoreDoesNotRepeatTokens: a database put back from
+// a copy older than the tokens it handed out, without Restore (a file
+// copied back by hand, a disk snapshot rolled back), must not hand those
+// tokens out again while the clock is right: every token is at least the
+// clock in microseconds, and the clock has moved on since they were
+// issued. With a plain counter the copy would start again where the copy
+// was taken.
+func TestStaleCopyWithoutRestoreDoesNotRepeatTokens(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := newFakeClock()
+	live := openAt(t, filepath.Join(dir, "live.db"), clock, sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	acquireFence(t, live, a.ID, "x")
+	stale := filepath.Join(dir, "stale.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, stale); err != nil {
+		t.Fatal(err)
+	}
+	var highest int64
+	for i := range 5 {
+		clock.Advance(time.Millisecond)
+		highest = max(highest, acquireFence(t, live, a.ID, fmt.Sprintf("lost-%d", i)))
+	}
+	if err := live.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(time.Second) // the time it took to put the copy back
+	back := openAt(t, stale, clock, sqlitestore.Options{})
+	for i := range 5 {
+		if f := acquireFence(t, back, a.ID, fmt.Sprintf("lost-%d", i)); f <= highest {
+			t.Errorf("the stale copy gave lost-%d fencing token %d, not above %d that the lost database had already handed out", i, f, highest)
+		}
+	}
 }

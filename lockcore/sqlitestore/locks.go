@@ -146,8 +146,15 @@ func (s *Store) acquireStep(now int64, tok []byte, accountID, name, leaseID stri
 			return lockcore.AcquireResult{}, fmt.Errorf("sqlitestore: account holds %d unexpired locks: %w", held, lockcore.ErrLockLimitExceeded)
 		}
 	}
+	// The fencing token: the account's counter plus one, but never below
+	// the clock in microseconds (a hybrid logical clock; never below the
+	// write's clamped time either, now, when the clock was set back).
+	// Tokens rise by one between acquires within a microsecond and
+	// otherwise follow the clock, so a database brought back from a copy
+	// older than the tokens it handed out (without octostore restore)
+	// still issues tokens above them, as long as the clock is right.
 	var next int64
-	if err := w.nextFence.QueryRowContext(bg, accountID).Scan(&next); err != nil {
+	if err := w.nextFence.QueryRowContext(bg, accountID, max(s.now().UnixMicro(), now*1000)).Scan(&next); err != nil {
 		return lockcore.AcquireResult{}, s.translate("acquire", err)
 	}
 	if _, err := w.lockInsert.ExecContext(bg, accountID, name, leaseID, next, now+ttl, ttl, meta); err != nil {

@@ -35,6 +35,15 @@ func newFakeClock() *fakeClock {
 	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 }
 
+// newEpochClock is a fake clock at the Unix epoch. Fencing tokens are
+// never below the store's clock in microseconds; at the epoch that floor is
+// 0, so tokens are the counter alone, as on a machine whose clock cannot be
+// trusted. The restore tests use it: there a restore's floor is what keeps
+// tokens above those a lost database issued.
+func newEpochClock() *fakeClock {
+	return &fakeClock{t: time.Unix(0, 0).UTC()}
+}
+
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -86,6 +95,14 @@ type testStore struct {
 	clock *fakeClock
 	gate  *gate
 	path  string
+}
+
+// fenceAfter is the fencing token the store must hand out next to an
+// account whose last token was last (0 for none): one more, but never
+// below the store's clock in microseconds. A test that sees another
+// number knows a token was spent, or lost, where none should have been.
+func (s *testStore) fenceAfter(last int64) int64 {
+	return max(last+1, s.clock.Now().UnixMicro())
 }
 
 func openAt(t testing.TB, path string, clock *fakeClock, opts sqlitestore.Options) *testStore {
@@ -412,8 +429,8 @@ func TestCancelledWriteNotApplied(t *testing.T) {
 		t.Fatalf("Get after the cancelled acquire: %+v, %v; want free", st, err)
 	}
 	res, err := s.Acquire(bg, acct.ID, "x", opts("lease-2"))
-	if err != nil || !res.Acquired || res.Lease.FencingToken != 1 {
-		t.Fatalf("next acquire: %+v, %v; want acquired with fencing token 1 (no token spent)", res, err)
+	if want := s.fenceAfter(0); err != nil || !res.Acquired || res.Lease.FencingToken != want {
+		t.Fatalf("next acquire: %+v, %v; want acquired with fencing token %d (no token spent)", res, err, want)
 	}
 
 	// A context that has already ended never reaches the queue.

@@ -122,9 +122,10 @@ func (w *writeStmts) defs() []stmtDef {
 		// (account, now, limit): unexpired locks, counted up to limit.
 		{&w.countHeld, `SELECT count(*) FROM
 		 (SELECT 1 FROM locks WHERE account_id = ?1 AND expires_at_ms > ?2 LIMIT ?3)`},
-		// (account)
-		{&w.nextFence, `INSERT INTO fences(account_id, fence) VALUES (?1, 1)
-		 ON CONFLICT(account_id) DO UPDATE SET fence = fence + 1 RETURNING fence`},
+		// (account, now in microseconds): the next fencing token,
+		// max(counter + 1, now), stored back (see acquireStep).
+		{&w.nextFence, `INSERT INTO fences(account_id, fence) VALUES (?1, max(1, ?2))
+		 ON CONFLICT(account_id) DO UPDATE SET fence = max(fence + 1, ?2) RETURNING fence`},
 		// (account, name, lease, fence, expires, ttl, metadata): a new lease,
 		// replacing an expired row if there is one.
 		{&w.lockInsert, `INSERT INTO locks(account_id, name, lease_id, fence, expires_at_ms, ttl_ms, metadata)
