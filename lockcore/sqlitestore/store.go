@@ -13,8 +13,10 @@
 // caller. One operation's refusal (lock held, quota, stale lease) does not
 // undo the others: the lock writes refuse before they change anything, and
 // the account and token writes run in a SAVEPOINT of their own. A database
-// error in a lock write rolls the whole batch back, and every operation of
-// the batch gets an error wrapping lockcore.ErrUnavailable. Later operations
+// error in a lock write rolls the whole batch back, as does one in any
+// write after which SQLite has rolled the transaction back itself (a full
+// disk or an I/O error inside a statement), and every operation of the
+// batch gets an error wrapping lockcore.ErrUnavailable. Later operations
 // of a batch see the effects of earlier ones, so the batch is equivalent to
 // running its operations one by one: the releases first, then the other
 // operations, each group in queue order. All of a batch's operations are in

@@ -120,7 +120,8 @@ func (s *Store) writeRelease(ctx context.Context, apply func(now int64) error) e
 // until ctx ends, for the batch that takes it to commit: it fails when the
 // writer is stuck (a lock held by another process, a stalled fsync) or
 // when a write cannot be stored (a full disk). The write is not clean, so
-// its failure never fails the other writes of its batch. It always goes
+// its failure fails the other writes of its batch only when SQLite has
+// rolled the transaction back already (see runBatch). It always goes
 // through the writer's queue, never runs on the caller's goroutine, so
 // that it returns when ctx ends even while SQLite waits for a lock.
 func (s *Store) pingWriter(ctx context.Context) error {
@@ -332,7 +333,10 @@ func freesFirst(batch []*op) {
 // and answers every op whose caller is still waiting. An op that is not
 // clean runs inside its own SAVEPOINT, rolled back if it fails; a clean op
 // runs without one, and a database error in it rolls the whole batch back,
-// as does a panic in any op (see writePanic). The caller holds s.running.
+// as does a panic in any op (see writePanic) and an op that is not clean
+// failing in a way after which SQLite has already rolled the transaction
+// back (a full disk or an I/O error inside its statement). The caller
+// holds s.running.
 func (s *Store) runBatch(batch []*op) {
 	s.batches.Add(1)
 	bg := context.Background() // ops' own contexts must not interrupt the batch
@@ -432,7 +436,12 @@ func (s *Store) runBatch(batch []*op) {
 				return
 			}
 			if _, err := s.w.rollbackToSP.ExecContext(bg); err != nil {
-				fatal(i, "rollback to savepoint", err)
+				// After some errors in a statement (SQLITE_FULL,
+				// SQLITE_IOERR, SQLITE_NOMEM, an interrupt) SQLite
+				// has rolled the whole transaction back itself, its
+				// savepoints with it ("no such savepoint"): the
+				// batch is gone, as after a clean op's failure.
+				abort(i)
 				return
 			}
 		} else {
