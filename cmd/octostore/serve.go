@@ -100,7 +100,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		// Said, not only returned: the server has already stopped
+		// serving, and the log is where its operator looks.
+		if err := store.Close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchDurability(watchCtx, store, logger, warnDurability(ctx, store, logger), durabilityInterval)

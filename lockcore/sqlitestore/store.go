@@ -344,7 +344,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close lets the writer finish the writes already queued, stops it and
 // closes the database. Calls after Close (including a second Close), and
 // reads that were under way when it closed the database, fail with an
-// error wrapping lockcore.ErrUnavailable.
+// error wrapping lockcore.ErrUnavailable. When the -wal file was deleted
+// or replaced while the store had it open, the only copy of the writes it
+// holds is in the deleted file: Close copies them into the database file,
+// and its error says so if that copy fails (a full disk, say), since
+// those writes are then lost.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -358,7 +362,31 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	s.running.Lock() // a lone caller's batch may still be running
 	defer s.running.Unlock()
-	return s.closeDB()
+	lost := s.lastCheckpoint()
+	return errors.Join(lost, s.closeDB())
+}
+
+// lastCheckpoint copies the write-ahead log into the database file when
+// the -wal file was deleted or replaced since Open, and returns an error
+// if that copy does not complete. SQLite makes the same copy when the last
+// connection closes, but says nothing when it fails; with the -wal still
+// in place nothing is lost then (the next Open reads it), so only the
+// deleted case is checked.
+func (s *Store) lastCheckpoint() error {
+	wal := s.files[1]
+	if fi, err := os.Stat(wal.name); err == nil && os.SameFile(fi, wal.info) {
+		return nil
+	}
+	var busy, frames, copied int
+	err := s.wconn.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied)
+	if err == nil && busy != 0 {
+		err = fmt.Errorf("%d of %d pages copied, the rest kept by a reader", copied, frames)
+	}
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlitestore: close: %s was deleted or replaced while the server had it open, and the writes it held could not be copied into %s (%v): they are lost and the file may be damaged; start the server again to see whether it is (a damaged file is refused), and if so bring back a backup with `octostore restore`, whose fence floor keeps fencing tokens above every one issued",
+		wal.name, s.path, err)
 }
 
 func (s *Store) isClosed() bool { return s.shut.Load() }
