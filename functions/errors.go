@@ -29,10 +29,13 @@ type handlerError struct {
 }
 
 func (e *handlerError) Error() string {
-	if e.Detail != nil {
-		return e.Msg + ": " + e.Detail.Error()
+	switch {
+	case e.Detail == nil:
+		return e.Msg
+	case e.Msg == "":
+		return e.Detail.Error()
 	}
-	return e.Msg
+	return e.Msg + ": " + e.Detail.Error()
 }
 
 func (e *handlerError) Unwrap() []error {
