@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,34 +92,58 @@ func document(version string, l lockcore.Limits) []byte {
 	return actual.([]byte)
 }
 
-// limitKeywords are the schema keywords of the compact document that state
-// a default limit, with how many times each occurs: ttl_seconds' maximum
-// (4 schemas) and default (2 request bodies), metadata's maxLength (4).
+// limitKeywords are the parts of the compact document that state a default
+// limit, with how many times each occurs: the schema keywords (ttl_seconds'
+// maximum in 4 schemas and default in 2 request bodies, metadata's
+// maxLength in 4) and what the examples and descriptions say, so that a
+// server with other limits serves a document whose examples it accepts
+// (Swagger UI's "Try it out" sends them) and whose text states its limits:
+// the TTL examples become the server's default TTL (the acquire example's
+// 30 at most its maximum), the metadata examples are cut to its
+// maxLength, and the error examples name its limits.
 func limitKeywords(l lockcore.Limits) []struct {
 	from, to string
 	n        int
 } {
 	d := lockcore.DefaultLimits
-	kw := func(k string, v int64) string { return `"` + k + `":` + strconv.FormatInt(v, 10) }
+	num := func(v int64) string { return strconv.FormatInt(v, 10) }
+	kw := func(k string, v int64) string { return `"` + k + `":` + num(v) }
+	secs := func(t time.Duration) int64 { return int64(t / time.Second) }
+	maxTTL, defTTL, dMaxTTL, dDefTTL := secs(l.MaxTTL), secs(l.DefaultTTL), secs(d.MaxTTL), secs(d.DefaultTTL)
+	const meta = "host-7"
+	shortMeta := meta[:min(len(meta), l.MaxMetadataBytes)]
 	return []struct {
 		from, to string
 		n        int
 	}{
-		{kw("maximum", int64(d.MaxTTL/time.Second)), kw("maximum", int64(l.MaxTTL/time.Second)), 4},
-		{kw("default", int64(d.DefaultTTL/time.Second)), kw("default", int64(l.DefaultTTL/time.Second)), 2},
+		{kw("maximum", dMaxTTL), kw("maximum", maxTTL), 4},
+		{kw("default", dDefTTL), kw("default", defTTL), 2},
 		{kw("maxLength", int64(d.MaxMetadataBytes)), kw("maxLength", int64(l.MaxMetadataBytes)), 4},
+		{`"examples":[` + num(dDefTTL) + `]`, `"examples":[` + num(defTTL) + `]`, 4},
+		{kw("ttl_seconds", dDefTTL), kw("ttl_seconds", defTTL), 3},
+		{kw("ttl_seconds", 30), kw("ttl_seconds", min(30, maxTTL)), 1},
+		{"Defaults (" + num(dDefTTL) + " s,", "Defaults (" + num(defTTL) + " s,", 1},
+		{"default " + num(dDefTTL), "default " + num(defTTL), 5},
+		{"from 1 to " + num(dMaxTTL) + " (got 0)", "from 1 to " + num(maxTTL) + " (got 0)", 1},
+		{"at most " + num(int64(d.MaxMetadataBytes)) + " bytes", "at most " + num(int64(l.MaxMetadataBytes)) + " bytes", 2},
+		{`"` + meta + `"`, `"` + shortMeta + `"`, 8},
+		{"holds " + num(int64(d.MaxHeldLocks)) + " unexpired locks", "holds " + num(int64(l.MaxHeldLocks)) + " unexpired locks", 1},
 	}
 }
 
-// withLimits writes l's bounds into the compact document doc.
+// withLimits writes l's bounds into the compact document doc. Every part
+// is counted in doc first and all are replaced in one pass, so that one
+// replacement cannot make another's text (a default TTL of 30 would
+// otherwise add to the occurrences of the acquire example's 30).
 func withLimits(doc []byte, l lockcore.Limits) ([]byte, error) {
+	var pairs []string
 	for _, k := range limitKeywords(l) {
 		if c := bytes.Count(doc, []byte(k.from)); c != k.n {
 			return nil, fmt.Errorf("%s occurs %d times, want %d", k.from, c, k.n)
 		}
-		doc = bytes.ReplaceAll(doc, []byte(k.from), []byte(k.to))
+		pairs = append(pairs, k.from, k.to)
 	}
-	return doc, nil
+	return []byte(strings.NewReplacer(pairs...).Replace(string(doc))), nil
 }
 
 // render rewrites info.version of the embedded document, keeping the order

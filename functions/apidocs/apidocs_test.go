@@ -15,11 +15,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/octostore/octostore/functions/apidocs"
 	"github.com/octostore/octostore/functions/apidocs/contracttest"
+	"github.com/octostore/octostore/lockcore"
 )
 
 // contractRoutes are the endpoints of the contract's table (API.md).
@@ -99,6 +101,37 @@ func TestDocumentIsValidOpenAPI31(t *testing.T) {
 	s := doc.Components.SecuritySchemes["bearerAuth"]
 	if s == nil || s.Value.Type != "http" || s.Value.Scheme != "bearer" {
 		t.Errorf("security scheme bearerAuth = %+v, want http bearer", s)
+	}
+}
+
+// TestDocumentForOtherLimitsIsValid: the document of a server with other
+// limits (serve --max-ttl 30, --max-metadata 3, ...) is still valid
+// OpenAPI, its examples included (Swagger UI's "Try it out" sends them:
+// a renew with the example's ttl_seconds 60 to a server whose maximum is
+// 30 would be answered 400), and its text states that server's limits.
+func TestDocumentForOtherLimitsIsValid(t *testing.T) {
+	for _, l := range []lockcore.Limits{
+		{MaxTTL: 30 * time.Second, DefaultTTL: 20 * time.Second, MaxMetadataBytes: 1024, MaxHeldLocks: 100},
+		{MaxTTL: 30 * time.Second, DefaultTTL: 30 * time.Second, MaxMetadataBytes: 1024, MaxHeldLocks: 100},
+		{MaxTTL: 7200 * time.Second, DefaultTTL: 120 * time.Second, MaxMetadataBytes: 3, MaxHeldLocks: 5},
+		{MaxTTL: 1 * time.Second, DefaultTTL: 1 * time.Second, MaxMetadataBytes: 0, MaxHeldLocks: 1},
+	} {
+		doc := apidocs.DocumentFor("v1.2.3-test", l)
+		if _, err := contracttest.LoadDocument(doc); err != nil {
+			t.Errorf("limits %+v: %v", l, err)
+			continue
+		}
+		s := string(doc)
+		for _, want := range []string{
+			fmt.Sprintf("default %d;", l.DefaultTTL/time.Second),
+			fmt.Sprintf("from 1 to %d (got 0)", l.MaxTTL/time.Second),
+			fmt.Sprintf("at most %d bytes", l.MaxMetadataBytes),
+			fmt.Sprintf("holds %d unexpired locks", l.MaxHeldLocks),
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("limits %+v: the document does not say %q", l, want)
+			}
+		}
 	}
 }
 
