@@ -42,9 +42,55 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build octostore:", err)
 		os.Exit(1)
 	}
+	clearOperatorEnv()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// testEnv are the variables of the environment that steer the tests
+// themselves; clearOperatorEnv keeps them.
+var testEnv = map[string]bool{
+	"OCTOSTORE_REQUIRE_REDIS":   true,
+	"OCTOSTORE_REQUIRE_BROWSER": true,
+	"OCTOSTORE_ARTIFACTS":       true,
+	"OCTOSTORE_SOAK":            true,
+	"OCTOSTORE_SOAK_DURATION":   true,
+}
+
+// clearOperatorEnv unsets every configuration variable of the commands
+// (REDIS_URL, REDIS_CLUSTER, OCTOSTORE_*, GITHUB_*), so that the tests,
+// which set what they need with t.Setenv, see the defaults and not the
+// settings of the shell that runs them: an operator's REDIS_URL or
+// OCTOSTORE_MAX_TTL_SECONDS would otherwise fail tests that expect a
+// SQLite store or the default limits.
+func clearOperatorEnv() {
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if testEnv[k] {
+			continue
+		}
+		if strings.HasPrefix(k, "OCTOSTORE_") || strings.HasPrefix(k, "GITHUB_") || k == "REDIS_URL" || k == "REDIS_CLUSTER" {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestSuiteIgnoresTheOperatorsEnvironment runs tests that expect the
+// defaults again, in a copy of this test binary whose environment holds
+// an operator's settings (a Redis URL, other limits, GitHub sign-in): they
+// must pass all the same, so that `make test` passes in a shell
+// configured as README.md's "Configuration" shows.
+func TestSuiteIgnoresTheOperatorsEnvironment(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.count=1",
+		"-test.run=^(TestRunCommands|TestBackupAndRestoreRefusals|TestBadEnvironmentStopsServe)$")
+	cmd.Env = append(os.Environ(),
+		"REDIS_URL=redis://127.0.0.1:1", "REDIS_CLUSTER=true", "OCTOSTORE_DB=/nonexistent/octostore.db",
+		"OCTOSTORE_MAX_TTL_SECONDS=30", "OCTOSTORE_OP_TIMEOUT=1s", "OCTOSTORE_ADDR=127.0.0.1:1",
+		"GITHUB_CLIENT_ID=abc", "GITHUB_CLIENT_SECRET=def")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the tests fail in an operator's environment: %v\n%s", err, out)
+	}
 }
 
 var tokenRE = regexp.MustCompile(`os_[A-Za-z0-9_-]{43}`)
