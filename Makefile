@@ -1,6 +1,7 @@
 # OctoStore — common tasks. `make run` serves on 127.0.0.1:8080 with a SQLite
 # file; `make test` runs every test (real redis-server and Redis Cluster
-# included when redis-server is installed).
+# included when redis-server and redis-cli are installed; -race needs a C
+# compiler).
 
 GO        ?= go
 # Every target builds and tests with this Go: 1.26.8, the module's minimum,

@@ -10,9 +10,11 @@
 // serve one store. It never imports a concrete store.
 //
 // Promises every response keeps: an X-Request-Id header (an incoming
-// well-formed one echoed, else a fresh one), Cache-Control: no-store and
-// X-Content-Type-Options: nosniff; JSON responses carry Content-Type
-// application/json; charset=utf-8; error bodies are
+// well-formed one echoed, else a fresh one), Cache-Control (no-store on the
+// API's answers; /openapi.json and /docs may be cached for 5 minutes, the
+// docs' assets for an hour) and X-Content-Type-Options: nosniff; JSON
+// responses carry Content-Type application/json; charset=utf-8; error
+// bodies are
 // {"error","code","request_id"}. No input, however malformed, produces a 500
 // or a panic; a 500 means a bug and its detail goes only to the log. Bearer
 // tokens and the Authorization header are never logged.

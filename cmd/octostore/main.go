@@ -10,8 +10,10 @@
 //	octostore bench [--target octostore|etcd|redis] [--url URL] [--clients N] [--duration D] [--contended] [--json]
 //	octostore version
 //
-// Every flag can also come from the environment (see README.md); a flag given
-// on the command line wins over the environment.
+// Every flag of serve, and the store flags (--db, --redis-url, ...) of the
+// other commands, can also come from the environment (see README.md); a flag
+// given on the command line wins over the environment. Of the other flags,
+// only bench's --url and --token have one (OCTOSTORE_URL, OCTOSTORE_TOKEN).
 package main
 
 import (
