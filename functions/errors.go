@@ -76,7 +76,7 @@ var errorTable = []errorRow{
 	{errNotFound, http.StatusNotFound, "not_found", "no such route"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"},
 	{lockcore.ErrLeaseNotCurrent, http.StatusConflict, "lease_not_current", "the lease is not the current holder of the lock: it expired, was released, was replaced, or never existed"},
-	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than 16 KiB"},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes)},
 	{lockcore.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the lock store is unavailable; retry shortly"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "store_unavailable", "the lock store is unavailable; retry shortly"},
 }
