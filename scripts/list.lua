@@ -11,13 +11,17 @@
 -- Returns {0, name...} (retry: call again with exactly these names) when the
 -- zset holds an unexpired name that is not in ARGV; otherwise {1, now,
 -- then for each held lock: name, lease, fence, expires, ttl, hasmeta, metadata}.
--- Expired zset entries are removed on the way (lazy cleanup).
+-- Expired zset entries are removed at the end (lazy cleanup), after the
+-- last read: the removal deletes a zset left with expired entries only, and
+-- on a Redis Cluster slot that is being migrated a script may not touch a
+-- key it has deleted (Redis refuses the command with "Script attempted to
+-- access a non local key in a cluster node", as the key now looks moved).
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+-- Unexpired entries: scores are whole milliseconds, so above now is from now + 1.
+local names = redis.call('ZRANGEBYSCORE', KEYS[1], now + 1, '+inf')
 local given = {}
 for i = 1, #ARGV do given[ARGV[i]] = i end
 for _, n in ipairs(names) do
@@ -44,4 +48,5 @@ for i = 1, #ARGV do
     out[#out + 1] = meta
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return out

@@ -43,6 +43,7 @@ func TestFailTranslation(t *testing.T) {
 		{serverErr("NOPERM this user has no permissions to run the 'evalsha' command"), true},
 		{serverErr("ERR The user executing the script can't run this command or subcommand script: 0917, on @user_script:35."), true},
 		{serverErr("ERR Protocol error: unauthenticated multibulk length"), true},
+		{serverErr("ERR Script attempted to access a non local key in a cluster node script: 61697e72ab3f0a64441c9c913ad8a068b9f6879f, on @user_script:20."), true},
 		{serverErr("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 		{serverErr("ERR Error running script (call to f_x): @user_script:1: boom"), false},
 		{serverErr("NOSCRIPT No matching script. Please use EVAL."), false},

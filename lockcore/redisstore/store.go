@@ -43,7 +43,8 @@
 //
 // Failures to reach Redis, timeouts, cancelled contexts and server states
 // that refuse service for a while (LOADING, CLUSTERDOWN, TRYAGAIN,
-// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF, maxclients) or
+// MASTERDOWN, BUSY, READONLY, NOREPLICAS, OOM, MISCONF, maxclients, a
+// script stopped by a Cluster slot migration) or
 // refuse the client's credentials or ACL permissions (NOAUTH, WRONGPASS,
 // NOPERM: a password changed or a user disabled while the server runs) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
@@ -407,8 +408,17 @@ func noCancel() {}
 // failed RDB snapshot with stop-writes-on-bgsave-error) refuse every write
 // until an operator acts; a script is refused at its first write, so it
 // changed nothing. "max number of clients reached" (ERR) is a Redis at its
-// maxclients, as when many Lambda instances start at once.
-var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF", "max number of clients reached"}
+// maxclients, as when many Lambda instances start at once. "Script
+// attempted to access a non local key" is a script on a Redis Cluster
+// master whose slot is being migrated away, stopped at a command on a key
+// that the master no longer holds (one the script deleted, as acquire.lua
+// does with a lock hash it takes over, or one emptied and so deleted
+// earlier in the script): the command is refused as for a key already
+// moved, and the script ends with what it wrote so far (in the lock
+// scripts, only a deleted expired lock, removed expired held entries, or a
+// fencing counter raised without a lease, none of which a later call
+// minds), so the call may be retried once the migration has ended.
+var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF", "max number of clients reached", "Script attempted to access a non local key"}
 
 // accessPrefixes are server error replies that refuse the client's
 // credentials or permissions: a password changed or a user disabled while
