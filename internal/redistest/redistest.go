@@ -1,7 +1,7 @@
 // Package redistest starts real redis-server processes for tests: a single
-// server (Start) or a three-master Redis Cluster (StartCluster), each on free
-// loopback ports in the test's temporary directory, stopped when the test
-// ends.
+// server (Start) or a three-master Redis Cluster (StartCluster, to which
+// AddReplica adds replicas), each on free loopback ports in the test's
+// temporary directory, stopped when the test ends.
 //
 // When redis-server is not installed, tests that need it are skipped with a
 // message, except when the environment variable OCTOSTORE_REQUIRE_REDIS=1
@@ -286,7 +286,8 @@ func command(addr string, args ...string) (string, error) {
 
 // Cluster is a three-master Redis Cluster started by StartCluster.
 type Cluster struct {
-	nodes []*Server
+	nodes    []*Server
+	replicas []*Server // started by AddReplica
 }
 
 // StartCluster starts three redis-server processes in cluster mode (each in
@@ -356,4 +357,91 @@ func (c *Cluster) URL() string {
 		u += sep + "addr=" + a
 	}
 	return u
+}
+
+// Node returns the Server of the cluster node at addr (a master of Addrs
+// or a replica started by AddReplica), or nil if there is none.
+func (c *Cluster) Node(addr string) *Server {
+	for _, nodes := range [][]*Server{c.nodes, c.replicas} {
+		for _, n := range nodes {
+			if n.Addr() == addr {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// AddReplica starts one more redis-server in cluster mode, joins it to the
+// cluster as a replica of the master at addr (redis-cli --cluster add-node
+// --cluster-slave) and waits until its replication link is up, so that it
+// holds the master's keys. The master is first set to a diskless sync
+// without delay, so that the first sync does not wait for more replicas.
+// The replica is stopped when the test ends. It is not one of Addrs.
+func (c *Cluster) AddReplica(t testing.TB, addr string) *Server {
+	t.Helper()
+	cli := requireBinary(t, "redis-cli")
+	master := c.Node(addr)
+	if master == nil {
+		t.Fatalf("redistest: AddReplica: %s is no node of the cluster", addr)
+	}
+	id, err := command(addr, "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER MYID of %s: %v", addr, err)
+	}
+	if reply, err := command(addr, "CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil || reply != "+OK" {
+		t.Fatalf("redistest: CONFIG SET repl-diskless-sync-delay on %s: %q %v", addr, reply, err)
+	}
+	bus, err := freePort()
+	if err != nil {
+		t.Fatalf("redistest: free port for the cluster bus: %v", err)
+	}
+	r := Start(t, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+		"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"--cluster", "add-node", r.Addr(), addr, "--cluster-slave", "--cluster-master-id", id}
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := command(r.Addr(), "INFO", "replication")
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: replica %s of %s not in sync after 30s: %q %v", r.Addr(), addr, info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Every master knows the replica (gossip), so that each takes its
+	// word if it becomes a master.
+	for _, n := range c.nodes {
+		for {
+			nodes, err := command(n.Addr(), "CLUSTER", "NODES")
+			if err == nil && knowsReplica(nodes, r.Addr(), id) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: %s does not know the replica %s of %s after 30s: %q %v", n.Addr(), r.Addr(), addr, nodes, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.replicas = append(c.replicas, r)
+	return r
+}
+
+// knowsReplica reports whether CLUSTER NODES output lists the node at addr
+// as a connected replica of the master with id master.
+func knowsReplica(nodes, addr, master string) bool {
+	for _, line := range strings.Split(nodes, "\n") {
+		f := strings.Fields(line)
+		// id addr@bus flags master ping pong epoch link-state slots...
+		if len(f) >= 8 && strings.HasPrefix(f[1], addr+"@") && strings.Contains(f[2], "slave") && f[3] == master && f[7] == "connected" {
+			return true
+		}
+	}
+	return false
 }

@@ -49,7 +49,10 @@
 // NOPERM: a password changed or a user disabled while the server runs) are
 // returned wrapping lockcore.ErrUnavailable. The Store holds no connection
 // state of its own: when Redis comes back, calls succeed again (within about
-// a second, once go-redis' dial probe notices).
+// a second, once go-redis' dial probe notices). On Redis Cluster such a
+// failure that Redis did not answer (a connection refused, a timeout) also
+// makes the client read the slot map again, so that the replica that took
+// over from a master that is gone is found at once (see reloadSlots).
 //
 // Keys (P is the prefix, ID an account id):
 //
@@ -462,7 +465,27 @@ func (s *Store) fail(op string, err error) error {
 		!replyHasPrefix(err, transientPrefixes) && !replyHasPrefix(err, accessPrefixes) {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
+	s.reloadSlots(err)
 	return fmt.Errorf("redisstore: %s: %w: %w", op, lockcore.ErrUnavailable, err)
+}
+
+// reloadSlots makes a Cluster client read the slot map again, in the
+// background (go-redis runs one reload at a time), after an error that
+// is no reply from Redis: a connection refused or broken, or a timeout. A
+// master that is gone (killed, its host lost) answers nothing, so it
+// never sends the MOVED on which go-redis reloads the map by itself; its
+// slots' commands would go on failing after a replica has taken its
+// place, until go-redis' periodic reload (ClusterStateReloadInterval, 60 s
+// by default). A caller that went away (context.Canceled) says nothing
+// about Redis and reloads nothing.
+func (s *Store) reloadSlots(err error) {
+	var rerr redis.Error
+	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || s.closed.Load() {
+		return
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
 }
 
 // hotDo runs cmd and waits for it until ctx ends: through the
