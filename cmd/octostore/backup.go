@@ -52,8 +52,10 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // restoreCmd prepares a restored store so that it keeps the fencing
 // promise: every lock dropped and every account's fencing counter raised
 // to at least the floor, by default the current Unix time in
-// microseconds. It works on the store serve would use: on SQLite it makes
-// the database --db from a backup file (sqlitestore.Restore); on Redis,
+// microseconds (on Redis, by the later of this machine's clock and the
+// Redis clock, which tokens follow there). It works on the store serve
+// would use: on SQLite it makes the database --db from a backup file
+// (sqlitestore.Restore); on Redis,
 // which loads its own snapshot, it takes no file and prepares the data in
 // place (redisstore.Store.PrepareRestored).
 func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,7 +63,7 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	sf.register(fs)
-	floor := fs.Int64("fence-floor", 0, "raise every account's fencing counter to at least this; it must be above every fencing token issued since the backup (default: the current Unix time in microseconds)")
+	floor := fs.Int64("fence-floor", 0, "raise every account's fencing counter to at least this; it must be above every fencing token issued since the backup (default: the current Unix time in microseconds; on Redis, by the later of this machine's clock and the Redis clock)")
 	force := fs.Bool("force", false, "Redis: restore even while servers are connected to the Redis (their held locks are dropped under them)")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -95,9 +97,21 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case len(servers) > 0 && !*force:
 			return fmt.Errorf("restore: %d connection(s) of OctoStore servers are open to this Redis (from %s): a restore would drop the locks they hold under them. Stop every server first (octostore serve; for the Lambda function, set its reserved concurrency to 0: the connections of its idle instances then close within minutes), or give --force", len(servers), strings.Join(servers, ", "))
 		}
+		clock := "this machine's clock"
+		if !given {
+			// Tokens follow the Redis clock, which may be ahead of this
+			// machine's: the default floor is the later of the two.
+			rc, err := rs.Clock(ctx)
+			if err != nil {
+				return fmt.Errorf("restore: read the Redis clock for the default fencing floor: %w", err)
+			}
+			if us := rc.UnixMicro(); us > f {
+				f, clock = us, "the Redis clock"
+			}
+		}
 		res, err := rs.PrepareRestored(ctx, f)
 		if err != nil {
-			return explainFloor(err, given)
+			return explainFloor(err, given, clock)
 		}
 		return printRestored(stdout, "Redis (prefix "+rs.Prefix()+")", res)
 	}
@@ -106,16 +120,16 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := sqlitestore.Restore(ctx, fs.Arg(0), sf.db, f)
 	if err != nil {
-		return explainFloor(err, given)
+		return explainFloor(err, given, "this machine's clock")
 	}
 	return printRestored(stdout, fs.Arg(0)+" to "+sf.db, res)
 }
 
 // explainFloor turns a restore's refusal of its floor into a message that
-// says what to do: with the default floor (given false), the clock is
-// behind the counters; with --fence-floor, the value was too low. Other
-// errors pass unchanged.
-func explainFloor(err error, given bool) error {
+// says what to do: with the default floor (given false), clock (the one
+// the default floor was read from) is behind the counters; with
+// --fence-floor, the value was too low. Other errors pass unchanged.
+func explainFloor(err error, given bool, clock string) error {
 	var low *lockcore.FloorBelowCounterError
 	if !errors.As(err, &low) {
 		return err
@@ -123,7 +137,7 @@ func explainFloor(err error, given bool) error {
 	if given {
 		return fmt.Errorf("restore: --fence-floor %d is below the fencing counter of account %s (%d), so it is not above every token issued; nothing was changed. Give --fence-floor %d or more, above the highest token your resources have seen", low.Floor, low.AccountID, low.Counter, low.Counter)
 	}
-	return fmt.Errorf("restore: the default fencing floor, this machine's clock (%d µs since 1970), is below the fencing counter of account %s (%d): the clock is behind, or an earlier restore was given a higher --fence-floor; nothing was changed. Give --fence-floor %d or more, above the highest token your resources have seen", low.Floor, low.AccountID, low.Counter, low.Counter)
+	return fmt.Errorf("restore: the default fencing floor, %s (%d µs since 1970), is below the fencing counter of account %s (%d): the clock is behind, or an earlier restore was given a higher --fence-floor; nothing was changed. Give --fence-floor %d or more, above the highest token your resources have seen", clock, low.Floor, low.AccountID, low.Counter, low.Counter)
 }
 
 // printRestored writes restore's one line of output.

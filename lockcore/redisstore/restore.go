@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -81,6 +82,36 @@ func (s *Store) PrepareRestored(ctx context.Context, floor int64) (lockcore.Rest
 		res.Accounts++
 	}
 	return res, nil
+}
+
+// Clock returns the Redis clock (TIME): the latest of the clocks of every
+// master of a Cluster. Fencing tokens follow this clock (acquire.lua), so
+// it, not the clock of the machine that runs a restore, is the default
+// floor's measure of "above every token issued". Errors wrap
+// lockcore.ErrUnavailable when Redis cannot be reached.
+func (s *Store) Clock(ctx context.Context) (time.Time, error) {
+	var (
+		mu     sync.Mutex
+		latest time.Time
+	)
+	err := s.eachNode(ctx, func(ctx context.Context, c redis.Cmdable) error {
+		ctx, cancel, err := s.op(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		t, err := c.Time(ctx).Result()
+		if err != nil {
+			return s.fail("time", err)
+		}
+		mu.Lock()
+		if t.After(latest) {
+			latest = t
+		}
+		mu.Unlock()
+		return nil
+	})
+	return latest, err
 }
 
 // ServersConnected returns the addresses of the clients connected to the
