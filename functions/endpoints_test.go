@@ -41,7 +41,7 @@ func runCases(t *testing.T, cases []tcase, opts ...envOption) {
 
 func runCase(t *testing.T, e *env, b backend, tc tcase) {
 	t.Helper()
-	n, fences := newNormalizer(), newFenceNamer(t)
+	n, fences := newNormalizer(), newFenceNamer(t, e.clockMicros)
 	for i, s := range tc.setup {
 		w := e.do(t, s)
 		if w.Code >= 400 {

@@ -73,8 +73,8 @@ func fuzzMiniredis(t testing.TB) (lockcore.Store, func(time.Duration)) {
 }
 
 var (
-	sqliteBackend = backend{"sqlite", fuzzSQLite}
-	redisBackend  = backend{"redis", fuzzMiniredis}
+	sqliteBackend = backend{"sqlite", fuzzSQLite, true}
+	redisBackend  = backend{"redis", fuzzMiniredis, true}
 )
 
 // quiet drops the access log: fuzzing would fill memory with it.

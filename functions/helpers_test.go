@@ -30,13 +30,17 @@ import (
 type backend struct {
 	name string
 	open func(t testing.TB) (lockcore.Store, func(time.Duration))
+	// frozen says that the store's clock starts at testEpoch and moves
+	// only when the function open returns is called, so that every
+	// fencing token is known in advance (see fenceNamer).
+	frozen bool
 }
 
 // backends lists the stores under test. A new backend is one more entry.
 var backends = []backend{
-	{"sqlite", openSQLite},
-	{"miniredis", openMiniredis},
-	{"redis", openRealRedis},
+	{"sqlite", openSQLite, true},
+	{"miniredis", openMiniredis, true},
+	{"redis", openRealRedis, false},
 }
 
 // testEpoch is where the injected clocks start.
@@ -80,6 +84,9 @@ type env struct {
 	logs    *syncbuf.Buffer
 	tokens  map[string]string // login (or other name a test gives) → bearer token
 	ids     map[string]string // login → account id
+	// clockMicros is the store's clock in microseconds on a backend whose
+	// clock is frozen (nil on one with a real clock).
+	clockMicros func() int64
 }
 
 // testOpTimeout is the handlers' store-operation timeout in these tests
@@ -95,6 +102,21 @@ func newEnv(t testing.TB, b backend, opts ...envOption) *env {
 	t.Helper()
 	st, advance := b.open(t)
 	e := &env{store: st, advance: advance, logs: &syncbuf.Buffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	if b.frozen {
+		var mu sync.Mutex
+		now := testEpoch
+		e.advance = func(d time.Duration) {
+			mu.Lock()
+			now = now.Add(d)
+			mu.Unlock()
+			advance(d)
+		}
+		e.clockMicros = func() int64 {
+			mu.Lock()
+			defer mu.Unlock()
+			return now.UnixMicro()
+		}
+	}
 	ctx := context.Background()
 	for _, login := range []string{"alice", "bob"} {
 		acct, _, err := st.EnsureAccount(ctx, login)
@@ -309,16 +331,21 @@ var fenceRE = regexp.MustCompile(`"fencing_token":(\d+)`)
 // stores, and two accounts may get the same value; what the placeholders
 // keep is which answers repeat a lease's token and the order of an
 // account's tokens. A new token of an account that is not above every
-// token the account showed before fails the test.
+// token the account showed before fails the test. With the store's clock
+// (clock, on a backend whose clock is frozen) a new token must be exactly
+// the one the store owes, max(the account's last token + 1, the clock in
+// microseconds), so that a token spent (or lost) where none should be,
+// which the placeholders cannot show, fails the test too.
 type fenceNamer struct {
 	t      testing.TB
+	clock  func() int64      // the store's clock in µs, or nil
 	seen   map[string]string // account + "\x00" + value -> placeholder
 	newest map[string]int64  // account -> highest token shown
 	count  map[string]int    // account -> tokens named
 }
 
-func newFenceNamer(t testing.TB) *fenceNamer {
-	return &fenceNamer{t: t, seen: map[string]string{}, newest: map[string]int64{}, count: map[string]int{}}
+func newFenceNamer(t testing.TB, clock func() int64) *fenceNamer {
+	return &fenceNamer{t: t, clock: clock, seen: map[string]string{}, newest: map[string]int64{}, count: map[string]int{}}
 }
 
 // name returns body with the fencing tokens named for the account of a
@@ -337,6 +364,10 @@ func (f *fenceNamer) name(who, body string) string {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= f.newest[who] {
 			f.t.Errorf("%s's new fencing token %s is not above %d, the highest it was shown before", who, v, f.newest[who])
+		} else if f.clock != nil {
+			if want := max(f.newest[who]+1, f.clock()); n != want {
+				f.t.Errorf("%s's new fencing token %s, want %d (max of its last token %d + 1 and the clock): a token was spent or lost where none should be", who, v, want, f.newest[who])
+			}
 		}
 		f.newest[who] = max(f.newest[who], n)
 		f.count[who]++

@@ -76,7 +76,7 @@ var transcriptHeaders = []string{"Allow", "Cache-Control", "Content-Type", "Retr
 // transcript.
 func runSession(t *testing.T, b backend) string {
 	e := newEnv(t, b)
-	fences := newFenceNamer(t)
+	fences := newFenceNamer(t, e.clockMicros)
 	var out strings.Builder
 	for _, s := range session {
 		fmt.Fprintf(&out, "### %s\n", s.title)

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -296,8 +297,19 @@ var (
 // fenceNames numbers the fencing tokens one side of a comparison has
 // shown, in the order it first showed them, so that two sides whose tokens
 // differ in value (they follow the store's clock) still compare equal when
-// they hand out and repeat tokens alike.
+// they hand out and repeat tokens alike. Each side is one account, so a
+// token shown for the first time must be above every one shown before.
 type fenceNames map[string]int
+
+// above reports whether token i is above every token in f.
+func (f fenceNames) above(i int64) bool {
+	for v := range f {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n >= i {
+			return false
+		}
+	}
+	return true
+}
 
 // normalize renders resp as text with the values that legitimately differ
 // between two deployments (generated request ids, times, generated lease
@@ -358,6 +370,9 @@ func normalize(r testRequest, resp testResponse, fences fenceNames) (string, []s
 					i, err := n.Int64()
 					if ok = isNum && err == nil && i > 0; ok {
 						if _, seen := fences[n.String()]; !seen {
+							if !fences.above(i) {
+								problems = append(problems, fmt.Sprintf("new fencing_token %d is not above every token this side showed before", i))
+							}
 							fences[n.String()] = len(fences) + 1
 						}
 						x = fmt.Sprintf("<fence %d>", fences[n.String()])

@@ -260,6 +260,11 @@ func testAsRightToken(t *testing.T, e *tlEnv) {
 	if err != nil || plain.Acquired != busy.Acquired || plain.Lease != busy.Lease {
 		t.Errorf("Acquire(a) by another lease: want the same answer as AcquireAs %+v, got %+v, %v", busy.Lease, plain, err)
 	}
+	// Tokens follow the clock, so a token spent by a refused acquire would
+	// not show in the next one: the counter itself must not have moved.
+	if n := e.fence(t, acct); n != res.Lease.FencingToken {
+		t.Errorf("fence counter after the acquires refused for a held lock: want a's token %d (they spent none), got %d", res.Lease.FencingToken, n)
+	}
 
 	lease, err := s.RenewAs(ctx, tok, acct, "a", o.LeaseID, 2*time.Minute)
 	if err != nil || lease.FencingToken != res.Lease.FencingToken || lease.TTL != 2*time.Minute || lease.Metadata != "m1" || !lease.ExpiresAt.After(res.Lease.ExpiresAt) {
@@ -287,8 +292,8 @@ func testAsRightToken(t *testing.T, e *tlEnv) {
 		t.Errorf("RenewAs(a) after release: want ErrLeaseNotCurrent, got %v", err)
 	}
 	again, err := s.AcquireAs(ctx, tok, acct, "a", other)
-	if err != nil || !again.Acquired || again.Lease.FencingToken <= res.Lease.FencingToken || again.Lease.Metadata != "" {
-		t.Errorf("AcquireAs(a) after release: want a new lease with a fence above %d and no metadata, got %+v, %v", res.Lease.FencingToken, again, err)
+	if err != nil || !again.Acquired || again.Lease.FencingToken <= res.Lease.FencingToken || again.Lease.FencingToken != e.fence(t, acct) || again.Lease.Metadata != "" {
+		t.Errorf("AcquireAs(a) after release: want a new lease with a fence above %d, the account's counter (%d), and no metadata, got %+v, %v", res.Lease.FencingToken, e.fence(t, acct), again, err)
 	}
 
 	// Quota: with a and b held and MaxHeld 2, c is refused.
