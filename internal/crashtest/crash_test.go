@@ -246,8 +246,10 @@ func TestCrashRedis(t *testing.T) {
 }
 
 // TestCrashRedisWithoutPersistenceIsCaught proves the crash check can
-// fail: a redis-server that keeps nothing on disk forgets every lease and
-// restarts its fencing counters when killed, and the check must say so.
+// fail: a redis-server that keeps nothing on disk forgets every lease
+// when killed (two holders, leases lost), and the check must say so. (Its
+// fencing counters are lost too, but tokens follow the Redis clock, so
+// they go on rising: no token is reused.)
 // (The account and token are made again after each restart, as an
 // operator would, so that the clients can go on.)
 func TestCrashRedisWithoutPersistenceIsCaught(t *testing.T) {
