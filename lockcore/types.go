@@ -109,10 +109,12 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // MaxFenceFloor is the largest fencing floor a restore accepts: 2^52
 // (≈ 4.5e15, the Unix time in microseconds in the year 2112), above the
 // clock floors a restore uses by default. Tokens counted on from it stay
-// below 2^53 for another 2^52 acquires, so they are exact wherever a
-// number is a double: in the Redis store's Lua scripts, which would
-// otherwise round a larger counter and hand one token out again, and in
-// JSON parsers such as JavaScript's.
+// below 2^53 for another 2^52 acquires, and tokens that follow the clock
+// (a new lease's token is never below the store's clock in microseconds)
+// stay below it until the year 2255, so they are exact wherever a number
+// is a double: in the Redis store's Lua scripts, which would otherwise
+// round a larger counter and hand one token out again, and in JSON parsers
+// such as JavaScript's.
 const MaxFenceFloor = int64(1) << 52
 
 // FloorBelowCounterError is a restore's refusal, changing nothing, of a
