@@ -40,10 +40,12 @@ func main() {
 
 // newHandler returns the floor's routes: POST /locks/{name}/acquire and
 // /release (the body is read and dropped; the answer is fixed but for the
-// name and a counter standing in for the fencing token) and GET /health.
-// It is safe for concurrent use.
+// name and a counter standing in for the fencing token, started at the
+// clock in microseconds so that it has the 16 digits of a real one) and
+// GET /health. It is safe for concurrent use.
 func newHandler() http.Handler {
 	var fence atomic.Int64
+	fence.Store(time.Now().UnixMicro())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /locks/{name}/acquire", func(w http.ResponseWriter, r *http.Request) {
 		if !drain(w, r) {
