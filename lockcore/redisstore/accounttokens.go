@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +40,10 @@ const (
 // tombstoneTTL (a longer one could have outlived a tombstone it needed);
 // after maxSweepPasses it gives up with an error. The scan reads every
 // token key of the store: its cost grows with the tokens of all accounts
-// (it is an operator's command, not a request's). An account id that no
-// account can have gets 0.
+// (it is an operator's command, not a request's). Last, it deletes the
+// account's token mirrors whose token key no longer names the account
+// (dropOrphanMirrors), each counted as a token revoked. An account id that
+// no account can have gets 0.
 func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int, error) {
 	if checkAccountID(accountID) != nil {
 		return 0, nil
@@ -54,7 +57,8 @@ func (s *Store) RevokeAccountTokens(ctx context.Context, accountID string) (int,
 			return revoked, err
 		}
 		if n == 0 && time.Since(start) < tombstoneTTL/2 {
-			return revoked, nil
+			dropped, err := s.dropOrphanMirrors(ctx, accountID)
+			return revoked + dropped, err
 		}
 	}
 	return revoked, fmt.Errorf("redisstore: revoke account tokens: tokens of the account still appeared after %d passes (a rotation or sign-in loop, or a very long scan); run it again", maxSweepPasses)
@@ -198,4 +202,97 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// dropOrphanMirrors deletes every token mirror of accountID
+// (<prefix>{a:ID}:tok:<hex>, found with SCAN on every node) whose token
+// key does not name the account: missing, a rotation tombstone, or
+// another account's. Builds from before mirrors existed (before
+// 2026-11-28) revoke and rotate a token by its token key alone and leave
+// its mirror, with which the lock writes of later builds (AcquireAs and
+// friends) go on accepting the token wherever an instance remembers it;
+// once the mirror is gone they look the token key up and refuse it. A
+// mirror whose token key is being set at this moment (AddToken and
+// RotateToken set the mirror first) may be deleted too: its token then
+// takes the lookup on every lock write, as a token made by those builds
+// does, and works. It returns how many mirrors it deleted.
+func (s *Store) dropOrphanMirrors(ctx context.Context, accountID string) (int, error) {
+	head := s.tag(accountID) + ":tok:"
+	pattern := globEscape(head) + "*"
+	var mu sync.Mutex
+	var mirrors []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for cursor := uint64(0); ; {
+			octx, cancel, err := s.op(ctx)
+			if err != nil {
+				return err
+			}
+			keys, next, err := c.Scan(octx, cursor, pattern, 1000).Result()
+			cancel()
+			if err != nil {
+				return s.fail("revoke account tokens", err)
+			}
+			mu.Lock()
+			mirrors = append(mirrors, keys...)
+			mu.Unlock()
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
+	}
+	if err := s.eachNode(ctx, scan); err != nil {
+		return 0, err
+	}
+	dropped := 0
+	for start := 0; start < len(mirrors); start += restoreCheckBatch {
+		n, err := s.dropOrphanBatch(ctx, accountID, head, mirrors[start:min(len(mirrors), start+restoreCheckBatch)])
+		dropped += n
+		if err != nil {
+			return dropped, err
+		}
+	}
+	return dropped, nil
+}
+
+// dropOrphanBatch reads the token key of each mirror in batch (one
+// pipeline) and deletes, with one DEL (they share the account's slot),
+// those whose token key does not name accountID.
+func (s *Store) dropOrphanBatch(ctx context.Context, accountID, head string, batch []string) (int, error) {
+	ctx, cancel, err := s.op(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	gets := make([]*redis.StringCmd, len(batch))
+	// Each GET's own error is checked below (redis.Nil: no such key).
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range batch {
+			if h, ok := parseHash(strings.TrimPrefix(m, head)); ok {
+				gets[i] = p.Get(ctx, s.tokenKey(h))
+			}
+		}
+		return nil
+	})
+	var orphans []string
+	for i, g := range gets {
+		if g == nil {
+			continue
+		}
+		v, err := g.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, s.fail("revoke account tokens", err)
+		}
+		if err != nil || v != accountID {
+			orphans = append(orphans, batch[i])
+		}
+	}
+	if len(orphans) == 0 {
+		return 0, nil
+	}
+	n, err := s.client.Del(ctx, orphans...).Result()
+	if err != nil {
+		return 0, s.fail("revoke account tokens", err)
+	}
+	return int(n), nil
 }

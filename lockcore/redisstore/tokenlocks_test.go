@@ -211,6 +211,7 @@ func runTokenLocks(t *testing.T, env func(t *testing.T) *tlEnv) {
 		{"LegacyTokenMarked", testAsLegacyMarked},
 		{"VouchDeadline", testAsVouchDeadline},
 		{"SweepFollowsRotation", testSweepFollowsRotation},
+		{"SweepDropsOrphanMirrors", testSweepDropsOrphanMirrors},
 		{"AcrossInstances", testAsAcrossInstances},
 		{"LostSlot", testAsLostSlot},
 	} {
@@ -857,6 +858,44 @@ func testSweepFollowsRotation(t *testing.T, e *tlEnv) {
 			t.Errorf("the %s token after RevokeAccountTokens: want ErrNotFound, got %v", what, err)
 		}
 		if _, err := s.AcquireAs(ctx, h, acct, "x", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrNotFound) {
+			t.Errorf("AcquireAs with the %s token after RevokeAccountTokens: want ErrNotFound, got %v", what, err)
+		}
+	}
+}
+
+// testSweepDropsOrphanMirrors: builds from before mirrors (before
+// 2026-11-28) revoke a token by deleting its token key and rotate it away
+// by replacing its key with a tombstone, leaving the mirror that a later
+// build made: AcquireAs still takes such a token. RevokeAccountTokens
+// deletes those mirrors (counted as revoked), and the tokens are refused
+// from then on.
+func testSweepDropsOrphanMirrors(t *testing.T, e *tlEnv) {
+	s := e.open(t)
+	ctx := t.Context()
+	acct := account(t, s, "orphans")
+	revoked, rotated := newToken(t, s, acct), newToken(t, s, acct)
+	_, next := lockcore.NewToken()
+	if err := e.raw.Del(ctx, e.tokenKey(revoked)).Err(); err != nil {
+		t.Fatalf("DEL token key: %v", err)
+	}
+	if err := e.raw.Set(ctx, e.tokenKey(rotated), scripts.TombstonePrefix+next.String(), time.Minute).Err(); err != nil {
+		t.Fatalf("SET tombstone: %v", err)
+	}
+	toks := map[string]lockcore.TokenHash{"revoked": revoked, "rotated-away": rotated}
+	for what, h := range toks {
+		if res, err := s.AcquireAs(ctx, h, acct, "before-"+what, acquireOpts(time.Minute)); err != nil || !res.Acquired {
+			t.Fatalf("AcquireAs with the %s token whose mirror an old build left: want acquired (the gap this test closes), got %+v, %v", what, res, err)
+		}
+	}
+	n, err := s.RevokeAccountTokens(ctx, acct)
+	if err != nil || n != 2 {
+		t.Errorf("RevokeAccountTokens with two orphan mirrors: want 2 revoked, got %d, %v", n, err)
+	}
+	for what, h := range toks {
+		if e.exists(t, e.mirror(acct, h)) {
+			t.Errorf("the %s token's mirror survived RevokeAccountTokens", what)
+		}
+		if _, err := s.AcquireAs(ctx, h, acct, "after-"+what, acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrNotFound) {
 			t.Errorf("AcquireAs with the %s token after RevokeAccountTokens: want ErrNotFound, got %v", what, err)
 		}
 	}
