@@ -5,7 +5,9 @@
 -- KEYS[2] fence counter <prefix>{a:ID}:fence   (never expires, never deleted; a new
 --                       lease's token is max(counter + 1, Redis clock in
 --                       microseconds), stored back: see below)
--- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms)
+-- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms; its
+--                       PTTL is kept at least as long as its longest lease's, so an
+--                       account that stops taking locks leaves nothing behind)
 -- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                       the call is made with that bearer token and is done
 --                       only if the key exists (the token is the account's)
@@ -61,6 +63,7 @@ if cur[1] and tonumber(cur[3]) > now then
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[3], expires, ARGV[1])
+  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
   local meta = redis.call('HGET', KEYS[1], 'metadata')
   local hasmeta = 0
   if meta then hasmeta = 1 else meta = '' end
@@ -110,6 +113,7 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
 local hasmeta = 0
 local meta = ''
 if ARGV[5] == '1' then hasmeta = 1; meta = ARGV[6] end

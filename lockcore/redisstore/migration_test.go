@@ -100,8 +100,18 @@ func TestSlotMigration(t *testing.T) {
 		s, prefix := open(t)
 		ctx := t.Context()
 		acct := account(t, s, "migrate-list")
+		// A minute's lease, released once a is in the held set, keeps the
+		// set alive for a minute (its PTTL follows its longest lease),
+		// with only a's entry, soon expired, in it.
+		keep := acquireOpts(time.Minute)
+		if _, err := s.Acquire(ctx, acct, "keep", keep); err != nil {
+			t.Fatalf("Acquire(keep): %v", err)
+		}
 		if _, err := s.Acquire(ctx, acct, "a", acquireOpts(20*time.Millisecond)); err != nil {
 			t.Fatalf("Acquire: %v", err)
+		}
+		if err := s.Release(ctx, acct, "keep", keep.LeaseID); err != nil {
+			t.Fatalf("Release(keep): %v", err)
 		}
 		waitFree(t, s, acct, "a")
 		src, _ := migratingSlot(t, c, acct)

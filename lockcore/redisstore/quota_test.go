@@ -35,10 +35,21 @@ func TestQuotaLazyCleanup(t *testing.T) {
 		}
 		return err
 	}
-	for _, n := range []string{"a", "b"} {
-		if err := acq(n, time.Second); err != nil {
-			t.Fatalf("Acquire(%s): %v", n, err)
-		}
+	// A minute's lease, released once a is in the held set, keeps the set
+	// alive for a minute (its PTTL follows its longest lease), so that the
+	// two expired entries below stay in it until a cleanup.
+	keep := acquireOpts(time.Minute)
+	if r, err := s.Acquire(ctx, acct, "keep", keep); err != nil || !r.Acquired {
+		t.Fatalf("Acquire(keep): %+v, %v", r, err)
+	}
+	if err := acq("a", time.Second); err != nil {
+		t.Fatalf("Acquire(a): %v", err)
+	}
+	if err := s.Release(ctx, acct, "keep", keep.LeaseID); err != nil {
+		t.Fatalf("Release(keep): %v", err)
+	}
+	if err := acq("b", time.Second); err != nil {
+		t.Fatalf("Acquire(b): %v", err)
 	}
 	if err := acq("c", time.Minute); !errors.Is(err, lockcore.ErrLockLimitExceeded) {
 		t.Fatalf("Acquire(c) at the quota: want ErrLockLimitExceeded, got %v", err)
