@@ -5,9 +5,9 @@
 -- KEYS[2] fence counter <prefix>{a:ID}:fence   (never expires, never deleted; a new
 --                       lease's token is max(counter + 1, Redis clock in
 --                       microseconds), stored back: see below)
--- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms; its
---                       PTTL is kept at least as long as its longest lease's, so an
---                       account that stops taking locks leaves nothing behind)
+-- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms; it
+--                       expires at its highest score, never before: see keepHeld,
+--                       so an account that stops taking locks leaves nothing behind)
 -- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                       the call is made with that bearer token and is done
 --                       only if the key exists (the token is the account's)
@@ -47,6 +47,15 @@ end
 
 local ttl = tonumber(ARGV[3])
 
+-- keepHeld makes the held zset live until its last lease's expiry, its
+-- highest score (never shorter: a set may hold a longer lease than this
+-- one, also one written by a build that gave the set no TTL, which
+-- PEXPIRETIME reports as -1). A lock hash expires at most at its score.
+local function keepHeld(key)
+  local top = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+  if redis.call('PEXPIRETIME', key) < top then redis.call('PEXPIREAT', key, top) end
+end
+
 local cur = redis.call('HMGET', KEYS[1], 'lease', 'fence', 'expires', 'ttl', 'metadata')
 if cur[1] and tonumber(cur[3]) > now then
   if cur[1] ~= ARGV[2] then
@@ -63,7 +72,7 @@ if cur[1] and tonumber(cur[3]) > now then
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[3], expires, ARGV[1])
-  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+  keepHeld(KEYS[3])
   local meta = redis.call('HGET', KEYS[1], 'metadata')
   local hasmeta = 0
   if meta then hasmeta = 1 else meta = '' end
@@ -113,7 +122,7 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
-if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+keepHeld(KEYS[3])
 local hasmeta = 0
 local meta = ''
 if ARGV[5] == '1' then hasmeta = 1; meta = ARGV[6] end

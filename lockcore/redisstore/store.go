@@ -58,8 +58,9 @@
 //
 //	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
 //	P{a:ID}:fence        the account's last fencing token; no TTL
-//	P{a:ID}:held         zset name -> expires (ms), for quota and List; PTTL at
-//	                     least its longest lease's (gone when every lease is)
+//	P{a:ID}:held         zset name -> expires (ms), for quota and List;
+//	                     expires at its highest score (gone when every lease
+//	                     is), also when an earlier build left it without a TTL
 //	P{a:ID}:account      hash login, github_id, created (ms)
 //	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
 //	                     the account; no TTL. A mirror of Ptoken:<hex> in
