@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/sqlitestore"
@@ -104,5 +106,57 @@ func closeWithoutRoom(t *testing.T, dir string) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "deleted") || !strings.Contains(msg, "lost") || !strings.Contains(msg, "octostore restore") {
 		t.Errorf("Close's error %q does not say that the writes are lost and what to do", msg)
+	}
+}
+
+// TestCloseWithAReaderOfTheDeletedWAL: when the -wal file was deleted and
+// another connection (an operator's sqlite3, a backup) has a read open at
+// Close, the checkpoint copies every page but cannot empty the log, and
+// SQLite reports it busy. Nothing is lost then, and Close must not say
+// that the writes are lost (the operator would be told to bring back a
+// backup).
+func TestCloseWithAReaderOfTheDeletedWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, s, "alice")
+	var last lockcore.AcquireResult
+	for i := range 20 {
+		if last, err = s.Acquire(ctx, a.ID, fmt.Sprintf("lock-%d", i), opts("l")); err != nil || !last.Acquired {
+			s.Close()
+			t.Fatalf("Acquire: %+v, %v", last, err)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(100)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close with a reader on the deleted -wal, every page copied: %v", err)
+	}
+	tx.Rollback()
+	db.Close()
+	if s, err = sqlitestore.Open(ctx, path, sqlitestore.Options{}); err != nil {
+		t.Fatalf("Open after the close: %v", err)
+	}
+	defer s.Close()
+	st, err := s.Get(ctx, a.ID, "lock-19")
+	if err != nil || !st.Held || st.Lease.FencingToken != last.Lease.FencingToken {
+		t.Fatalf("the last acquire before the -wal was deleted, after Close and Open: %+v, %v", st, err)
 	}
 }

@@ -379,7 +379,10 @@ func (s *Store) lastCheckpoint() error {
 	}
 	var busy, frames, copied int
 	err := s.wconn.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied)
-	if err == nil && busy != 0 {
+	// busy is also set when every page was copied but a reader kept
+	// SQLite from emptying the log (TRUNCATE waits for readers): the
+	// database file then holds every write, and nothing is lost.
+	if err == nil && busy != 0 && copied < frames {
 		err = fmt.Errorf("%d of %d pages copied, the rest kept by a reader", copied, frames)
 	}
 	if err == nil {
