@@ -26,6 +26,7 @@ const (
 	envMaxMetadata    = "OCTOSTORE_MAX_METADATA_BYTES"
 	envMaxLocks       = "OCTOSTORE_MAX_LOCKS"
 	envOpTimeout      = "OCTOSTORE_OP_TIMEOUT"
+	envWaitReplicas   = "OCTOSTORE_REDIS_WAIT_REPLICAS"
 	envGitHubClientID = "GITHUB_CLIENT_ID"
 	envGitHubSecret   = "GITHUB_CLIENT_SECRET"
 	envPublicURL      = "OCTOSTORE_PUBLIC_URL"
@@ -46,7 +47,7 @@ const defaultOpTimeout = 3 * time.Second
 // them: the Lambda service sets it.
 var envVars = []string{
 	envRedisURL, envRedisCluster, envRedisPrefix,
-	envMaxTTL, envDefaultTTL, envMaxMetadata, envMaxLocks, envOpTimeout,
+	envMaxTTL, envDefaultTTL, envMaxMetadata, envMaxLocks, envOpTimeout, envWaitReplicas,
 	envGitHubClientID, envGitHubSecret, envPublicURL, envStateSecret,
 	envGitHubBaseURL, envGitHubAPIURL,
 }
@@ -95,6 +96,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		} else {
 			c.Redis.OpTimeout = d
 		}
+	}
+	if n, ok := intVar(getenv, envWaitReplicas, &problems); ok {
+		c.Redis.WaitReplicas = n
 	}
 
 	c.Limits = lockcore.DefaultLimits

@@ -90,6 +90,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "op timeout not a duration", env: base(map[string]string{envOpTimeout: "3"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "op timeout zero", env: base(map[string]string{envOpTimeout: "0s"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "negative locks", env: base(map[string]string{envMaxLocks: "-1"}), wantErr: []string{"OCTOSTORE_MAX_LOCKS must be a non-negative integer"}},
+		{name: "wait replicas not a number", env: base(map[string]string{envWaitReplicas: "one"}), wantErr: []string{"OCTOSTORE_REDIS_WAIT_REPLICAS must be a non-negative integer"}},
+		{
+			name: "wait replicas",
+			env:  base(map[string]string{envWaitReplicas: "1"}),
+			check: func(t *testing.T, c config) {
+				if c.Redis.WaitReplicas != 1 {
+					t.Errorf("WaitReplicas = %d, want 1", c.Redis.WaitReplicas)
+				}
+			},
+		},
 		{name: "default above max", env: base(map[string]string{envMaxTTL: "10", envDefaultTTL: "60"}), wantErr: []string{"limits", "default TTL"}},
 		{name: "zero locks", env: base(map[string]string{envMaxLocks: "0"}), wantErr: []string{"max held locks"}},
 		{name: "oauth half configured", env: base(map[string]string{envGitHubClientID: "id", envStateSecret: strings.Repeat("s", 32), envPublicURL: "https://x"}), wantErr: []string{"needs both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET"}},

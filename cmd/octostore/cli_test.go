@@ -744,6 +744,8 @@ func TestBadEnvironmentStopsServe(t *testing.T) {
 		{"OCTOSTORE_MAX_LOCKS", "0", []string{"--max-locks", "5"}},
 		{"OCTOSTORE_LOG_FORMAT", "xml", []string{"--log-format", "text"}},
 		{"REDIS_CLUSTER", "yes", nil},
+		{"OCTOSTORE_REDIS_WAIT_REPLICAS", "-1", nil},
+		{"OCTOSTORE_REDIS_WAIT_REPLICAS", "one", []string{"--redis-wait-replicas", "0"}},
 	} {
 		t.Run(tc.key+"="+tc.val, func(t *testing.T) {
 			t.Setenv("GITHUB_CLIENT_ID", "")

@@ -26,6 +26,7 @@ type storeFlags struct {
 	redisURL     string
 	redisCluster bool
 	redisPrefix  string
+	redisWait    int
 	opTimeout    time.Duration
 
 	// existing: open refuses a SQLite file that does not exist instead of
@@ -55,6 +56,7 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.redisCluster, "redis-cluster", envBool("REDIS_CLUSTER"), "the Redis URL is a cluster URL redis://h1:p1?addr=h2:p2 (env REDIS_CLUSTER=true)")
 	fs.StringVar(&s.redisPrefix, "redis-prefix", envString("OCTOSTORE_REDIS_PREFIX", ""), "key prefix in Redis (env OCTOSTORE_REDIS_PREFIX; default os:)")
 	fs.DurationVar(&s.opTimeout, "op-timeout", envDuration("OCTOSTORE_OP_TIMEOUT", 3*time.Second), "timeout of one store operation (env OCTOSTORE_OP_TIMEOUT)")
+	fs.IntVar(&s.redisWait, "redis-wait-replicas", envInt("OCTOSTORE_REDIS_WAIT_REPLICAS", 0), "Redis: acknowledge a lock write only once this many replicas of its master have it (WAIT), so that a failover keeps it (env OCTOSTORE_REDIS_WAIT_REPLICAS; default 0, no waiting)")
 }
 
 // resolve checks the store settings and settles which store they name:
@@ -66,6 +68,9 @@ func (s *storeFlags) resolve() error {
 	}
 	if s.opTimeout <= 0 {
 		return fmt.Errorf("--op-timeout (env OCTOSTORE_OP_TIMEOUT) must be positive (got %v)", s.opTimeout)
+	}
+	if s.redisWait < 0 {
+		return fmt.Errorf("--redis-wait-replicas (env OCTOSTORE_REDIS_WAIT_REPLICAS) must be 0 or more (got %d)", s.redisWait)
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -82,6 +87,9 @@ func (s *storeFlags) resolve() error {
 	}
 	if s.redisURL == "" && s.redisCluster {
 		return fmt.Errorf("--redis-cluster (env REDIS_CLUSTER) needs --redis-url (env REDIS_URL)")
+	}
+	if s.redisURL == "" && given["redis-wait-replicas"] && s.redisWait > 0 {
+		return fmt.Errorf("--redis-wait-replicas needs --redis-url (env REDIS_URL): SQLite has no replicas")
 	}
 	if s.redisURL == "" && s.db == "" {
 		return errors.New("--db (env OCTOSTORE_DB) is empty: name the SQLite database file")
@@ -102,7 +110,7 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 			l = slog.New(slog.DiscardHandler)
 		}
 		redisstore.SetLogger(l, nil)
-		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout, Server: s.server})
+		st, err := redisstore.Open(ctx, redisstore.Config{URL: s.redisURL, Cluster: s.redisCluster, Prefix: s.redisPrefix, OpTimeout: s.opTimeout, WaitReplicas: s.redisWait, Server: s.server})
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)
 		}
@@ -223,6 +231,11 @@ func checkStoreEnv() error {
 	if v, ok := os.LookupEnv("OCTOSTORE_OP_TIMEOUT"); ok {
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Errorf("environment OCTOSTORE_OP_TIMEOUT=%q is not a positive duration such as 3s", v)
+		}
+	}
+	if v, ok := os.LookupEnv("OCTOSTORE_REDIS_WAIT_REPLICAS"); ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			return fmt.Errorf("environment OCTOSTORE_REDIS_WAIT_REPLICAS=%q is not an integer of 0 or more", v)
 		}
 	}
 	return nil

@@ -77,6 +77,7 @@ func TestFlagsFromTheEnvironment(t *testing.T) {
 		"REDIS_CLUSTER":                 "true",
 		"OCTOSTORE_REDIS_PREFIX":        "env:",
 		"OCTOSTORE_OP_TIMEOUT":          "750ms",
+		"OCTOSTORE_REDIS_WAIT_REPLICAS": "2",
 		"OCTOSTORE_MAX_TTL_SECONDS":     "600",
 		"OCTOSTORE_DEFAULT_TTL_SECONDS": "30",
 		"OCTOSTORE_MAX_METADATA_BYTES":  "10",
@@ -105,17 +106,17 @@ func TestFlagsFromTheEnvironment(t *testing.T) {
 	}
 
 	sf, lim := parse()
-	if sf.redisURL != "redis://env.example:6379" || !sf.redisCluster || sf.redisPrefix != "env:" || sf.opTimeout != 750*time.Millisecond {
-		t.Errorf("from the environment: redis %q cluster %v prefix %q op timeout %v", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout)
+	if sf.redisURL != "redis://env.example:6379" || !sf.redisCluster || sf.redisPrefix != "env:" || sf.opTimeout != 750*time.Millisecond || sf.redisWait != 2 {
+		t.Errorf("from the environment: redis %q cluster %v prefix %q op timeout %v wait replicas %d", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout, sf.redisWait)
 	}
 	if want := (lockcore.Limits{MaxTTL: 600 * time.Second, DefaultTTL: 30 * time.Second, MaxMetadataBytes: 10, MaxHeldLocks: 7}); lim != want {
 		t.Errorf("limits from the environment: %+v, want %+v", lim, want)
 	}
 
 	sf, lim = parse("--redis-url", "redis://flag.example:6379", "--redis-cluster=false", "--redis-prefix", "flag:", "--op-timeout", "2s",
-		"--max-ttl", "900", "--default-ttl", "45", "--max-metadata", "20", "--max-locks", "9")
-	if sf.redisURL != "redis://flag.example:6379" || sf.redisCluster || sf.redisPrefix != "flag:" || sf.opTimeout != 2*time.Second {
-		t.Errorf("flags over the environment: redis %q cluster %v prefix %q op timeout %v", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout)
+		"--redis-wait-replicas", "1", "--max-ttl", "900", "--default-ttl", "45", "--max-metadata", "20", "--max-locks", "9")
+	if sf.redisURL != "redis://flag.example:6379" || sf.redisCluster || sf.redisPrefix != "flag:" || sf.opTimeout != 2*time.Second || sf.redisWait != 1 {
+		t.Errorf("flags over the environment: redis %q cluster %v prefix %q op timeout %v wait replicas %d", sf.redisURL, sf.redisCluster, sf.redisPrefix, sf.opTimeout, sf.redisWait)
 	}
 	if want := (lockcore.Limits{MaxTTL: 900 * time.Second, DefaultTTL: 45 * time.Second, MaxMetadataBytes: 20, MaxHeldLocks: 9}); lim != want {
 		t.Errorf("limits from flags: %+v, want %+v", lim, want)

@@ -116,6 +116,17 @@ type Options struct {
 	// OpTimeout bounds each operation when the caller's context has no
 	// earlier deadline; default DefaultOpTimeout.
 	OpTimeout time.Duration
+	// WaitReplicas, when positive, makes every lock write (acquire, renew,
+	// release) wait until that many replicas of its master have it (WAIT,
+	// on the connection that wrote it) before it succeeds; a write they
+	// have not acknowledged within the operation's time is an error
+	// wrapping lockcore.ErrUnavailable (its outcome unknown: the master
+	// has it). Redis replicates asynchronously, so without it a failover
+	// to a replica can lose acknowledged lock writes (a second lease can
+	// then take a held lock; fencing tokens stay safe either way). With
+	// it, a lock write is acknowledged only once a replica that a failover
+	// could promote has it. Token and account writes are not waited for.
+	WaitReplicas int
 }
 
 // Config is what the command line or the environment give to Open.
@@ -131,6 +142,8 @@ type Config struct {
 	// OpTimeout is Options.OpTimeout; Open also uses it for the client's
 	// dial, read, write and pool timeouts.
 	OpTimeout time.Duration
+	// WaitReplicas is Options.WaitReplicas.
+	WaitReplicas int
 	// Server marks a store that serves the API (octostore serve, the
 	// Lambda function): its connections are named ServerClientName
 	// (CLIENT SETNAME), unless the URL names them (client_name), so that
@@ -157,7 +170,9 @@ type Store struct {
 	inflight  atomic.Int64 // hot-path commands in flight, to bypass pipe when alone
 	prefix    string
 	opTimeout time.Duration
-	closed    atomic.Bool
+	// waitReplicas is Options.WaitReplicas (see runWrite).
+	waitReplicas int
+	closed       atomic.Bool
 	// Test hooks, nil outside tests: fallbackHook runs in lockScript's
 	// fallback after the token key was read and before the write;
 	// retireHook runs in RevokeToken and RotateToken after the token key
@@ -217,7 +232,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}
-	return &Store{client: client, prefix: opts.Prefix, opTimeout: opts.OpTimeout}
+	return &Store{client: client, prefix: opts.Prefix, opTimeout: opts.OpTimeout, waitReplicas: max(opts.WaitReplicas, 0)}
 }
 
 // Open parses cfg.URL, builds a client whose dial, read, write and pool
@@ -283,7 +298,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		client = redis.NewClient(o)
 	}
-	s := New(client, Options{Prefix: cfg.Prefix, OpTimeout: timeout})
+	if cfg.WaitReplicas < 0 {
+		client.Close()
+		return nil, fmt.Errorf("redisstore: replicas to wait for must be 0 or more (got %d)", cfg.WaitReplicas)
+	}
+	s := New(client, Options{Prefix: cfg.Prefix, OpTimeout: timeout, WaitReplicas: cfg.WaitReplicas})
 	if c, ok := client.(*redis.Client); ok {
 		var err error
 		if s.pipe, err = c.AsyncAutoPipeline(); err != nil {
@@ -530,6 +549,83 @@ func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, 
 	failed.SetErr(err)
 	return failed
 }
+
+// runWrite is runScript for a lock write (acquire, renew or release
+// script, keys[0] in the account's slot). With Options.WaitReplicas it
+// sends the script (EVALSHA, loading it on NOSCRIPT) and a WAIT for that
+// many replicas on one connection to the master of keys[0]'s slot, in one
+// round trip, and fails unless the replicas acknowledged the write in
+// time: WAIT covers the writes made on its own connection, which is why
+// it bypasses the autopipeliner and go-redis' pooled dispatch. The WAIT's
+// timeout is what is left of ctx less a fifth of it, or less waitSlack if
+// that is more (for reading its answer), never 0, which would wait for
+// ever. On a Cluster whose slot map is stale the script answers
+// MOVED, a transient error, and the map is read again.
+func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.waitReplicas == 0 {
+		return s.runScript(ctx, sc, keys, args...)
+	}
+	failed := func(err error) *redis.Cmd {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
+	}
+	var node *redis.Client
+	switch c := s.client.(type) {
+	case *redis.Client:
+		node = c
+	case *redis.ClusterClient:
+		m, err := c.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return failed(err)
+		}
+		node = m
+	default:
+		return failed(fmt.Errorf("redisstore: waiting for replicas needs a *redis.Client or *redis.ClusterClient, not %T", s.client))
+	}
+	left := s.opTimeout
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	wait := max(left-max(left/5, waitSlack), time.Millisecond)
+	send := func() (*redis.Cmd, *redis.Cmd) {
+		var cmd, acked *redis.Cmd
+		// Each command's own error is read below.
+		_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmd = sc.EvalSha(ctx, p, keys, args...)
+			acked = p.Do(ctx, "wait", s.waitReplicas, wait.Milliseconds())
+			return nil
+		})
+		return cmd, acked
+	}
+	cmd, acked := send()
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		if err := sc.Load(ctx, node).Err(); err != nil {
+			return failed(err)
+		}
+		cmd, acked = send()
+	}
+	if err := cmd.Err(); err != nil {
+		if cc, ok := s.client.(*redis.ClusterClient); ok && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")) {
+			cc.ReloadState(context.Background())
+		}
+		return cmd
+	}
+	n, err := acked.Int64()
+	if err != nil {
+		return failed(err)
+	}
+	if n < int64(s.waitReplicas) {
+		return failed(fmt.Errorf("%d of the %d replicas to wait for acknowledged the write within %v (it is on the master; its outcome is unknown)", n, s.waitReplicas, wait.Round(time.Millisecond)))
+	}
+	return cmd
+}
+
+// waitSlack is the least time runWrite leaves between the end of its WAIT
+// and the end of its context: Redis times blocked clients out on its event
+// loop, which an idle server runs hz (10) times a second, so a WAIT can
+// answer up to 100 ms after its timeout.
+const waitSlack = 150 * time.Millisecond
 
 // Key layout. Every key of an account carries the hash tag {a:ID}.
 
@@ -795,7 +891,7 @@ func (s *Store) release(ctx context.Context, token *lockcore.TokenHash, accountI
 // holds the write's reply.
 func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, accountID string, token *lockcore.TokenHash, keys []string, args ...any) (*redis.Cmd, error) {
 	if token == nil {
-		cmd := s.runScript(ctx, sc, keys, args...)
+		cmd := s.runWrite(ctx, sc, keys, args...)
 		if err := cmd.Err(); err != nil {
 			return nil, s.fail(op, err)
 		}
@@ -803,7 +899,7 @@ func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, acc
 	}
 	tag := s.tag(accountID)
 	withMirror := append(keys[:len(keys):len(keys)], s.mirrorKey(tag, *token))
-	cmd := s.runScript(ctx, sc, withMirror, args...)
+	cmd := s.runWrite(ctx, sc, withMirror, args...)
 	if err := cmd.Err(); err != nil {
 		return nil, s.fail(op, err)
 	}
@@ -842,7 +938,7 @@ func (s *Store) lockScript(ctx context.Context, op string, sc *redis.Script, acc
 		s.fallbackHook()
 	}
 	vouched := append(withMirror, s.markKey(tag, *token))
-	cmd = s.runScript(ctx, sc, vouched, append(args[:len(args):len(args)], now+vouchWindow.Milliseconds())...)
+	cmd = s.runWrite(ctx, sc, vouched, append(args[:len(args):len(args)], now+vouchWindow.Milliseconds())...)
 	if err := cmd.Err(); err != nil {
 		return nil, s.fail(op, err)
 	}
