@@ -111,63 +111,76 @@ func (s *Store) sweep(ctx context.Context, accountID string) (int, error) {
 	head := s.prefix + "token:"
 	pattern := globEscape(head) + "*"
 	var revoked atomic.Int64
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		for cursor := uint64(0); ; {
-			octx, cancel, err := s.op(ctx)
+	err := s.scanEach(ctx, "revoke account tokens", pattern, func(pctx context.Context, c redis.Cmdable, keys []string) error {
+		if s.scanHook != nil {
+			s.scanHook()
+		}
+		var gets []*redis.StringCmd
+		if len(keys) > 0 {
+			// Each GET's own error is checked below; a key gone since
+			// the scan is redis.Nil.
+			_, _ = c.Pipelined(pctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					gets = append(gets, p.Get(pctx, k))
+				}
+				return nil
+			})
+		}
+		for i, g := range gets {
+			if err := g.Err(); err != nil && !errors.Is(err, redis.Nil) {
+				return s.fail("revoke account tokens", err)
+			}
+			var from string
+			switch v := g.Val(); {
+			case v == accountID:
+				from = strings.TrimPrefix(keys[i], head)
+			case strings.HasPrefix(v, scripts.TombstonePrefix):
+				from = strings.TrimPrefix(v, scripts.TombstonePrefix)
+			default:
+				continue // another account's, or gone since the scan
+			}
+			h, ok := parseHash(from)
+			if !ok {
+				continue
+			}
+			// Each chain under its own op timeouts, not the page's.
+			n, err := s.revokeChain(ctx, accountID, h)
+			revoked.Add(int64(n))
 			if err != nil {
 				return err
 			}
-			keys, next, err := c.Scan(octx, cursor, pattern, 1000).Result()
+		}
+		return nil
+	})
+	return int(revoked.Load()), err
+}
+
+// scanEach runs SCAN MATCH pattern on every node that holds keys (see
+// eachNode: the masters of a Cluster at the same time, so page must be
+// safe for concurrent use) and calls page with each page of keys, the
+// node's client, and a context bounded by the operation timeout for the
+// page's own commands. It stops at the first error; a failed SCAN is
+// translated for op (see fail).
+func (s *Store) scanEach(ctx context.Context, op, pattern string, page func(pctx context.Context, c redis.Cmdable, keys []string) error) error {
+	return s.eachNode(ctx, func(ctx context.Context, c redis.Cmdable) error {
+		for cursor := uint64(0); ; {
+			pctx, cancel, err := s.op(ctx)
 			if err != nil {
-				cancel()
-				return s.fail("revoke account tokens", err)
+				return err
 			}
-			if s.scanHook != nil {
-				s.scanHook()
-			}
-			var gets []*redis.StringCmd
-			if len(keys) > 0 {
-				// Each GET's own error is checked below; a key gone
-				// since the scan is redis.Nil.
-				_, _ = c.Pipelined(octx, func(p redis.Pipeliner) error {
-					for _, k := range keys {
-						gets = append(gets, p.Get(octx, k))
-					}
-					return nil
-				})
+			keys, next, err := c.Scan(pctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				err = s.fail(op, err)
+			} else {
+				err = page(pctx, c, keys)
 			}
 			cancel()
-			for i, g := range gets {
-				if err := g.Err(); err != nil && !errors.Is(err, redis.Nil) {
-					return s.fail("revoke account tokens", err)
-				}
-				var from string
-				switch v := g.Val(); {
-				case v == accountID:
-					from = strings.TrimPrefix(keys[i], head)
-				case strings.HasPrefix(v, scripts.TombstonePrefix):
-					from = strings.TrimPrefix(v, scripts.TombstonePrefix)
-				default:
-					continue // another account's, or gone since the scan
-				}
-				h, ok := parseHash(from)
-				if !ok {
-					continue
-				}
-				n, err := s.revokeChain(ctx, accountID, h)
-				revoked.Add(int64(n))
-				if err != nil {
-					return err
-				}
-			}
-			if next == 0 {
-				return nil
+			if err != nil || next == 0 {
+				return err
 			}
 			cursor = next
 		}
-	}
-	err := s.eachNode(ctx, scan)
-	return int(revoked.Load()), err
+	})
 }
 
 // eachNode calls fn with the client of each node that holds keys: the one
@@ -221,27 +234,13 @@ func (s *Store) dropOrphanMirrors(ctx context.Context, accountID string) (int, e
 	pattern := globEscape(head) + "*"
 	var mu sync.Mutex
 	var mirrors []string
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		for cursor := uint64(0); ; {
-			octx, cancel, err := s.op(ctx)
-			if err != nil {
-				return err
-			}
-			keys, next, err := c.Scan(octx, cursor, pattern, 1000).Result()
-			cancel()
-			if err != nil {
-				return s.fail("revoke account tokens", err)
-			}
-			mu.Lock()
-			mirrors = append(mirrors, keys...)
-			mu.Unlock()
-			if next == 0 {
-				return nil
-			}
-			cursor = next
-		}
-	}
-	if err := s.eachNode(ctx, scan); err != nil {
+	err := s.scanEach(ctx, "revoke account tokens", pattern, func(_ context.Context, _ redis.Cmdable, keys []string) error {
+		mu.Lock()
+		mirrors = append(mirrors, keys...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	dropped := 0

@@ -205,49 +205,35 @@ func (s *Store) scanAccounts(ctx context.Context) (map[string][]string, error) {
 	var mu sync.Mutex
 	found := map[string][]string{}
 	var indexKeys []string
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		for cursor := uint64(0); ; {
-			octx, cancel, err := s.op(ctx)
-			if err != nil {
-				return err
-			}
-			keys, next, err := c.Scan(octx, cursor, pattern, 1000).Result()
-			cancel()
-			if err != nil {
-				return s.fail("restore", err)
-			}
-			mu.Lock()
-			for _, k := range keys {
-				if !strings.HasPrefix(k, head) {
-					for _, p := range indexes {
-						if strings.HasPrefix(k, p) {
-							indexKeys = append(indexKeys, k)
-							break
-						}
+	err := s.scanEach(ctx, "restore", pattern, func(_ context.Context, _ redis.Cmdable, keys []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			if !strings.HasPrefix(k, head) {
+				for _, p := range indexes {
+					if strings.HasPrefix(k, p) {
+						indexKeys = append(indexKeys, k)
+						break
 					}
-					continue
 				}
-				id, rest, ok := strings.Cut(strings.TrimPrefix(k, head), "}")
-				if !ok || checkAccountID(id) != nil {
-					continue
-				}
-				if strings.HasPrefix(rest, ":lock:") {
-					found[id] = append(found[id], k)
-				} else if _, seen := found[id]; !seen {
-					found[id] = nil
-				}
+				continue
 			}
-			mu.Unlock()
-			if next == 0 {
-				return nil
+			id, rest, ok := strings.Cut(strings.TrimPrefix(k, head), "}")
+			if !ok || checkAccountID(id) != nil {
+				continue
 			}
-			cursor = next
+			if strings.HasPrefix(rest, ":lock:") {
+				found[id] = append(found[id], k)
+			} else if _, seen := found[id]; !seen {
+				found[id] = nil
+			}
 		}
-	}
-	if err := s.eachNode(ctx, scan); err != nil {
+		return nil
+	})
+	if err != nil {
 		return found, err
 	}
-	err := s.getEach(ctx, indexKeys, func(_ int, id string) error {
+	err = s.getEach(ctx, indexKeys, func(_ int, id string) error {
 		// A rotated-out token key holds a tombstone, not an id.
 		if _, seen := found[id]; !seen && checkAccountID(id) == nil {
 			found[id] = nil
