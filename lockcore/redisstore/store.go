@@ -87,9 +87,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -172,7 +174,17 @@ type Store struct {
 	opTimeout time.Duration
 	// waitReplicas is Options.WaitReplicas (see runWrite).
 	waitReplicas int
-	closed       atomic.Bool
+	// nodes maps the address of each node of a Cluster client to its
+	// client (*redis.Client), as go-redis makes them (OnNewNode), so that
+	// runWrite can follow a MOVED or ASK redirect to the node it names:
+	// its WAIT must go on the connection that wrote. Set by New only when
+	// the store waits for replicas.
+	nodes sync.Map
+	// waitSlots bounds the lock writes waiting for replicas at once (see
+	// runWrite) to half the connection pool, so that while replicas lag
+	// the other half still serves reads, token lookups and /health.
+	waitSlots chan struct{}
+	closed    atomic.Bool
 	// Test hooks, nil outside tests: fallbackHook runs in lockScript's
 	// fallback after the token key was read and before the write;
 	// retireHook runs in RevokeToken and RotateToken after the token key
@@ -232,7 +244,22 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}
-	return &Store{client: client, prefix: opts.Prefix, opTimeout: opts.OpTimeout, waitReplicas: max(opts.WaitReplicas, 0)}
+	s := &Store{client: client, prefix: opts.Prefix, opTimeout: opts.OpTimeout, waitReplicas: max(opts.WaitReplicas, 0)}
+	if s.waitReplicas > 0 {
+		pool := 0
+		switch c := client.(type) {
+		case *redis.Client:
+			pool = c.Options().PoolSize
+		case *redis.ClusterClient:
+			pool = c.Options().PoolSize
+			c.OnNewNode(func(c *redis.Client) { s.nodes.Store(c.Options().Addr, c) })
+		}
+		if pool <= 0 {
+			pool = 10 * runtime.GOMAXPROCS(0) // go-redis' default
+		}
+		s.waitSlots = make(chan struct{}, max(pool/2, 1))
+	}
+	return s
 }
 
 // Open parses cfg.URL, builds a client whose dial, read, write and pool
@@ -552,15 +579,21 @@ func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, 
 
 // runWrite is runScript for a lock write (acquire, renew or release
 // script, keys[0] in the account's slot). With Options.WaitReplicas it
-// sends the script (EVALSHA, loading it on NOSCRIPT) and a WAIT for that
-// many replicas on one connection to the master of keys[0]'s slot, in one
-// round trip, and fails unless the replicas acknowledged the write in
-// time: WAIT covers the writes made on its own connection, which is why
-// it bypasses the autopipeliner and go-redis' pooled dispatch. The WAIT's
-// timeout is what is left of ctx less a fifth of it, or less waitSlack if
-// that is more (for reading its answer), never 0, which would wait for
-// ever. On a Cluster whose slot map is stale the script answers
-// MOVED, a transient error, and the map is read again.
+// sends the script (EVALSHA, or EVAL when Redis answers NOSCRIPT) and a
+// WAIT for that many replicas on one connection to the master of keys[0]'s
+// slot, in one round trip, and fails unless the replicas acknowledged the
+// write in time: WAIT covers the writes made on its own connection, which
+// is why it bypasses the autopipeliner and go-redis' pooled dispatch. The
+// script's text goes with the WAIT rather than through SCRIPT LOAD on
+// another connection: a user who may not run SCRIPT LOAD is served as
+// runScript serves it, and a SCRIPT FLUSH between a load and the resend
+// cannot answer NOSCRIPT again. Each send's WAIT timeout is what is then
+// left of ctx less a fifth of it, or less waitSlack if that is more (for
+// reading its answer), never 0, which would wait for ever. On a Cluster
+// a MOVED (a stale slot map: the map is read again) or ASK (a slot being
+// migrated) reply is followed, up to MaxRedirects times, to the node it
+// names, script and WAIT together; a redirect it cannot follow is a
+// transient error.
 func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if s.waitReplicas == 0 {
 		return s.runScript(ctx, sc, keys, args...)
@@ -583,42 +616,96 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 	default:
 		return failed(fmt.Errorf("redisstore: waiting for replicas needs a *redis.Client or *redis.ClusterClient, not %T", s.client))
 	}
-	left := s.opTimeout
-	if d, ok := ctx.Deadline(); ok {
-		left = time.Until(d)
-	}
-	wait := max(left-max(left/5, waitSlack), time.Millisecond)
-	send := func() (*redis.Cmd, *redis.Cmd) {
+	var wait time.Duration
+	send := func(node *redis.Client, withText, asking bool) (*redis.Cmd, *redis.Cmd) {
+		left := s.opTimeout
+		if d, ok := ctx.Deadline(); ok {
+			left = time.Until(d)
+		}
+		wait = max(left-max(left/5, waitSlack), time.Millisecond)
 		var cmd, acked *redis.Cmd
 		// Each command's own error is read below.
 		_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
-			cmd = sc.EvalSha(ctx, p, keys, args...)
+			if asking {
+				p.Do(ctx, "asking")
+			}
+			if withText {
+				cmd = sc.Eval(ctx, p, keys, args...)
+			} else {
+				cmd = sc.EvalSha(ctx, p, keys, args...)
+			}
 			acked = p.Do(ctx, "wait", s.waitReplicas, wait.Milliseconds())
 			return nil
 		})
 		return cmd, acked
 	}
-	cmd, acked := send()
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-		if err := sc.Load(ctx, node).Err(); err != nil {
-			return failed(err)
-		}
-		cmd, acked = send()
+	// A write that waits holds its connection until the replicas answer:
+	// at most half the pool does (waitSlots).
+	select {
+	case s.waitSlots <- struct{}{}:
+		defer func() { <-s.waitSlots }()
+	case <-ctx.Done():
+		return failed(ctx.Err())
 	}
-	if err := cmd.Err(); err != nil {
-		if cc, ok := s.client.(*redis.ClusterClient); ok && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")) {
+	var cmd, acked *redis.Cmd
+	withText, asking := false, false
+	for redirects := 0; ; {
+		cmd, acked = send(node, withText, asking)
+		err := cmd.Err()
+		if !withText && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			withText = true
+			continue
+		}
+		cc, ok := s.client.(*redis.ClusterClient)
+		if !ok || err == nil {
+			break
+		}
+		// A slot map gone stale (a failover, a slot moved: MOVED) or a
+		// slot being migrated (ASK) is followed as go-redis follows it
+		// for runScript, to the node named, with the WAIT.
+		moved, addr := redirect(err)
+		if moved {
 			cc.ReloadState(context.Background())
 		}
+		if addr == "" || redirects >= cc.Options().MaxRedirects {
+			break
+		}
+		next, ok := s.nodes.Load(addr)
+		if !ok {
+			break
+		}
+		node, asking = next.(*redis.Client), !moved
+		redirects++
+	}
+	if err := cmd.Err(); err != nil {
 		return cmd
 	}
 	n, err := acked.Int64()
 	if err != nil {
-		return failed(err)
+		// Not a bug of the request (500) but of the setup, as an access
+		// refusal is: a server that refuses WAIT (a proxy or service
+		// without it, a writable replica) refuses every waited write,
+		// after the script ran.
+		return failed(fmt.Errorf("WAIT for %d replicas: %v (it is on the master; its outcome is unknown)", s.waitReplicas, err))
 	}
 	if n < int64(s.waitReplicas) {
 		return failed(fmt.Errorf("%d of the %d replicas to wait for acknowledged the write within %v (it is on the master; its outcome is unknown)", n, s.waitReplicas, wait.Round(time.Millisecond)))
 	}
 	return cmd
+}
+
+// redirect returns the node address of a MOVED or ASK reply ("" for any
+// other error) and whether it is a MOVED.
+func redirect(err error) (moved bool, addr string) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false, ""
+	}
+	f := strings.Fields(rerr.Error())
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return false, ""
+	}
+	return f[0] == "MOVED", f[2]
 }
 
 // waitSlack is the least time runWrite leaves between the end of its WAIT

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +176,197 @@ func TestWaitReplicasCluster(t *testing.T) {
 	}
 	if _, err := s.Acquire(ctx, unserved, "x", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Acquire for an account whose master has no replica: want ErrUnavailable, got %v", err)
+	}
+}
+
+// TestWaitReplicasScriptNotLoaded: a lock write waited for that Redis
+// answers NOSCRIPT (after a restart or SCRIPT FLUSH) is sent again with
+// the script's text and its WAIT on one connection, as runScript sends
+// EVAL: it is served also for an ACL user who may not run SCRIPT LOAD,
+// as without WaitReplicas, and the replica has it.
+func TestWaitReplicasScriptNotLoaded(t *testing.T) {
+	master, replica := redistest.Start(t), redistest.Start(t)
+	replicate(t, master, replica)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	defer admin.Close()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-script|load").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rc.Close()
+	for _, n := range []int{0, 1} {
+		s, err := redisstore.Open(ctx, redisstore.Config{URL: "redis://app:pw@" + master.Addr(), Prefix: "ns:", OpTimeout: slowOpTimeout, WaitReplicas: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		acct := account(t, s, "alice")
+		for i, name := range []string{"a", "b"} {
+			if err := admin.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			o := acquireOpts(time.Minute)
+			if r, err := s.Acquire(ctx, acct, name, o); err != nil || !r.Acquired {
+				t.Fatalf("WaitReplicas %d, acquire %d after SCRIPT FLUSH, as a user without SCRIPT LOAD: %+v, %v", n, i, r, err)
+			}
+			if n == 1 {
+				if got, err := rc.HGet(ctx, "ns:{a:"+acct+"}:lock:"+name, "lease").Result(); err != nil || got != o.LeaseID {
+					t.Fatalf("the replica's lease of %s right after the acquire: %q, %v; want %q", name, got, err, o.LeaseID)
+				}
+			}
+			if err := s.Release(ctx, acct, name, o.LeaseID); err != nil {
+				t.Fatalf("WaitReplicas %d, release of %s: %v", n, name, err)
+			}
+		}
+	}
+}
+
+// TestWaitReplicasClusterRedirects: a lock write waited for follows a
+// Cluster's redirects, as one not waited for does (go-redis follows them),
+// with its WAIT on the connection that wrote: while the account's slot is
+// being migrated, its keys already moved (ASK), and right after the slot
+// was given to the other master, before the store read the slot map again
+// (MOVED), lock writes succeed at once.
+func TestWaitReplicasClusterRedirects(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := t.Context()
+	prefix := nextPrefix()
+	s := tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})(t)
+	acct := account(t, s, "mover")
+	nodes := map[string]*redis.Client{}
+	for _, a := range c.Addrs() {
+		n := redis.NewClient(&redis.Options{Addr: a})
+		t.Cleanup(func() { n.Close() })
+		nodes[a] = n
+	}
+	slot, err := nodes[c.Addrs()[0]].ClusterKeySlot(ctx, prefix+"{a:"+acct+"}").Result()
+	if err != nil {
+		t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	owner := slotOwner(t, nodes[c.Addrs()[0]], slot)
+	var dstAddr string
+	for _, a := range c.Addrs() {
+		if a != owner {
+			dstAddr = a
+			break
+		}
+	}
+	c.AddReplica(t, owner)
+	c.AddReplica(t, dstAddr)
+
+	held := acquireOpts(time.Hour)
+	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
+		t.Fatalf("Acquire before the migration: %+v, %v", r, err)
+	}
+
+	src, dst := nodes[owner], nodes[dstAddr]
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
+		t.Fatalf("SETSLOT IMPORTING: %v", err)
+	}
+	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
+		t.Fatalf("SETSLOT MIGRATING: %v", err)
+	}
+	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrate := []any{"migrate", "127.0.0.1", dstAddr[len("127.0.0.1:"):], "", 0, 5000, "keys"}
+	for _, k := range keys {
+		migrate = append(migrate, k)
+	}
+	if err := src.Do(ctx, migrate...).Err(); err != nil {
+		t.Fatalf("MIGRATE %v: %v", keys, err)
+	}
+
+	// Every key of the write has moved: the old master answers ASK.
+	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
+		t.Fatalf("Acquire (a retry of the held lease) while the slot is being migrated: %+v, %v", r, err)
+	}
+
+	for _, n := range nodes {
+		if err := n.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err(); err != nil {
+			t.Fatalf("SETSLOT NODE: %v", err)
+		}
+	}
+	// The store's slot map still names the old master: MOVED.
+	o := acquireOpts(time.Minute)
+	if r, err := s.Acquire(ctx, acct, "held", o); err != nil || r.Acquired {
+		t.Fatalf("Acquire of the held lock by another lease right after the slot moved: %+v, %v (want held)", r, err)
+	}
+	if err := s.Release(ctx, acct, "held", held.LeaseID); err != nil {
+		t.Fatalf("Release right after the slot moved: %v", err)
+	}
+}
+
+// TestWaitRefusedIsUnavailable: a server that refuses WAIT (here renamed
+// away; a proxy without it, a writable replica) makes a waited lock write
+// ErrUnavailable (503) saying so, not an internal error (500): the script
+// ran, its outcome is unknown, and no request of a client was at fault.
+func TestWaitRefusedIsUnavailable(t *testing.T) {
+	srv := redistest.Start(t, "--rename-command", "WAIT", "WAIT_RENAMED")
+	s, err := redisstore.Open(t.Context(), redisstore.Config{URL: srv.URL(), Prefix: "wr:", OpTimeout: slowOpTimeout, WaitReplicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	acct := account(t, s, "alice")
+	if _, err := s.Acquire(t.Context(), acct, "a", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "WAIT for 1 replicas") {
+		t.Fatalf("Acquire on a server that refuses WAIT: want ErrUnavailable naming WAIT, got %v", err)
+	}
+}
+
+// TestWaitReplicasLeavesReadsAConnection: while the replica is stalled,
+// lock writes that wait for it hold their connections until their WAIT
+// times out. At most half the pool may do so, so that reads (Get, List,
+// token lookups, /health) still find a connection: with a pool of 4 and
+// 24 writers waiting on a stopped replica, a Get is answered while they
+// all still wait (with every connection held by a writer, it would wait
+// for the first writer's WAIT to time out and free one).
+func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
+	master, replica := redistest.Start(t), redistest.Start(t)
+	replicate(t, master, replica)
+	ctx := t.Context()
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL() + "?pool_size=4", Prefix: "ws:", OpTimeout: 2 * time.Second, WaitReplicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	acct := account(t, s, "alice")
+	if r, err := s.Acquire(ctx, acct, "held", acquireOpts(time.Minute)); err != nil || !r.Acquired {
+		t.Fatalf("Acquire(held) with the replica running: %+v, %v", r, err)
+	}
+
+	replica.Pause()
+	defer replica.Resume()
+	done := make(chan error, 24)
+	var finished atomic.Int64
+	for i := range 24 {
+		go func() {
+			_, err := s.Acquire(ctx, acct, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
+			finished.Add(1)
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the writers take their connections
+	st, err := s.Get(ctx, acct, "held")
+	if n := finished.Load(); n != 0 {
+		t.Errorf("Get while 24 writers wait for a stopped replica returned only after %d of them ended: it waited for a connection", n)
+	}
+	if err != nil || !st.Held {
+		t.Errorf("Get while 24 writers wait for a stopped replica: %+v, %v; want it answered", st, err)
+	}
+	for range 24 {
+		if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
+		}
 	}
 }
