@@ -180,11 +180,16 @@ type Store struct {
 	// its WAIT must go on the connection that wrote. Set by New only when
 	// the store waits for replicas.
 	nodes sync.Map
-	// waitSlots bounds the lock writes waiting for replicas at once (see
-	// runWrite) to half the connection pool, so that while replicas lag
-	// the other half still serves reads, token lookups and /health.
-	waitSlots chan struct{}
-	closed    atomic.Bool
+	// waitSlots maps a node's address ("" for a *redis.Client) to a
+	// semaphore (chan struct{} of capacity waitSlotsPerNode) bounding the
+	// lock writes waiting for replicas at once on that node (see runWrite)
+	// to half its connection pool, so that while its replicas lag the
+	// other half still serves reads, token lookups and /health. Each
+	// master of a Cluster has a pool, and a semaphore, of its own: writes
+	// stalled on one master's replica do not hold back the others'.
+	waitSlots        sync.Map
+	waitSlotsPerNode int
+	closed           atomic.Bool
 	// Test hooks, nil outside tests: fallbackHook runs in lockScript's
 	// fallback after the token key was read and before the write;
 	// retireHook runs in RevokeToken and RotateToken after the token key
@@ -257,7 +262,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		if pool <= 0 {
 			pool = 10 * runtime.GOMAXPROCS(0) // go-redis' default
 		}
-		s.waitSlots = make(chan struct{}, max(pool/2, 1))
+		s.waitSlotsPerNode = max(pool/2, 1)
 	}
 	return s
 }
@@ -641,9 +646,10 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 	}
 	// A write that waits holds its connection until the replicas answer:
 	// at most half the pool does (waitSlots).
+	slots := s.waitSlot(node)
 	select {
-	case s.waitSlots <- struct{}{}:
-		defer func() { <-s.waitSlots }()
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
 	case <-ctx.Done():
 		return failed(ctx.Err())
 	}
@@ -670,11 +676,11 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 		if addr == "" || redirects >= cc.Options().MaxRedirects {
 			break
 		}
-		next, ok := s.nodes.Load(addr)
-		if !ok {
+		next := s.nodeAt(ctx, cc, addr)
+		if next == nil {
 			break
 		}
-		node, asking = next.(*redis.Client), !moved
+		node, asking = next, !moved
 		redirects++
 	}
 	if err := cmd.Err(); err != nil {
@@ -692,6 +698,44 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 		return failed(fmt.Errorf("%d of the %d replicas to wait for acknowledged the write within %v (it is on the master; its outcome is unknown)", n, s.waitReplicas, wait.Round(time.Millisecond)))
 	}
 	return cmd
+}
+
+// waitSlot returns the semaphore of runWrite's waited writes to node (see
+// Store.waitSlots).
+func (s *Store) waitSlot(node *redis.Client) chan struct{} {
+	addr := ""
+	if _, ok := s.client.(*redis.ClusterClient); ok {
+		addr = node.Options().Addr
+	}
+	if ch, ok := s.waitSlots.Load(addr); ok {
+		return ch.(chan struct{})
+	}
+	ch, _ := s.waitSlots.LoadOrStore(addr, make(chan struct{}, s.waitSlotsPerNode))
+	return ch.(chan struct{})
+}
+
+// nodeAt returns the client of the Cluster node at addr, or nil: the one
+// OnNewNode recorded, else (a node made before New watched for them, as
+// on a client already used) the master at addr after the slot map is read
+// again, recorded then.
+func (s *Store) nodeAt(ctx context.Context, cc *redis.ClusterClient, addr string) *redis.Client {
+	if n, ok := s.nodes.Load(addr); ok {
+		return n.(*redis.Client)
+	}
+	var mu sync.Mutex
+	var found *redis.Client
+	_ = cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		if c.Options().Addr == addr {
+			mu.Lock()
+			found = c
+			mu.Unlock()
+		}
+		return nil
+	})
+	if found != nil {
+		s.nodes.Store(addr, found)
+	}
+	return found
 }
 
 // redirect returns the node address of a MOVED or ASK reply ("" for any

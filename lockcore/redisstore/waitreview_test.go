@@ -1,0 +1,141 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/octostore/octostore/internal/redistest"
+	"github.com/octostore/octostore/lockcore"
+	"github.com/octostore/octostore/lockcore/redisstore"
+)
+
+// TestWaitReplicasClusterShardsWaitApart: on a Cluster each master has its
+// own connection pool, so writes waiting on one master's stalled replica
+// must not hold back the waited writes of another master: with a pool of 4
+// and 8 writers waiting on a stopped replica of one master, a lock write
+// to another master is answered while they all still wait.
+func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := t.Context()
+	prefix := nextPrefix()
+	s := tlOpenReal(redisstore.Config{URL: c.URL() + "&pool_size=4", Cluster: true, Prefix: prefix, OpTimeout: 2 * time.Second, WaitReplicas: 1})(t)
+	probe := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
+	t.Cleanup(func() { probe.Close() })
+	owners := map[string]string{} // master address -> account
+	for i := 0; len(owners) < 2 && i < 100; i++ {
+		acct := account(t, s, "shard"+strings.Repeat("x", i))
+		slot, err := probe.ClusterKeySlot(ctx, prefix+"{a:"+acct+"}").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := slotOwner(t, probe, slot); owners[o] == "" {
+			owners[o] = acct
+		}
+	}
+	if len(owners) < 2 {
+		t.Fatal("no two accounts on different masters")
+	}
+	var stalled, healthy string
+	var stalledReplica *redistest.Server
+	for addr, acct := range owners {
+		r := c.AddReplica(t, addr)
+		if stalled == "" {
+			stalled, stalledReplica = acct, r
+		} else {
+			healthy = acct
+		}
+	}
+	stalledReplica.Pause()
+	defer stalledReplica.Resume()
+	done := make(chan error, 8)
+	var finished atomic.Int64
+	for i := range 8 {
+		go func() {
+			_, err := s.Acquire(ctx, stalled, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
+			finished.Add(1)
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the writers take their slots
+	r, err := s.Acquire(ctx, healthy, "h", acquireOpts(time.Minute))
+	if n := finished.Load(); n != 0 {
+		t.Errorf("a write to a healthy master returned only after %d writers waiting on another master's stopped replica ended", n)
+	}
+	if err != nil || !r.Acquired {
+		t.Errorf("Acquire on a healthy master: %+v, %v", r, err)
+	}
+	for range 8 {
+		if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
+			t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
+		}
+	}
+}
+
+// TestWaitReplicasClusterRedirectsUsedClient: New given a ClusterClient
+// that already ran commands (its nodes made before New could watch for
+// them) still follows a redirect to a node it knows.
+func TestWaitReplicasClusterRedirectsUsedClient(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := t.Context()
+	prefix := nextPrefix()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { cc.Close() })
+	if err := cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	s := redisstore.New(cc, redisstore.Options{Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})
+	acct := account(t, s, "used")
+	probe := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
+	t.Cleanup(func() { probe.Close() })
+	slot, err := probe.ClusterKeySlot(ctx, prefix+"{a:"+acct+"}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := slotOwner(t, probe, slot)
+	var dstAddr string
+	for _, a := range c.Addrs() {
+		if a != owner {
+			dstAddr = a
+			break
+		}
+	}
+	c.AddReplica(t, owner)
+	c.AddReplica(t, dstAddr)
+	held := acquireOpts(time.Minute)
+	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
+		t.Fatalf("Acquire before the move: %+v, %v", r, err)
+	}
+	dst := redis.NewClient(&redis.Options{Addr: dstAddr})
+	t.Cleanup(func() { dst.Close() })
+	src := redis.NewClient(&redis.Options{Addr: owner})
+	t.Cleanup(func() { src.Close() })
+	srcID, _ := src.ClusterMyID(ctx).Result()
+	dstID, _ := dst.ClusterMyID(ctx).Result()
+	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrate := []any{"migrate", "127.0.0.1", dstAddr[len("127.0.0.1:"):], "", 0, 5000, "keys"}
+	for _, k := range keys {
+		migrate = append(migrate, k)
+	}
+	if err := src.Do(ctx, migrate...).Err(); err != nil {
+		t.Fatalf("MIGRATE: %v", err)
+	}
+	// Every key of the write has moved: the old master answers ASK.
+	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
+		t.Fatalf("Acquire while the slot is being migrated (ASK), store made on a used client: %+v, %v", r, err)
+	}
+}
