@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -102,15 +103,22 @@ func TestClusterFailover(t *testing.T) {
 // slotOwner returns the address of the master that n says serves slot.
 func slotOwner(t *testing.T, n *redis.Client, slot int64) string {
 	t.Helper()
-	ranges, err := n.ClusterSlots(t.Context()).Result()
+	shards, err := n.ClusterShards(t.Context()).Result()
 	if err != nil {
-		t.Fatalf("CLUSTER SLOTS on %s: %v", n.Options().Addr, err)
+		t.Fatalf("CLUSTER SHARDS on %s: %v", n.Options().Addr, err)
 	}
-	for _, r := range ranges {
-		if int64(r.Start) <= slot && slot <= int64(r.End) {
-			return r.Nodes[0].Addr
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if int64(r.Start) > slot || slot > int64(r.End) {
+				continue
+			}
+			for _, node := range sh.Nodes {
+				if node.Role == "master" {
+					return node.IP + ":" + strconv.FormatInt(node.Port, 10)
+				}
+			}
 		}
 	}
-	t.Fatalf("CLUSTER SLOTS on %s: no master for slot %d", n.Options().Addr, slot)
+	t.Fatalf("CLUSTER SHARDS on %s: no master for slot %d", n.Options().Addr, slot)
 	return ""
 }

@@ -34,16 +34,7 @@ func migratingSlot(t *testing.T, c *redistest.Cluster, acct string) (*redis.Clie
 	if err != nil {
 		t.Fatalf("CLUSTER KEYSLOT: %v", err)
 	}
-	ranges, err := first.ClusterSlots(ctx).Result()
-	if err != nil {
-		t.Fatalf("CLUSTER SLOTS: %v", err)
-	}
-	var owner string
-	for _, r := range ranges {
-		if int64(r.Start) <= slot && slot <= int64(r.End) {
-			owner = r.Nodes[0].Addr
-		}
-	}
+	owner := slotOwner(t, first, slot)
 	src, ok := nodes[owner]
 	if !ok {
 		t.Fatalf("slot %d: owner %q is none of the cluster's masters %v", slot, owner, c.Addrs())

@@ -1446,8 +1446,8 @@ func TestClockSetBack(t *testing.T) {
 	ctx := context.Background()
 	for _, restart := range []bool{true, false} {
 		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
-			s, a, r1, setBack := clockBackCase(t, restart)
-			s = setBack()
+			_, a, r1, setBack := clockBackCase(t, restart)
+			s := setBack()
 			r2, err := s.Acquire(ctx, a.ID, "x", opts("two"))
 			if err != nil || r2.Acquired {
 				t.Fatalf("right after the clock went back the lease must still be held: %+v %v", r2, err)
