@@ -424,8 +424,49 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	defer cancel()
+	if s.waitReplicas > 0 {
+		return s.pingReplicas(ctx)
+	}
 	if err := s.client.Set(ctx, s.prefix+"health", time.Now().UnixMilli(), healthTTL).Err(); err != nil {
 		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// pingReplicas is Ping for a store that waits for replicas: the health
+// key's write goes with a WAIT, as a lock write does (see runWrite), so
+// that /health says 503 while the replicas a lock write waits for do not
+// acknowledge it, when every lock write would be 503 too. It takes no
+// semaphore slot: a health check must answer within its own time.
+func (s *Store) pingReplicas(ctx context.Context) error {
+	key := s.prefix + "health"
+	node, err := s.masterOf(ctx, key)
+	if err != nil {
+		return s.fail("ping", err)
+	}
+	wait := s.waitTimeout(ctx)
+	var set *redis.StatusCmd
+	var acked *redis.Cmd
+	// Each command's own error is read below.
+	_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.Set(ctx, key, time.Now().UnixMilli(), healthTTL)
+		acked = p.Do(ctx, "wait", s.waitReplicas, wait.Milliseconds())
+		return nil
+	})
+	if err := set.Err(); err != nil {
+		if moved, _ := redirect(err); moved {
+			if cc, ok := s.client.(*redis.ClusterClient); ok {
+				cc.ReloadState(context.Background())
+			}
+		}
+		return s.fail("ping", err)
+	}
+	n, err := acked.Int64()
+	if err != nil {
+		return s.fail("ping", fmt.Errorf("WAIT for %d replicas: %v", s.waitReplicas, err))
+	}
+	if n < int64(s.waitReplicas) {
+		return s.fail("ping", fmt.Errorf("%d of the %d replicas to wait for acknowledged the health write within %v", n, s.waitReplicas, wait.Round(time.Millisecond)))
 	}
 	return nil
 }
@@ -588,13 +629,13 @@ func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, 
 // WAIT for that many replicas on one connection to the master of keys[0]'s
 // slot, in one round trip, and fails unless the replicas acknowledged the
 // write in time: WAIT covers the writes made on its own connection, which
-// is why it bypasses the autopipeliner and go-redis' pooled dispatch. The
-// script's text goes with the WAIT rather than through SCRIPT LOAD on
+// is why it bypasses the autopipeliner and go-redis' pooled dispatch
+// (Ping waits the same way: pingReplicas). The script's text goes with the
+// WAIT rather than through SCRIPT LOAD on
 // another connection: a user who may not run SCRIPT LOAD is served as
 // runScript serves it, and a SCRIPT FLUSH between a load and the resend
-// cannot answer NOSCRIPT again. Each send's WAIT timeout is what is then
-// left of ctx less a fifth of it, or less waitSlack if that is more (for
-// reading its answer), never 0, which would wait for ever. On a Cluster
+// cannot answer NOSCRIPT again. Each send's WAIT timeout is waitTimeout's,
+// computed then. On a Cluster
 // a MOVED (a stale slot map: the map is read again) or ASK (a slot being
 // migrated) reply is followed, up to MaxRedirects times, to the node it
 // names, script and WAIT together; a redirect it cannot follow is a
@@ -608,26 +649,13 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 		cmd.SetErr(err)
 		return cmd
 	}
-	var node *redis.Client
-	switch c := s.client.(type) {
-	case *redis.Client:
-		node = c
-	case *redis.ClusterClient:
-		m, err := c.MasterForKey(ctx, keys[0])
-		if err != nil {
-			return failed(err)
-		}
-		node = m
-	default:
-		return failed(fmt.Errorf("redisstore: waiting for replicas needs a *redis.Client or *redis.ClusterClient, not %T", s.client))
+	node, err := s.masterOf(ctx, keys[0])
+	if err != nil {
+		return failed(err)
 	}
 	var wait time.Duration
 	send := func(node *redis.Client, withText, asking bool) (*redis.Cmd, *redis.Cmd) {
-		left := s.opTimeout
-		if d, ok := ctx.Deadline(); ok {
-			left = time.Until(d)
-		}
-		wait = max(left-max(left/5, waitSlack), time.Millisecond)
+		wait = s.waitTimeout(ctx)
 		var cmd, acked *redis.Cmd
 		// Each command's own error is read below.
 		_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -698,6 +726,30 @@ func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, a
 		return failed(fmt.Errorf("%d of the %d replicas to wait for acknowledged the write within %v (it is on the master; its outcome is unknown)", n, s.waitReplicas, wait.Round(time.Millisecond)))
 	}
 	return cmd
+}
+
+// masterOf returns the client of the master that holds key: the client
+// itself on a standalone Redis, the slot's master on a Cluster (as the
+// slot map says now).
+func (s *Store) masterOf(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := s.client.(type) {
+	case *redis.Client:
+		return c, nil
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	}
+	return nil, fmt.Errorf("redisstore: waiting for replicas needs a *redis.Client or *redis.ClusterClient, not %T", s.client)
+}
+
+// waitTimeout is the timeout of a WAIT sent now under ctx: what is left of
+// ctx less a fifth of it, or less waitSlack if that is more (for reading
+// its answer), never 0, which would wait for ever.
+func (s *Store) waitTimeout(ctx context.Context) time.Duration {
+	left := s.opTimeout
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	return max(left-max(left/5, waitSlack), time.Millisecond)
 }
 
 // waitSlot returns the semaphore of runWrite's waited writes to node (see

@@ -43,7 +43,8 @@ func replicate(t *testing.T, master, replica *redistest.Server) {
 // running, acquire, renew and release succeed and the replica has each at
 // once; with it stopped (SIGSTOP), an acquire is ErrUnavailable, saying
 // why, while a store that does not wait acknowledges the same write (which
-// a failover to that replica would lose); the acquire retried with its
+// a failover to that replica would lose), and Ping (/health) is
+// ErrUnavailable too; the acquire retried with its
 // lease id once the replica runs again succeeds with the same lease.
 // Waiting for more replicas than there are is ErrUnavailable too.
 func TestWaitReplicas(t *testing.T) {
@@ -77,6 +78,9 @@ func TestWaitReplicas(t *testing.T) {
 	if got := onReplica("a"); got != o.LeaseID {
 		t.Fatalf("the replica's lease of a right after the acquire: %q, want %q", got, o.LeaseID)
 	}
+	if err := waiting.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the replica running: %v", err)
+	}
 	if l, err := waiting.Renew(ctx, acct, "a", o.LeaseID, 2*time.Minute); err != nil || l.TTL != 2*time.Minute {
 		t.Fatalf("Renew with the replica running: %+v, %v", l, err)
 	}
@@ -98,6 +102,13 @@ func TestWaitReplicas(t *testing.T) {
 	_, err = waiting.Acquire(ctx, acct, "b", b)
 	if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "0 of the 1 replicas to wait for acknowledged the write") {
 		t.Fatalf("Acquire with the replica stopped: want ErrUnavailable saying the replica did not acknowledge it, got %v", err)
+	}
+	// /health says what the lock writes would meet.
+	if err := waiting.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "acknowledged the health write") {
+		t.Fatalf("Ping with the replica stopped: want ErrUnavailable saying the replica did not acknowledge the health write, got %v", err)
+	}
+	if err := plain.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a store that does not wait, with the replica stopped: %v", err)
 	}
 	if r, err := plain.Acquire(ctx, acct, "c", acquireOpts(time.Minute)); err != nil || !r.Acquired {
 		t.Fatalf("Acquire by a store that does not wait, with the replica stopped: %+v, %v (the write a failover would lose)", r, err)
