@@ -20,6 +20,29 @@ import (
 // which keeps every key of the slot meanwhile, and a function that ends
 // the migration where it is (CLUSTER SETSLOT STABLE on both masters: the
 // owner keeps the slot).
+// startMigration marks slot as moving from the master src to the master
+// dst (CLUSTER SETSLOT IMPORTING on dst, then MIGRATING on src), moving no
+// key, and returns dst's node id.
+func startMigration(t *testing.T, src, dst *redis.Client, slot int64) string {
+	t.Helper()
+	ctx := t.Context()
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER MYID: %v", err)
+	}
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER MYID: %v", err)
+	}
+	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
+		t.Fatalf("CLUSTER SETSLOT %d IMPORTING: %v", slot, err)
+	}
+	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
+		t.Fatalf("CLUSTER SETSLOT %d MIGRATING: %v", slot, err)
+	}
+	return dstID
+}
+
 func migratingSlot(t *testing.T, c *redistest.Cluster, acct string) (*redis.Client, func()) {
 	t.Helper()
 	ctx := t.Context()
@@ -46,20 +69,7 @@ func migratingSlot(t *testing.T, c *redistest.Cluster, acct string) (*redis.Clie
 			break
 		}
 	}
-	srcID, err := src.ClusterMyID(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstID, err := dst.ClusterMyID(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
-		t.Fatalf("CLUSTER SETSLOT %d IMPORTING: %v", slot, err)
-	}
-	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
-		t.Fatalf("CLUSTER SETSLOT %d MIGRATING: %v", slot, err)
-	}
+	startMigration(t, src, dst, slot)
 	return src, func() {
 		t.Helper()
 		for _, n := range []*redis.Client{src, dst} {

@@ -272,20 +272,7 @@ func TestWaitReplicasClusterRedirects(t *testing.T) {
 	}
 
 	src, dst := nodes[owner], nodes[dstAddr]
-	srcID, err := src.ClusterMyID(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstID, err := dst.ClusterMyID(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
-		t.Fatalf("SETSLOT IMPORTING: %v", err)
-	}
-	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
-		t.Fatalf("SETSLOT MIGRATING: %v", err)
-	}
+	dstID := startMigration(t, src, dst, slot)
 	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
 	if err != nil {
 		t.Fatal(err)

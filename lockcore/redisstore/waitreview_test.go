@@ -115,14 +115,7 @@ func TestWaitReplicasClusterRedirectsUsedClient(t *testing.T) {
 	t.Cleanup(func() { dst.Close() })
 	src := redis.NewClient(&redis.Options{Addr: owner})
 	t.Cleanup(func() { src.Close() })
-	srcID, _ := src.ClusterMyID(ctx).Result()
-	dstID, _ := dst.ClusterMyID(ctx).Result()
-	if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
-		t.Fatal(err)
-	}
+	startMigration(t, src, dst, slot)
 	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
 	if err != nil {
 		t.Fatal(err)
