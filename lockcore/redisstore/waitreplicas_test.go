@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -238,12 +239,36 @@ func TestWaitReplicasScriptNotLoaded(t *testing.T) {
 // with its WAIT on the connection that wrote: while the account's slot is
 // being migrated, its keys already moved (ASK), and right after the slot
 // was given to the other master, before the store read the slot map again
-// (MOVED), lock writes succeed at once.
+// (MOVED), lock writes succeed at once. Also for a store made with New on
+// a ClusterClient that already ran commands (its nodes made before New
+// could watch for them).
 func TestWaitReplicasClusterRedirects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T, c *redistest.Cluster, prefix string) *redisstore.Store
+	}{
+		{"Open", func(t *testing.T, c *redistest.Cluster, prefix string) *redisstore.Store {
+			return tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})(t)
+		}},
+		{"NewOnAUsedClient", func(t *testing.T, c *redistest.Cluster, prefix string) *redisstore.Store {
+			cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+			if err := cc.ForEachShard(t.Context(), func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
+				t.Fatal(err)
+			}
+			s := redisstore.New(cc, redisstore.Options{Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testClusterRedirects(t, tc.open) })
+	}
+}
+
+func testClusterRedirects(t *testing.T, open func(t *testing.T, c *redistest.Cluster, prefix string) *redisstore.Store) {
 	c := redistest.StartCluster(t)
 	ctx := t.Context()
 	prefix := nextPrefix()
-	s := tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})(t)
+	s := open(t, c, prefix)
 	acct := account(t, s, "mover")
 	nodes := map[string]*redis.Client{}
 	for _, a := range c.Addrs() {

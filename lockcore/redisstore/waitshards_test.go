@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -74,61 +73,5 @@ func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
 		if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
 			t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
 		}
-	}
-}
-
-// TestWaitReplicasClusterRedirectsUsedClient: New given a ClusterClient
-// that already ran commands (its nodes made before New could watch for
-// them) still follows a redirect to a node it knows.
-func TestWaitReplicasClusterRedirectsUsedClient(t *testing.T) {
-	c := redistest.StartCluster(t)
-	ctx := t.Context()
-	prefix := nextPrefix()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
-	t.Cleanup(func() { cc.Close() })
-	if err := cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
-		t.Fatal(err)
-	}
-	s := redisstore.New(cc, redisstore.Options{Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})
-	acct := account(t, s, "used")
-	probe := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
-	t.Cleanup(func() { probe.Close() })
-	slot, err := probe.ClusterKeySlot(ctx, prefix+"{a:"+acct+"}").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := slotOwner(t, probe, slot)
-	var dstAddr string
-	for _, a := range c.Addrs() {
-		if a != owner {
-			dstAddr = a
-			break
-		}
-	}
-	c.AddReplica(t, owner)
-	c.AddReplica(t, dstAddr)
-	held := acquireOpts(time.Minute)
-	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
-		t.Fatalf("Acquire before the move: %+v, %v", r, err)
-	}
-	dst := redis.NewClient(&redis.Options{Addr: dstAddr})
-	t.Cleanup(func() { dst.Close() })
-	src := redis.NewClient(&redis.Options{Addr: owner})
-	t.Cleanup(func() { src.Close() })
-	startMigration(t, src, dst, slot)
-	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrate := []any{"migrate", "127.0.0.1", dstAddr[len("127.0.0.1:"):], "", 0, 5000, "keys"}
-	for _, k := range keys {
-		migrate = append(migrate, k)
-	}
-	if err := src.Do(ctx, migrate...).Err(); err != nil {
-		t.Fatalf("MIGRATE: %v", err)
-	}
-	// Every key of the write has moved: the old master answers ASK.
-	if r, err := s.Acquire(ctx, acct, "held", held); err != nil || !r.Acquired {
-		t.Fatalf("Acquire while the slot is being migrated (ASK), store made on a used client: %+v, %v", r, err)
 	}
 }
