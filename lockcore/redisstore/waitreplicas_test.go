@@ -370,16 +370,7 @@ func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
 
 	replica.Pause()
 	defer replica.Resume()
-	done := make(chan error, 24)
-	var finished atomic.Int64
-	for i := range 24 {
-		go func() {
-			_, err := s.Acquire(ctx, acct, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
-			finished.Add(1)
-			done <- err
-		}()
-	}
-	time.Sleep(300 * time.Millisecond) // the writers take their connections
+	finished, wait := stalledWriters(t, s, acct, 24)
 	st, err := s.Get(ctx, acct, "held")
 	if n := finished.Load(); n != 0 {
 		t.Errorf("Get while 24 writers wait for a stopped replica returned only after %d of them ended: it waited for a connection", n)
@@ -387,9 +378,31 @@ func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
 	if err != nil || !st.Held {
 		t.Errorf("Get while 24 writers wait for a stopped replica: %+v, %v; want it answered", st, err)
 	}
-	for range 24 {
-		if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
-			t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
+	wait()
+}
+
+// stalledWriters starts n acquires of acct's locks on s, whose replica is
+// stopped, gives them 300 ms to take their connections (or semaphore
+// slots), and returns how many have ended so far, and a function that
+// waits for all of them and checks that each was ErrUnavailable.
+func stalledWriters(t *testing.T, s *redisstore.Store, acct string, n int) (*atomic.Int64, func()) {
+	t.Helper()
+	done := make(chan error, n)
+	finished := new(atomic.Int64)
+	for i := range n {
+		go func() {
+			_, err := s.Acquire(t.Context(), acct, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
+			finished.Add(1)
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	return finished, func() {
+		t.Helper()
+		for range n {
+			if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
+				t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
+			}
 		}
 	}
 }

@@ -1,16 +1,13 @@
 package redisstore_test
 
 import (
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/octostore/octostore/internal/redistest"
-	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 )
 
@@ -52,16 +49,7 @@ func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
 	}
 	stalledReplica.Pause()
 	defer stalledReplica.Resume()
-	done := make(chan error, 8)
-	var finished atomic.Int64
-	for i := range 8 {
-		go func() {
-			_, err := s.Acquire(ctx, stalled, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
-			finished.Add(1)
-			done <- err
-		}()
-	}
-	time.Sleep(300 * time.Millisecond) // the writers take their slots
+	finished, wait := stalledWriters(t, s, stalled, 8)
 	r, err := s.Acquire(ctx, healthy, "h", acquireOpts(time.Minute))
 	if n := finished.Load(); n != 0 {
 		t.Errorf("a write to a healthy master returned only after %d writers waiting on another master's stopped replica ended", n)
@@ -69,9 +57,5 @@ func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
 	if err != nil || !r.Acquired {
 		t.Errorf("Acquire on a healthy master: %+v, %v", r, err)
 	}
-	for range 8 {
-		if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
-			t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
-		}
-	}
+	wait()
 }
