@@ -195,8 +195,11 @@ func TestPrepareRestoredUnavailable(t *testing.T) {
 
 // testRestoredLostSlot: an account whose slot lost every key (a Cluster
 // master restarted empty) has no key under its tag left; restore must
-// still raise its fencing counter, so that the account's next acquire
-// (once it is made again) does not hand out fencing tokens from 1 again.
+// still find it (through its index keys) and raise its fencing counter to
+// the floor, so that the account's next acquire (once it is made again)
+// is above the floor. The floor is an hour ahead of the clock: tokens
+// never fall below the Redis clock in microseconds, so a floor below it
+// would not show whether the counter was raised.
 func testRestoredLostSlot(t *testing.T, open func(t *testing.T, prefix string) *redisstore.Store) {
 	prefix := nextPrefix()
 	s := open(t, prefix)
@@ -212,7 +215,7 @@ func testRestoredLostSlot(t *testing.T, open func(t *testing.T, prefix string) *
 			t.Fatalf("DEL %s: %v", k, err)
 		}
 	}
-	const floor = 1_000_000
+	floor := time.Now().Add(time.Hour).UnixMicro()
 	res, err := s.PrepareRestored(ctx, floor)
 	if err != nil {
 		t.Fatalf("PrepareRestored: %v", err)
@@ -223,8 +226,8 @@ func testRestoredLostSlot(t *testing.T, open func(t *testing.T, prefix string) *
 	if _, _, err := s.EnsureAccount(ctx, "lost"); err != nil {
 		t.Fatalf("EnsureAccount: %v", err)
 	}
-	if got := acquireFenceRedis(t, s, acct, "again"); got <= floor {
-		t.Errorf("acquire after restore: fencing token %d, want above the floor %d", got, floor)
+	if got := acquireFenceRedis(t, s, acct, "again"); got != floor+1 {
+		t.Errorf("acquire after restore: fencing token %d, want %d (the floor + 1)", got, floor+1)
 	}
 }
 
