@@ -134,9 +134,11 @@ func (e *env) snap(t testing.TB, names ...string) snapshot {
 }
 
 // fence observes the fencing counter of every account of e: it acquires
-// and releases probeName and returns the tokens it got. Each observation
-// moves each counter by exactly one, so two observations with nothing
-// between them differ by one.
+// and releases probeName and returns the tokens it got. A token is
+// max(last + 1, the store's clock in µs), and e's clock stands still
+// unless a test advances it, so each observation moves each counter by
+// exactly one, and two observations with nothing between them (the clock
+// included) differ by one.
 func (e *env) fence(t testing.TB) map[string]int64 {
 	t.Helper()
 	ctx := context.Background()

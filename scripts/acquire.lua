@@ -6,7 +6,7 @@
 --                       lease's token is max(counter + 1, Redis clock in
 --                       microseconds), stored back: see below)
 -- KEYS[3] held zset     <prefix>{a:ID}:held    (member name, score expires ms; it
---                       expires at its highest score, never before: see keepHeld,
+--                       expires no earlier than its highest score: see keepHeld,
 --                       so an account that stops taking locks leaves nothing behind)
 -- KEYS[4] token mirror  <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                       the call is made with that bearer token and is done
@@ -47,10 +47,11 @@ end
 
 local ttl = tonumber(ARGV[3])
 
--- keepHeld makes the held zset live until its last lease's expiry, its
--- highest score (never shorter: a set may hold a longer lease than this
--- one, also one written by a build that gave the set no TTL, which
--- PEXPIRETIME reports as -1). A lock hash expires at most at its score.
+-- keepHeld makes the held zset live at least until its last lease's
+-- expiry, its highest score, and never shortens its life (a set may hold
+-- a longer lease than this one, also one written by a build that gave the
+-- set no TTL, which PEXPIRETIME reports as -1; a shortened lease leaves
+-- the set's expiry where it was). A lock hash expires at most at its score.
 local function keepHeld(key)
   local top = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
   if redis.call('PEXPIRETIME', key) < top then redis.call('PEXPIREAT', key, top) end

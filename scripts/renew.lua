@@ -1,7 +1,7 @@
 -- renew.lua: move the expiry of the current lease, if the lease id holds the lock now.
 --
 -- KEYS[1] lock hash  <prefix>{a:ID}:lock:<name>  (fields as in acquire.lua)
--- KEYS[2] held zset  <prefix>{a:ID}:held (expires at its highest score, as in acquire.lua)
+-- KEYS[2] held zset  <prefix>{a:ID}:held (expires no earlier than its highest score, as in acquire.lua)
 -- KEYS[3] token mirror <prefix>{a:ID}:tok:<sha256 hex>  OPTIONAL: when given,
 --                      the call is made with that bearer token and is done
 --                      only if the key exists (the token is the account's)
@@ -42,7 +42,7 @@ local expires = now + ttl
 redis.call('HSET', KEYS[1], 'expires', expires, 'ttl', ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], expires, ARGV[1])
--- The held zset expires at its highest score, never before (as in acquire.lua).
+-- The held zset expires no earlier than its highest score (as in acquire.lua).
 local top = tonumber(redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 if redis.call('PEXPIRETIME', KEYS[2]) < top then redis.call('PEXPIREAT', KEYS[2], top) end
 local hasmeta = 0

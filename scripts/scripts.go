@@ -6,8 +6,9 @@
 // carries the hash tag {a:<account-id>}, every key a script touches is passed
 // in KEYS, and each script touches keys of one hash slot only, so they run
 // unchanged on a standalone Redis, Redis Cluster and miniredis. Time comes
-// from redis.call('TIME') (milliseconds), never from the caller; a lease is
-// held while now < expires.
+// from redis.call('TIME') (milliseconds; acquire.lua also reads it in
+// microseconds, which fencing tokens follow), never from the caller; a
+// lease is held while now < expires.
 //
 // This package only embeds text; it does not depend on any Redis client.
 package scripts
@@ -16,8 +17,9 @@ import _ "embed"
 
 // Acquire is acquire.lua: take a lock for a lease (new lease, idempotent
 // retry of the current lease, refusal because another lease holds it, or
-// refusal because of the account's quota), and issue the fencing token from
-// the account's counter. Given the account's token mirror key as an extra
+// refusal because of the account's quota), and issue the fencing token:
+// max(the account's counter + 1, the Redis clock in microseconds), stored
+// back in the counter. Given the account's token mirror key as an extra
 // fourth key, it first checks that the key exists and otherwise changes
 // nothing and answers "token not proved" (status -1).
 //

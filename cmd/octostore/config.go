@@ -56,7 +56,7 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.redisCluster, "redis-cluster", envBool("REDIS_CLUSTER"), "the Redis URL is a cluster URL redis://h1:p1?addr=h2:p2 (env REDIS_CLUSTER=true)")
 	fs.StringVar(&s.redisPrefix, "redis-prefix", envString("OCTOSTORE_REDIS_PREFIX", ""), "key prefix in Redis (env OCTOSTORE_REDIS_PREFIX; default os:)")
 	fs.DurationVar(&s.opTimeout, "op-timeout", envDuration("OCTOSTORE_OP_TIMEOUT", 3*time.Second), "timeout of one store operation (env OCTOSTORE_OP_TIMEOUT)")
-	fs.IntVar(&s.redisWait, "redis-wait-replicas", envInt("OCTOSTORE_REDIS_WAIT_REPLICAS", 0), "Redis: acknowledge a lock write only once this many replicas of its master have it (WAIT), so that a failover keeps it (env OCTOSTORE_REDIS_WAIT_REPLICAS; default 0, no waiting)")
+	fs.IntVar(&s.redisWait, "redis-wait-replicas", envInt("OCTOSTORE_REDIS_WAIT_REPLICAS", 0), "Redis: acknowledge a lock write only once this many replicas of its master have it (WAIT), so that a failover keeps it; the lock writes and /health of serve wait, the token, backup and restore commands never do (env OCTOSTORE_REDIS_WAIT_REPLICAS; default 0, no waiting)")
 }
 
 // resolve checks the store settings and settles which store they name:

@@ -10,8 +10,10 @@ import (
 )
 
 // TestHeldSetExpiresWithItsLeases: an account's held-locks index (the
-// zset behind the quota and List) lives as long as its longest lease and
-// no longer, so an account that stops taking locks leaves no key behind
+// zset behind the quota and List) lives as long as its longest lease, and
+// no longer than the latest expiry a lease in it was given (a shortening
+// renewal does not bring that forward), so an account that stops taking
+// locks leaves no key behind
 // once its leases have expired (before, the index kept up to a quota's
 // worth of expired entries, with no TTL, until the account came back). A
 // renewal that lengthens a lease lengthens the index's life too, and a

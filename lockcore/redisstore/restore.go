@@ -25,8 +25,10 @@ const restoreBatch = 1000
 
 // PrepareRestored makes a Redis that was restored from a snapshot (an RDB
 // file or an AOF older than the last write) safe to serve again: a server
-// started on it as it is would hand out again the fencing tokens issued
-// after the snapshot was taken. For every account under the store's prefix
+// started on it as it is would show the snapshot's locks as held, and the
+// locks taken after it as free, and only the Redis clock (which tokens
+// follow) would keep its fencing tokens above those issued after the
+// snapshot was taken. For every account under the store's prefix
 // (every account has at least its account key, which the scan finds) it
 // raises the fencing counter to at least floor, never lowering it, and it
 // deletes every lock, so that no holder from before the snapshot keeps
@@ -34,8 +36,11 @@ const restoreBatch = 1000
 // tokens are kept.
 //
 // floor must be from 1 to lockcore.MaxFenceFloor and greater than every
-// fencing token issued since the snapshot (the command line's default, the
-// current Unix time in microseconds, is). A floor below a counter the
+// fencing token issued since the snapshot. The command line's default, the
+// later of its machine's clock and the Redis clock (Clock) in
+// microseconds, is, unless the Redis clock has gone back past those
+// tokens or an earlier restore was given a floor above the clock: tokens
+// are max(the account's last + 1, the Redis clock in µs). A floor below a counter the
 // store holds cannot be, and is refused with a
 // *lockcore.FloorBelowCounterError before anything changes; a floor equal
 // to the highest counter is taken. Run it while no server uses the

@@ -59,8 +59,11 @@
 //	P{a:ID}:lock:<name>  hash lease, fence, expires, ttl (ms), metadata; PX TTL
 //	P{a:ID}:fence        the account's last fencing token; no TTL
 //	P{a:ID}:held         zset name -> expires (ms), for quota and List;
-//	                     expires at its highest score (gone when every lease
-//	                     is), also when an earlier build left it without a TTL
+//	                     each acquire and renew makes it expire no earlier
+//	                     than its highest score (also a set an earlier
+//	                     build left without a TTL), never earlier than
+//	                     before: a release or a shortening renewal does
+//	                     not bring its expiry forward
 //	P{a:ID}:account      hash login, github_id, created (ms)
 //	P{a:ID}:tok:<hex>    "1" while the token with that sha256 hex belongs to
 //	                     the account; no TTL. A mirror of Ptoken:<hex> in
@@ -127,7 +130,12 @@ type Options struct {
 	// to a replica can lose acknowledged lock writes (a second lease can
 	// then take a held lock; fencing tokens stay safe either way). With
 	// it, a lock write is acknowledged only once a replica that a failover
-	// could promote has it. Token and account writes are not waited for.
+	// could promote has it. Ping's health write waits the same way (so
+	// /health says 503 while lock writes would); token and account writes
+	// are not waited for. It needs a *redis.Client or *redis.ClusterClient
+	// (as Open makes): with another UniversalClient (a *redis.Ring) every
+	// lock write and Ping fails with an error wrapping
+	// lockcore.ErrUnavailable.
 	WaitReplicas int
 }
 
@@ -241,7 +249,10 @@ const (
 // New returns a Store over client. The Store owns the client from then on:
 // Close closes it. The client's own timeouts still apply; for a client that
 // does not set ContextTimeoutEnabled, a read can outlast OpTimeout up to the
-// client's ReadTimeout. Open configures all of this; prefer it.
+// client's ReadTimeout. With Options.WaitReplicas the client must be a
+// *redis.Client or *redis.ClusterClient, and half of its PoolSize (per
+// node) bounds the writes that wait at once. Open configures all of this;
+// prefer it.
 func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -417,7 +428,10 @@ const (
 // <prefix>health (a minute's TTL). Every lock operation is a write, so a
 // Redis that answers PING but refuses writes (full under noeviction, a
 // read-only replica, MISCONF after a failed save) is unavailable too. On
-// Redis Cluster the key lives on one master, so Ping checks that one.
+// Redis Cluster the key lives on one master, so Ping checks that one. With
+// Options.WaitReplicas the write goes with a WAIT (see pingReplicas), and
+// replicas that do not acknowledge it in time make Ping fail with an
+// error wrapping lockcore.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel, err := s.op(ctx)
 	if err != nil {

@@ -1083,8 +1083,9 @@ func testAsLostSlot(t *testing.T, e *tlEnv) {
 		t.Errorf("AcquireAs after the account's slot was lost: want ErrUnavailable saying the record is gone, got %+v, %v", res, err)
 	}
 	// Making the account again (token create --login, a GitHub sign-in)
-	// finds its id under the login index, and raises the fencing counter
-	// lost with the record to the Redis clock in microseconds.
+	// finds its id under the login index and writes its record; the
+	// fencing counter lost with the record is not made again there: the
+	// next acquire (acquire.lua) raises it to the Redis clock in µs.
 	if again := account(t, s, "lostslot"); again != acct {
 		t.Fatalf("EnsureAccount after the loss: account %s, want the same %s", again, acct)
 	}

@@ -88,7 +88,9 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 //     counter yet) to at least floor, which must be greater than every
 //     token issued since the backup was taken. The caller picks it; the
 //     command line's default is the current Unix time in microseconds,
-//     which an account's counter cannot outrun on this store.
+//     which is above every token issued before as long as the clock has
+//     not gone back and no earlier restore was given a floor above it
+//     (tokens are max(the account's last + 1, the clock in µs)).
 //
 // Tokens and accounts are kept as the backup has them, and the schema is
 // brought up to date. The result is written under a temporary name next

@@ -613,7 +613,8 @@ func statFiles(path string) ([]openFile, error) {
 // database file or its -wal or -shm file has been deleted or replaced
 // since Open. SQLite goes on using the files it has open and does not
 // notice: writes to a deleted -wal are acknowledged and then lost at the
-// next crash (fencing tokens are then issued again), and another process
+// next crash (a lock acquired then is free again, for a second lease; the
+// fencing tokens, which follow the clock, still go up), and another process
 // (octostore token, backup) opening the database meanwhile uses other
 // files than the server's, so its writes are lost as well.
 func (s *Store) checkFiles() error {
@@ -622,7 +623,7 @@ func (s *Store) checkFiles() error {
 		if err == nil && os.SameFile(fi, f.info) {
 			continue
 		}
-		return fmt.Errorf("sqlitestore: %s was deleted or replaced while the server had it open, so writes are refused (they would be lost at the next crash and fencing tokens issued again); stop the server with SIGTERM, not kill -9 (its shutdown copies what it wrote into %s), and never delete the -wal and -shm files of a database in use: %w",
+		return fmt.Errorf("sqlitestore: %s was deleted or replaced while the server had it open, so writes are refused (they would be lost at the next crash, and a lock acquired meanwhile given to a second lease); stop the server with SIGTERM, not kill -9 (its shutdown copies what it wrote into %s), and never delete the -wal and -shm files of a database in use: %w",
 			f.name, s.path, lockcore.ErrUnavailable)
 	}
 	return nil
