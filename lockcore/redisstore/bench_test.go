@@ -37,46 +37,80 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	b.Cleanup(func() { admin.Close() })
 	for _, g := range []int{1, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
-			ctx := b.Context()
-			if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+			if err := admin.ConfigResetStat(b.Context()).Err(); err != nil {
 				b.Fatalf("CONFIG RESETSTAT: %v", err)
 			}
-			var next atomic.Int64
-			var failed atomic.Value
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for w := range g {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					name := fmt.Sprintf("bench-%d", w)
-					for next.Add(1) <= int64(b.N) {
-						o := lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 100}
-						res, err := s.Acquire(ctx, acct.ID, name, o)
-						if err == nil && !res.Acquired {
-							err = fmt.Errorf("acquire %s: not acquired, held by %+v", name, res.Lease)
-						}
-						if err == nil {
-							err = s.Release(ctx, acct.ID, name, o.LeaseID)
-						}
-						if err != nil {
-							failed.CompareAndSwap(nil, err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err, _ := failed.Load().(error); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+			cycles(b, s, acct.ID, g)
 			b.ReportMetric(float64(evalshaMicros(b, admin))/float64(b.N), "redis-us/cycle")
 		})
 	}
+}
+
+// BenchmarkAcquireReleaseWaitReplicas measures what Options.WaitReplicas
+// costs: the same acquire+release cycles as BenchmarkAcquireRelease, on a
+// real redis-server with one real replica on loopback, by a store that
+// waits for that replica (wait=1: every lock write is EVALSHA + WAIT 1 on
+// the master's connection, outside the autopipeliner) and by one that
+// does not (wait=0), with 1 and 32 goroutines.
+func BenchmarkAcquireReleaseWaitReplicas(b *testing.B) {
+	master, replica := redistest.Start(b), redistest.Start(b)
+	replicate(b, master, replica)
+	for _, wait := range []int{0, 1} {
+		s, err := redisstore.Open(b.Context(), redisstore.Config{URL: master.URL(), Prefix: fmt.Sprintf("bench%d:", wait), WaitReplicas: wait})
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		b.Cleanup(func() { s.Close() })
+		acct, _, err := s.EnsureAccount(b.Context(), "bench")
+		if err != nil {
+			b.Fatalf("EnsureAccount: %v", err)
+		}
+		for _, g := range []int{1, 32} {
+			b.Run(fmt.Sprintf("wait=%d/goroutines=%d", wait, g), func(b *testing.B) {
+				cycles(b, s, acct.ID, g)
+			})
+		}
+	}
+}
+
+// cycles runs b.N acquire+release cycles on s, spread over g goroutines
+// each cycling its own lock name in account acct, and reports cycles/s. A
+// failed or refused acquire, or a failed release, fails the benchmark.
+func cycles(b *testing.B, s *redisstore.Store, acct string, g int) {
+	ctx := b.Context()
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("bench-%d", w)
+			for next.Add(1) <= int64(b.N) {
+				o := lockcore.AcquireOptions{LeaseID: lockcore.NewLeaseID(), TTL: time.Minute, MaxHeld: 100}
+				res, err := s.Acquire(ctx, acct, name, o)
+				if err == nil && !res.Acquired {
+					err = fmt.Errorf("acquire %s: not acquired, held by %+v", name, res.Lease)
+				}
+				if err == nil {
+					err = s.Release(ctx, acct, name, o.LeaseID)
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
 }
 
 // evalshaMicros returns the total server time spent in EVALSHA since the

@@ -17,7 +17,7 @@ import (
 
 // replicate makes replica a replica of master and waits until it has
 // every write master has.
-func replicate(t *testing.T, master, replica *redistest.Server) {
+func replicate(t testing.TB, master, replica *redistest.Server) {
 	t.Helper()
 	ctx := t.Context()
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
