@@ -226,6 +226,52 @@ func TestTokenCommandsAndAMissingDatabase(t *testing.T) {
 	}
 }
 
+// TestTokenCommandsWaitForTheWriteLock: an operator command waits for
+// the SQLite write lock longer than a request does (--op-timeout, 3 s by
+// default), since a server under load takes the lock back after each
+// commit and a command giving up as soon as a request does failed there
+// ("database is locked"). Another connection holds the write lock for
+// longer than the op timeout; token create and token revoke, started
+// while it is held, succeed once it is let go.
+func TestTokenCommandsWaitForTheWriteLock(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octostore.db")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"token", "create", "--db", db, "--login", "ops"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	made := strings.TrimSpace(out.String())
+	holder, err := sql.Open("sqlite", "file:"+db+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	for _, args := range [][]string{
+		{"token", "create", "--db", db, "--login", "ops"},
+		{"token", "revoke", "--db", db, made},
+	} {
+		tx, err := holder.Begin() // BEGIN IMMEDIATE: the write lock
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := make(chan struct{})
+		go func() {
+			time.Sleep(4 * time.Second)
+			tx.Rollback()
+			close(released)
+		}()
+		out.Reset()
+		err = run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		select {
+		case <-released:
+		default:
+			t.Fatalf("%s returned while another connection held the write lock: %v, stdout %q", strings.Join(args[:2], " "), err, out.String())
+		}
+		if err != nil || out.Len() == 0 {
+			t.Fatalf("%s once the write lock was let go: %v, stdout %q", strings.Join(args[:2], " "), err, out.String())
+		}
+	}
+}
+
 // TestBadFlagIsAUsageError: a flag the flag package refuses comes back as
 // a usageError, which main exits 2 on without printing it a second time;
 // the flag package has printed it once, with the flags.

@@ -123,14 +123,25 @@ func (s *storeFlags) open(ctx context.Context) (lockcore.Store, string, error) {
 	}
 	// A write waiting for a lock that another process holds gives up with
 	// the operation (a write run on its caller's goroutine does not see
-	// its context while SQLite waits).
-	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{BusyTimeout: s.opTimeout})
+	// its context while SQLite waits). An operator command waits longer:
+	// a server under load takes the lock back after each commit, and a
+	// command that gave up as soon as a request does would fail there.
+	busy := s.opTimeout
+	if !s.server {
+		busy = max(busy, commandBusyTimeout)
+	}
+	st, err := sqlitestore.Open(ctx, s.db, sqlitestore.Options{BusyTimeout: busy})
 	if err != nil {
 		return nil, "", fmt.Errorf("open sqlite store %s: %w", s.db, err)
 	}
 	s.created = missing
 	return st, "sqlite", nil
 }
+
+// commandBusyTimeout is how long an operator command (token create,
+// token revoke) waits for the SQLite write lock while a server holds it,
+// unless --op-timeout is longer.
+const commandBusyTimeout = 30 * time.Second
 
 // limitFlags are the configurable limits of the service.
 type limitFlags struct {
