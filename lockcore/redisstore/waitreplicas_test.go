@@ -3,6 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,6 +50,11 @@ func replicate(t testing.TB, master, replica *redistest.Server) {
 // ErrUnavailable too; the acquire retried with its
 // lease id once the replica runs again succeeds with the same lease.
 // Waiting for more replicas than there are is ErrUnavailable too.
+//
+// The store's own op timeout is slowOpTimeout, as for every call that must
+// succeed (Open, the writes with the replica running): a loaded machine
+// misses a 1 s deadline on a correct store. Only the calls the stopped
+// replica holds up get a shorter deadline of their own (stalledCtx).
 func TestWaitReplicas(t *testing.T) {
 	master, replica := redistest.Start(t), redistest.Start(t)
 	replicate(t, master, replica)
@@ -55,12 +62,12 @@ func TestWaitReplicas(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
 	defer rc.Close()
 
-	waiting, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL(), Prefix: "wr:", OpTimeout: time.Second, WaitReplicas: 1})
+	waiting, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL(), Prefix: "wr:", OpTimeout: slowOpTimeout, WaitReplicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { waiting.Close() })
-	plain := open(t, master.URL(), "wr:", time.Second)
+	plain := open(t, master.URL(), "wr:", slowOpTimeout)
 	acct := account(t, waiting, "alice")
 	lockKey := "wr:{a:" + acct + "}:lock:"
 	onReplica := func(name string) string {
@@ -100,14 +107,12 @@ func TestWaitReplicas(t *testing.T) {
 		}
 	}()
 	b := acquireOpts(time.Minute)
-	_, err = waiting.Acquire(ctx, acct, "b", b)
-	if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "0 of the 1 replicas to wait for acknowledged the write") {
-		t.Fatalf("Acquire with the replica stopped: want ErrUnavailable saying the replica did not acknowledge it, got %v", err)
-	}
+	stalledUnavailable(t, "Acquire with the replica stopped", "0 of the 1 replicas to wait for acknowledged the write", func(ctx context.Context) error {
+		_, err := waiting.Acquire(ctx, acct, "b", b)
+		return err
+	})
 	// /health says what the lock writes would meet.
-	if err := waiting.Ping(ctx); !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "acknowledged the health write") {
-		t.Fatalf("Ping with the replica stopped: want ErrUnavailable saying the replica did not acknowledge the health write, got %v", err)
-	}
+	stalledUnavailable(t, "Ping with the replica stopped", "acknowledged the health write", waiting.Ping)
 	if err := plain.Ping(ctx); err != nil {
 		t.Fatalf("Ping of a store that does not wait, with the replica stopped: %v", err)
 	}
@@ -130,12 +135,12 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("the replica's lease of b after the retry: %q, want %q", got, b.LeaseID)
 	}
 
-	two, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL(), Prefix: "wr:", OpTimeout: 300 * time.Millisecond, WaitReplicas: 2})
+	two, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL(), Prefix: "wr:", OpTimeout: slowOpTimeout, WaitReplicas: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { two.Close() })
-	if _, err := two.Acquire(ctx, acct, "d", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) {
+	if _, err := two.Acquire(stalledCtx(t), acct, "d", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Acquire waiting for 2 replicas of a master that has 1: want ErrUnavailable, got %v", err)
 	}
 
@@ -151,7 +156,7 @@ func TestWaitReplicas(t *testing.T) {
 func TestWaitReplicasCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	ctx := t.Context()
-	s := tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: nextPrefix(), OpTimeout: time.Second, WaitReplicas: 1})(t)
+	s := tlOpenReal(redisstore.Config{URL: c.URL(), Cluster: true, Prefix: nextPrefix(), OpTimeout: slowOpTimeout, WaitReplicas: 1})(t)
 	raw := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
 	t.Cleanup(func() { raw.Close() })
 	masterOf := func(acct string) string {
@@ -186,7 +191,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 			t.Fatalf("Acquire for an account whose master has a replica: %+v, %v", r, err)
 		}
 	}
-	if _, err := s.Acquire(ctx, unserved, "x", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) {
+	if _, err := s.Acquire(stalledCtx(t), unserved, "x", acquireOpts(time.Minute)); !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Acquire for an account whose master has no replica: want ErrUnavailable, got %v", err)
 	}
 }
@@ -358,7 +363,7 @@ func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
 	master, replica := redistest.Start(t), redistest.Start(t)
 	replicate(t, master, replica)
 	ctx := t.Context()
-	s, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL() + "?pool_size=4", Prefix: "ws:", OpTimeout: 2 * time.Second, WaitReplicas: 1})
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: master.URL() + "?pool_size=4", Prefix: "ws:", OpTimeout: slowOpTimeout, WaitReplicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +375,9 @@ func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
 
 	replica.Pause()
 	defer replica.Resume()
-	finished, wait := stalledWriters(t, s, acct, 24)
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	t.Cleanup(func() { mc.Close() })
+	finished, wait := stalledWriters(t, s, mc, acct, 24)
 	st, err := s.Get(ctx, acct, "held")
 	if n := finished.Load(); n != 0 {
 		t.Errorf("Get while 24 writers wait for a stopped replica returned only after %d of them ended: it waited for a connection", n)
@@ -381,28 +388,103 @@ func TestWaitReplicasLeavesReadsAConnection(t *testing.T) {
 	wait()
 }
 
-// stalledWriters starts n acquires of acct's locks on s, whose replica is
-// stopped, gives them 300 ms to take their connections (or semaphore
-// slots), and returns how many have ended so far, and a function that
-// waits for all of them and checks that each was ErrUnavailable.
-func stalledWriters(t *testing.T, s *redisstore.Store, acct string, n int) (*atomic.Int64, func()) {
+// stalledCtx is the context of a call that the stopped replica holds up,
+// which ends in ErrUnavailable once its WAIT has timed out: 3 s, so that
+// the test does not wait out the store's slowOpTimeout, and so that the
+// reply to the WAIT (sent when 80% of it has passed) has 600 ms to be read.
+func stalledCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// stalledUnavailable checks that call, held up by a stopped replica, is
+// ErrUnavailable saying why (want). A call on a starved machine may read
+// the WAIT's reply only after its own deadline: that is ErrUnavailable too
+// (an i/o timeout), and the call is made again, up to 5 times, for the
+// reply that says why.
+func stalledUnavailable(t *testing.T, what, want string, call func(context.Context) error) {
 	t.Helper()
+	var err error
+	for range 5 {
+		if err = call(stalledCtx(t)); !errors.Is(err, lockcore.ErrUnavailable) || strings.Contains(err.Error(), want) {
+			break
+		}
+	}
+	if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s: want ErrUnavailable saying %q, got %v", what, want, err)
+	}
+}
+
+// stalledWriters starts n acquires of acct's locks on s, whose replica is
+// stopped, waits until they hold as many of master's connections as they
+// may (half the pool of 4: two clients blocked in WAIT there), and returns
+// how many have ended so far, and a function that ends them and checks
+// that each was ErrUnavailable. With s's op timeout of slowOpTimeout no
+// writer ends by itself before that: the function cancels their context
+// (the writers waiting for a slot) and has master close the connections
+// of those in WAIT (a read in flight does not see a cancelled context).
+func stalledWriters(t *testing.T, s *redisstore.Store, master *redis.Client, acct string, n int) (*atomic.Int64, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
 	done := make(chan error, n)
 	finished := new(atomic.Int64)
 	for i := range n {
 		go func() {
-			_, err := s.Acquire(t.Context(), acct, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
+			_, err := s.Acquire(ctx, acct, "w"+strings.Repeat("x", i), acquireOpts(time.Minute))
 			finished.Add(1)
 			done <- err
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := master.Info(t.Context(), "clients").Result()
+		if err != nil {
+			t.Fatalf("INFO clients on %s: %v", master.Options().Addr, err)
+		}
+		if blocked := infoField(info, "blocked_clients"); blocked >= 2 {
+			break
+		}
+		if n := finished.Load(); n != 0 {
+			t.Fatalf("%d writers ended before two of them waited in WAIT on %s", n, master.Options().Addr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("two writers never waited in WAIT on %s; INFO clients:\n%s", master.Options().Addr, info)
+		}
+	}
 	return finished, func() {
 		t.Helper()
+		cancel()
+		for deadline := time.Now().Add(30 * time.Second); finished.Load() < int64(n); time.Sleep(10 * time.Millisecond) {
+			list, err := master.ClientList(context.Background()).Result()
+			if err != nil {
+				t.Fatalf("CLIENT LIST on %s: %v", master.Options().Addr, err)
+			}
+			for _, line := range strings.Split(list, "\n") {
+				if f := strings.Fields(line); len(f) > 0 && slices.Contains(f, "cmd=wait") {
+					master.Do(context.Background(), "client", "kill", "id", strings.TrimPrefix(f[0], "id="))
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d writers still running 30 s after they were cancelled", int64(n)-finished.Load(), n)
+			}
+		}
 		for range n {
 			if err := <-done; !errors.Is(err, lockcore.ErrUnavailable) {
 				t.Errorf("a write waiting for the stopped replica: want ErrUnavailable, got %v", err)
 			}
 		}
 	}
+}
+
+// infoField returns the integer field name of an INFO reply, or -1.
+func infoField(info, name string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }

@@ -20,7 +20,7 @@ func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
 	c := redistest.StartCluster(t)
 	ctx := t.Context()
 	prefix := nextPrefix()
-	s := tlOpenReal(redisstore.Config{URL: c.URL() + "&pool_size=4", Cluster: true, Prefix: prefix, OpTimeout: 2 * time.Second, WaitReplicas: 1})(t)
+	s := tlOpenReal(redisstore.Config{URL: c.URL() + "&pool_size=4", Cluster: true, Prefix: prefix, OpTimeout: slowOpTimeout, WaitReplicas: 1})(t)
 	probe := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
 	t.Cleanup(func() { probe.Close() })
 	owners := map[string]string{} // master address -> account
@@ -39,17 +39,20 @@ func TestWaitReplicasClusterShardsWaitApart(t *testing.T) {
 	}
 	var stalled, healthy string
 	var stalledReplica *redistest.Server
+	var stalledMaster *redis.Client
 	for addr, acct := range owners {
 		r := c.AddReplica(t, addr)
 		if stalled == "" {
 			stalled, stalledReplica = acct, r
+			stalledMaster = redis.NewClient(&redis.Options{Addr: addr})
+			t.Cleanup(func() { stalledMaster.Close() })
 		} else {
 			healthy = acct
 		}
 	}
 	stalledReplica.Pause()
 	defer stalledReplica.Resume()
-	finished, wait := stalledWriters(t, s, stalled, 8)
+	finished, wait := stalledWriters(t, s, stalledMaster, stalled, 8)
 	r, err := s.Acquire(ctx, healthy, "h", acquireOpts(time.Minute))
 	if n := finished.Load(); n != 0 {
 		t.Errorf("a write to a healthy master returned only after %d writers waiting on another master's stopped replica ended", n)
