@@ -539,27 +539,38 @@ func TestGracefulShutdown(t *testing.T) {
 
 // TestNohupKeepsServing: a server started with SIGHUP ignored (nohup)
 // keeps ignoring it, so that closing the terminal it was started from
-// does not stop it, as before SIGHUP was handled.
+// does not stop it, as before SIGHUP was handled; and one started with
+// SIGINT ignored (in the background by a shell without job control)
+// keeps ignoring SIGINT, rather than stopping gracefully at the first
+// and then ignoring the second, which the README says ends it at once.
 func TestNohupKeepsServing(t *testing.T) {
-	// What nohup does: the shell ignores SIGHUP, and exec keeps it ignored.
-	p := startServerVia(t, []string{"sh", "-c", `trap '' HUP; exec "$0" "$@"`}, filepath.Join(t.TempDir(), "octo.db"))
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	select {
-	case <-p.done:
-		_, errOut := p.output()
-		t.Fatalf("a server started with SIGHUP ignored (nohup) stopped at SIGHUP:\n%s", errOut)
-	case <-time.After(time.Second):
-	}
-	resp, err := http.Get(p.base + "/health")
-	if err != nil {
-		t.Fatalf("after SIGHUP: %v", err)
-	}
-	resp.Body.Close()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not exit after SIGTERM")
+	for _, sig := range []struct {
+		trap string
+		sig  syscall.Signal
+	}{{"HUP", syscall.SIGHUP}, {"INT", syscall.SIGINT}} {
+		t.Run(sig.trap, func(t *testing.T) {
+			// What nohup does: the shell ignores the signal, and exec
+			// keeps it ignored.
+			p := startServerVia(t, []string{"sh", "-c", `trap '' ` + sig.trap + `; exec "$0" "$@"`}, filepath.Join(t.TempDir(), "octo.db"))
+			p.cmd.Process.Signal(sig.sig)
+			select {
+			case <-p.done:
+				_, errOut := p.output()
+				t.Fatalf("a server started with SIG%s ignored stopped at SIG%s:\n%s", sig.trap, sig.trap, errOut)
+			case <-time.After(time.Second):
+			}
+			resp, err := http.Get(p.base + "/health")
+			if err != nil {
+				t.Fatalf("after SIG%s: %v", sig.trap, err)
+			}
+			resp.Body.Close()
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("server did not exit after SIGTERM")
+			}
+		})
 	}
 }
 

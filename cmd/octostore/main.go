@@ -33,12 +33,16 @@ import (
 func main() {
 	// SIGHUP too: a closed terminal (or a reflexive "reload") would
 	// otherwise end the server at once, cutting the requests in flight and
-	// the last 100 ms of its log. Unless it is ignored (nohup): asking
-	// for it would stop ignoring it, and a server started with nohup
-	// would then stop when its terminal closes.
-	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if !signal.Ignored(syscall.SIGHUP) {
-		sigs = append(sigs, syscall.SIGHUP)
+	// the last 100 ms of its log. SIGHUP and SIGINT only when they are not
+	// ignored: asking for one would stop ignoring it, so a server started
+	// with nohup would stop when its terminal closes, and one started in
+	// the background by a script (SIGINT ignored) would take a first
+	// SIGINT and then, its disposition restored, ignore the second.
+	sigs := []os.Signal{syscall.SIGTERM}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	go func() {
