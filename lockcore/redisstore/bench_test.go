@@ -24,15 +24,7 @@ import (
 // commandstats), which depends much less on other load on the machine.
 func BenchmarkAcquireRelease(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstore.Open(b.Context(), redisstore.Config{URL: srv.URL(), Prefix: "bench:"})
-	if err != nil {
-		b.Fatalf("Open: %v", err)
-	}
-	b.Cleanup(func() { s.Close() })
-	acct, _, err := s.EnsureAccount(b.Context(), "bench")
-	if err != nil {
-		b.Fatalf("EnsureAccount: %v", err)
-	}
+	s, acct := benchStore(b, redisstore.Config{URL: srv.URL(), Prefix: "bench:"})
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	b.Cleanup(func() { admin.Close() })
 	for _, g := range []int{1, 32} {
@@ -40,7 +32,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			if err := admin.ConfigResetStat(b.Context()).Err(); err != nil {
 				b.Fatalf("CONFIG RESETSTAT: %v", err)
 			}
-			cycles(b, s, acct.ID, g)
+			cycles(b, s, acct, g)
 			b.ReportMetric(float64(evalshaMicros(b, admin))/float64(b.N), "redis-us/cycle")
 		})
 	}
@@ -56,21 +48,28 @@ func BenchmarkAcquireReleaseWaitReplicas(b *testing.B) {
 	master, replica := redistest.Start(b), redistest.Start(b)
 	replicate(b, master, replica)
 	for _, wait := range []int{0, 1} {
-		s, err := redisstore.Open(b.Context(), redisstore.Config{URL: master.URL(), Prefix: fmt.Sprintf("bench%d:", wait), WaitReplicas: wait})
-		if err != nil {
-			b.Fatalf("Open: %v", err)
-		}
-		b.Cleanup(func() { s.Close() })
-		acct, _, err := s.EnsureAccount(b.Context(), "bench")
-		if err != nil {
-			b.Fatalf("EnsureAccount: %v", err)
-		}
+		s, acct := benchStore(b, redisstore.Config{URL: master.URL(), Prefix: fmt.Sprintf("bench%d:", wait), WaitReplicas: wait})
 		for _, g := range []int{1, 32} {
 			b.Run(fmt.Sprintf("wait=%d/goroutines=%d", wait, g), func(b *testing.B) {
-				cycles(b, s, acct.ID, g)
+				cycles(b, s, acct, g)
 			})
 		}
 	}
+}
+
+// benchStore opens a store with cfg, closed when b ends, and returns it
+// with the id of its account "bench".
+func benchStore(b *testing.B, cfg redisstore.Config) (*redisstore.Store, string) {
+	s, err := redisstore.Open(b.Context(), cfg)
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	acct, _, err := s.EnsureAccount(b.Context(), "bench")
+	if err != nil {
+		b.Fatalf("EnsureAccount: %v", err)
+	}
+	return s, acct.ID
 }
 
 // cycles runs b.N acquire+release cycles on s, spread over g goroutines
