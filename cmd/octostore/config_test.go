@@ -13,15 +13,18 @@ import (
 )
 
 // TestSQLiteWaitIsBoundedByOpTimeout: while another process holds the
-// database's write lock, a lock write gives up after --op-timeout, not after
-// SQLite's default busy wait of 5 s (the caller's own context here is far
-// longer, as the handler's is not seen by a write SQLite is waiting in).
+// database's write lock, a server's lock write gives up after
+// --op-timeout, not after SQLite's default busy wait of 5 s (the caller's
+// own context here is far longer, as the handler's is not seen by a write
+// SQLite is waiting in). Operator commands wait longer
+// (TestTokenCommandsWaitForTheWriteLock).
 func TestSQLiteWaitIsBoundedByOpTimeout(t *testing.T) {
 	const opTimeout = 300 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "busy.db")
 	var sf storeFlags
 	sf.register(flag.NewFlagSet("t", flag.ContinueOnError))
 	sf.db, sf.redisURL, sf.opTimeout = path, "", opTimeout
+	sf.server = true
 	ctx := context.Background()
 	st, _, err := sf.open(ctx)
 	if err != nil {
