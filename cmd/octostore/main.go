@@ -33,25 +33,34 @@ import (
 func main() {
 	// SIGHUP too: a closed terminal (or a reflexive "reload") would
 	// otherwise end the server at once, cutting the requests in flight and
-	// the last 100 ms of its log. SIGHUP and SIGINT only when they are not
-	// ignored: asking for one would stop ignoring it, so a server started
-	// with nohup would stop when its terminal closes, and one started in
-	// the background by a script (SIGINT ignored) would take a first
-	// SIGINT and then, its disposition restored, ignore the second.
-	sigs := []os.Signal{syscall.SIGTERM}
-	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
-		if !signal.Ignored(sig) {
-			sigs = append(sigs, sig)
-		}
+	// the last 100 ms of its log. Unless it is ignored (nohup): asking
+	// for it would stop ignoring it, and a server started with nohup
+	// would then stop when its terminal closes. SIGINT always, also when
+	// it was ignored at start (a server started in the background by a
+	// script): Ctrl-C on that script, or kill -INT, stops it gracefully
+	// there too, and a second one ends it at once.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	caught := make(chan os.Signal, 2)
+	signal.Notify(caught, sigs...)
 	go func() {
 		// The first signal asks for a graceful stop (serve drains the
-		// requests in flight for up to 10 s); a second one then ends the
-		// process at once, as the signal's default action.
-		<-ctx.Done()
-		stop()
+		// requests in flight for up to 10 s); a second one ends the
+		// process at once, by the signal's default action, or (a SIGINT
+		// ignored at start, which Reset puts back to ignored) by exiting.
+		<-caught
+		cancel()
+		sig := <-caught
+		signal.Reset(sig)
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Signal(sig)
+		}
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
+	stop := func() { signal.Stop(caught); cancel() }
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
