@@ -419,8 +419,9 @@ func stalledUnavailable(t *testing.T, what, want string, call func(context.Conte
 // stalledWriters starts n acquires of acct's locks on s, whose replica is
 // stopped, waits until they hold as many of master's connections as they
 // may (half the pool of 4: two clients blocked in WAIT there), and returns
-// how many have ended so far, and a function that ends them and checks
-// that each was ErrUnavailable. With s's op timeout of slowOpTimeout no
+// how many have ended so far, and a function that checks that no more
+// than two are blocked in WAIT there, ends them and checks that each was
+// ErrUnavailable. With s's op timeout of slowOpTimeout no
 // writer ends by itself before that: the function cancels their context
 // (the writers waiting for a slot) and has master close the connections
 // of those in WAIT (a read in flight does not see a cancelled context).
@@ -454,6 +455,16 @@ func stalledWriters(t *testing.T, s *redisstore.Store, master *redis.Client, acc
 	}
 	return finished, func() {
 		t.Helper()
+		// By now the others have had the time of the caller's checks to
+		// take a connection too, had the store let them: no more than
+		// half the pool may be in WAIT at once.
+		info, err := master.Info(context.Background(), "clients").Result()
+		if err != nil {
+			t.Fatalf("INFO clients on %s: %v", master.Options().Addr, err)
+		}
+		if blocked := infoField(info, "blocked_clients"); blocked > 2 {
+			t.Errorf("%d writers waited in WAIT on %s at once; at most half the pool of 4 (2) may", blocked, master.Options().Addr)
+		}
 		cancel()
 		for deadline := time.Now().Add(30 * time.Second); finished.Load() < int64(n); time.Sleep(10 * time.Millisecond) {
 			list, err := master.ClientList(context.Background()).Result()
