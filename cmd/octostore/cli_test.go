@@ -253,16 +253,20 @@ func TestTokenCommandsWaitForTheWriteLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		released := make(chan struct{})
+		// Closed just before the lock is let go: the command cannot have
+		// its lock before then, while a channel closed after Rollback
+		// could still be open when the command, let in by Rollback, has
+		// returned (a starved goroutine), failing a correct command.
+		releasing := make(chan struct{})
 		go func() {
 			time.Sleep(4 * time.Second)
+			close(releasing)
 			tx.Rollback()
-			close(released)
 		}()
 		out.Reset()
 		err = run(context.Background(), args, strings.NewReader(""), &out, &errOut)
 		select {
-		case <-released:
+		case <-releasing:
 		default:
 			t.Fatalf("%s returned while another connection held the write lock: %v, stdout %q", strings.Join(args[:2], " "), err, out.String())
 		}
