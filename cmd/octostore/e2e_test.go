@@ -772,4 +772,24 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 	if out := q.finalStdout(); tokenRE.MatchString(out) {
 		t.Fatalf("the restored server printed a new admin token; stdout:\n%s", out)
 	}
+
+	// The default floor is the clock, which tokens follow anyway, so the
+	// token above does not show that restore raised the counter: a floor
+	// an hour ahead of the clock does. The next token is exactly the
+	// floor + 1 only if the restored database's counter is at the floor.
+	high := time.Now().Add(time.Hour).UnixMicro()
+	raised := filepath.Join(dir, "raised.db")
+	restore = exec.Command(binPath, "restore", "--db", raised, "--fence-floor", strconv.FormatInt(high, 10), copyPath)
+	restore.Env = cleanEnv()
+	if out, err := restore.CombinedOutput(); err != nil {
+		t.Fatalf("restore --fence-floor %d: %v: %s", high, err, out)
+	}
+	r := startServer(t, raised)
+	above := call(t, "POST", r.base+"/locks/after-0/acquire", admin, "")
+	if above.status != 200 {
+		t.Fatalf("acquire after the restore with --fence-floor: %d %v", above.status, above.body)
+	}
+	if f := fence(t, above); f != high+1 {
+		t.Fatalf("first fencing token after restore --fence-floor %d: %d; want %d, the floor + 1", high, f, high+1)
+	}
 }
