@@ -91,3 +91,81 @@ func testRotateFailureTakesNewTokenBack(t *testing.T, step string) {
 		t.Errorf("the new token of a failed rotation: want ErrNotFound, got %v", err)
 	}
 }
+
+// loseScriptReply is a go-redis hook that loses the reply to a script
+// call whose first key is key, as a deadline or a closed connection does:
+// with ran, the script is sent and runs, and its reply is replaced by
+// context.DeadlineExceeded; without, it is never sent.
+type loseScriptReply struct {
+	key string
+	ran bool
+}
+
+func (loseScriptReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (loseScriptReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h loseScriptReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		a := cmd.Args()
+		if n := cmd.Name(); (n != "evalsha" && n != "eval") || len(a) < 4 || a[3] != h.key {
+			return next(ctx, cmd)
+		}
+		if h.ran {
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		cmd.SetErr(context.DeadlineExceeded)
+		return context.DeadlineExceeded
+	}
+}
+
+// TestRotateWithALostReply: a rotation whose rotate.lua ran but whose
+// reply was lost succeeds, with the new token naming the account and the
+// old one retired, rather than failing with old retired and new unknown to
+// the caller; one whose script never ran still fails, leaving old live.
+func TestRotateWithALostReply(t *testing.T) {
+	for _, ran := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ran", false: "never sent"}[ran], func(t *testing.T) {
+			srv := redistest.Start(t)
+			client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+			s := New(client, Options{})
+			t.Cleanup(func() { s.Close() })
+			ctx := t.Context()
+			acct, _, err := s.EnsureAccount(ctx, "lostreply")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, old := lockcore.NewToken()
+			if err := s.AddToken(ctx, acct.ID, old); err != nil {
+				t.Fatal(err)
+			}
+			_, next := lockcore.NewToken()
+			client.AddHook(loseScriptReply{key: s.tokenKey(old), ran: ran})
+
+			got, err := s.RotateToken(ctx, old, next)
+			if !ran {
+				if err == nil {
+					t.Fatal("RotateToken whose script was never sent: want an error, got success")
+				}
+				if id, err := s.AccountIDByToken(ctx, old); err != nil || id != acct.ID {
+					t.Errorf("the old token after a rotation that never ran: %q, %v; want it to name %s", id, err, acct.ID)
+				}
+				return
+			}
+			if err != nil || got.ID != acct.ID {
+				t.Fatalf("RotateToken whose script ran but whose reply was lost: %+v, %v; want success for %s", got, err, acct.ID)
+			}
+			if id, err := s.AccountIDByToken(ctx, next); err != nil || id != acct.ID {
+				t.Errorf("the new token: %q, %v; want it to name %s", id, err, acct.ID)
+			}
+			if _, err := s.AccountIDByToken(ctx, old); !errors.Is(err, lockcore.ErrNotFound) {
+				t.Errorf("the old token after the rotation: want ErrNotFound, got %v", err)
+			}
+			if n, err := client.Exists(ctx, s.markKey(s.tag(acct.ID), old)).Result(); err != nil || n != 1 {
+				t.Errorf("old's revocation mark after the rotation: exists %d, %v; want it set", n, err)
+			}
+		})
+	}
+}

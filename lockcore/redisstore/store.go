@@ -1484,6 +1484,20 @@ func (s *Store) accountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 	return id, nil
 }
 
+// rotatedTo reports whether old's token key (oldKey) holds the tombstone
+// of a rotation to new, read with a context of its own: after rotate.lua
+// failed with an unknown outcome (its reply lost to a timeout or a closed
+// connection), it says that the script did run, so that RotateToken can
+// answer with the new token instead of an error that leaves the caller
+// with old retired and new unknown. false says nothing: the script may
+// not have run, or may still run.
+func (s *Store) rotatedTo(ctx context.Context, oldKey string, new lockcore.TokenHash) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
+	defer cancel()
+	v, err := s.client.Get(rctx, oldKey).Result()
+	return err == nil && v == scripts.TombstonePrefix+new.String()
+}
+
 // RotateToken implements lockcore.Accounts.RotateToken. The two token keys
 // may sit in different Cluster slots, so it is steps: read the account of
 // old; SET new's mirror <prefix>{a:ID}:tok:<new hex>, then new's token key;
@@ -1495,7 +1509,10 @@ func (s *Store) accountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 // and then new's token key again and returns ErrNotFound, so of concurrent
 // rotations exactly one wins and no losing token stays valid. A
 // client-level retry of rotate.lua after a lost reply recognises its own
-// tombstone and still succeeds.
+// tombstone and still succeeds, and so does a call whose reply was lost
+// for good (its context ended, a connection closed) when a read of old's
+// token key then finds that tombstone (rotatedTo); otherwise such a call
+// returns the error, and the rotation may or may not have taken effect.
 //
 // Old's mirror goes before rotate.lua runs, so once RotateToken returns
 // success (or even if the caller dies after rotate.lua), AcquireAs and
@@ -1565,7 +1582,16 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	}
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
 	if err != nil {
-		return lockcore.Account{}, s.fail("rotate token", err)
+		err = s.fail("rotate token", err)
+		if !s.rotatedTo(ctx, oldKey, new) {
+			return lockcore.Account{}, err
+		}
+		// It ran: go on as its reply would have, on a context of its own
+		// (the caller's may have ended).
+		var cancelAfter context.CancelFunc
+		ctx, cancelAfter = context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
+		defer cancelAfter()
+		won = 1
 	}
 	if won != 1 {
 		// The mirror first: a mirror without its token key would let
