@@ -16,13 +16,18 @@ import (
 // client disconnects, or its deadline passes) right after that step. With
 // cmd set, it waits for that command instead of "set".
 type cancelAfterSet struct {
+	passHooks
 	key    string
 	cancel context.CancelFunc
 	cmd    string
 }
 
-func (cancelAfterSet) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (cancelAfterSet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+// passHooks gives a go-redis hook that only wraps single commands the
+// dial and pipeline hooks, which pass through.
+type passHooks struct{}
+
+func (passHooks) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (passHooks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 func (h cancelAfterSet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -54,19 +59,8 @@ func TestRotateFailureTakesNewTokenBack(t *testing.T) {
 }
 
 func testRotateFailureTakesNewTokenBack(t *testing.T, step string) {
-	srv := redistest.Start(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
-	s := New(client, Options{})
-	t.Cleanup(func() { s.Close() })
+	s, client, acct, old := rotateEnv(t)
 	ctx := t.Context()
-	acct, _, err := s.EnsureAccount(ctx, "rotfail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, old := lockcore.NewToken()
-	if err := s.AddToken(ctx, acct.ID, old); err != nil {
-		t.Fatal(err)
-	}
 	_, next := lockcore.NewToken()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -97,14 +91,11 @@ func testRotateFailureTakesNewTokenBack(t *testing.T, step string) {
 // with ran, the script is sent and runs, and its reply is replaced by
 // context.DeadlineExceeded; without, it is never sent.
 type loseScriptReply struct {
+	passHooks
 	key string
 	ran bool
 }
 
-func (loseScriptReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (loseScriptReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 func (h loseScriptReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		a := cmd.Args()
@@ -128,19 +119,8 @@ func (h loseScriptReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func TestRotateWithALostReply(t *testing.T) {
 	for _, ran := range []bool{true, false} {
 		t.Run(map[bool]string{true: "ran", false: "never sent"}[ran], func(t *testing.T) {
-			srv := redistest.Start(t)
-			client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
-			s := New(client, Options{})
-			t.Cleanup(func() { s.Close() })
+			s, client, acct, old := rotateEnv(t)
 			ctx := t.Context()
-			acct, _, err := s.EnsureAccount(ctx, "lostreply")
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, old := lockcore.NewToken()
-			if err := s.AddToken(ctx, acct.ID, old); err != nil {
-				t.Fatal(err)
-			}
 			_, next := lockcore.NewToken()
 			client.AddHook(loseScriptReply{key: s.tokenKey(old), ran: ran})
 
@@ -168,4 +148,23 @@ func TestRotateWithALostReply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rotateEnv starts a redis-server and returns a Store over a client of
+// it (hooks can be added to the client), an account and a token of it.
+func rotateEnv(t *testing.T) (*Store, *redis.Client, lockcore.Account, lockcore.TokenHash) {
+	t.Helper()
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	s := New(client, Options{})
+	t.Cleanup(func() { s.Close() })
+	acct, _, err := s.EnsureAccount(t.Context(), "rotfail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, old := lockcore.NewToken()
+	if err := s.AddToken(t.Context(), acct.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	return s, client, acct, old
 }
