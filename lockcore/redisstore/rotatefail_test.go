@@ -87,13 +87,15 @@ func testRotateFailureTakesNewTokenBack(t *testing.T, step string) {
 }
 
 // loseScriptReply is a go-redis hook that loses the reply to a script
-// call whose first key is key, as a deadline or a closed connection does:
-// with ran, the script is sent and runs, and its reply is replaced by
-// context.DeadlineExceeded; without, it is never sent.
+// call whose first key is key, as a deadline or a client that went away
+// does: it ends the caller's context (cancel) and fails the call with
+// context.Canceled. With ran, the script is sent and runs first; without,
+// it is never sent.
 type loseScriptReply struct {
 	passHooks
-	key string
-	ran bool
+	key    string
+	ran    bool
+	cancel context.CancelFunc
 }
 
 func (h loseScriptReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -104,33 +106,53 @@ func (h loseScriptReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		if h.ran {
 			if err := next(ctx, cmd); err != nil {
-				return err
+				return err // NOSCRIPT: go-redis sends EVAL next
 			}
 		}
-		cmd.SetErr(context.DeadlineExceeded)
-		return context.DeadlineExceeded
+		h.cancel()
+		cmd.SetErr(context.Canceled)
+		return context.Canceled
 	}
 }
 
 // TestRotateWithALostReply: a rotation whose rotate.lua ran but whose
-// reply was lost succeeds, with the new token naming the account and the
-// old one retired, rather than failing with old retired and new unknown to
-// the caller; one whose script never ran still fails, leaving old live.
+// reply was lost, with the caller's context ended, succeeds, with the new
+// token naming the account, the old one retired and its revocation mark
+// set again after the retirement, rather than failing with old retired and
+// new unknown to the caller; one whose script never ran still fails,
+// leaving old live and no trace of new (a token nobody was given).
 func TestRotateWithALostReply(t *testing.T) {
 	for _, ran := range []bool{true, false} {
 		t.Run(map[bool]string{true: "ran", false: "never sent"}[ran], func(t *testing.T) {
 			s, client, acct, old := rotateEnv(t)
 			ctx := t.Context()
 			_, next := lockcore.NewToken()
-			client.AddHook(loseScriptReply{key: s.tokenKey(old), ran: ran})
+			mark := s.markKey(s.tag(acct.ID), old)
+			// The second setting of old's mark is seen only if the first
+			// is gone when it comes.
+			remarked := false
+			s.retireHook = func() {
+				remarked = true
+				if err := client.Del(context.Background(), mark).Err(); err != nil {
+					t.Error(err)
+				}
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			client.AddHook(loseScriptReply{key: s.tokenKey(old), ran: ran, cancel: cancel})
 
-			got, err := s.RotateToken(ctx, old, next)
+			got, err := s.RotateToken(rctx, old, next)
 			if !ran {
 				if err == nil {
 					t.Fatal("RotateToken whose script was never sent: want an error, got success")
 				}
 				if id, err := s.AccountIDByToken(ctx, old); err != nil || id != acct.ID {
 					t.Errorf("the old token after a rotation that never ran: %q, %v; want it to name %s", id, err, acct.ID)
+				}
+				for _, k := range []string{s.tokenKey(next), s.mirrorKey(s.tag(acct.ID), next)} {
+					if n, err := client.Exists(ctx, k).Result(); err != nil || n != 0 {
+						t.Errorf("after a rotation that never ran the new token's key %s exists (%d, %v): a live token nobody was given, kept for ever", k, n, err)
+					}
 				}
 				return
 			}
@@ -143,8 +165,11 @@ func TestRotateWithALostReply(t *testing.T) {
 			if _, err := s.AccountIDByToken(ctx, old); !errors.Is(err, lockcore.ErrNotFound) {
 				t.Errorf("the old token after the rotation: want ErrNotFound, got %v", err)
 			}
-			if n, err := client.Exists(ctx, s.markKey(s.tag(acct.ID), old)).Result(); err != nil || n != 1 {
-				t.Errorf("old's revocation mark after the rotation: exists %d, %v; want it set", n, err)
+			if !remarked {
+				t.Error("old's revocation mark was not set again after the retirement")
+			}
+			if n, err := client.Exists(ctx, mark).Result(); err != nil || n != 1 {
+				t.Errorf("old's revocation mark after the rotation: exists %d, %v; want it set again", n, err)
 			}
 		})
 	}

@@ -1512,7 +1512,8 @@ func (s *Store) rotatedTo(ctx context.Context, oldKey string, new lockcore.Token
 // tombstone and still succeeds, and so does a call whose reply was lost
 // for good (its context ended, a connection closed) when a read of old's
 // token key then finds that tombstone (rotatedTo); otherwise such a call
-// returns the error, and the rotation may or may not have taken effect.
+// takes new back and returns the error, and old may or may not have been
+// retired.
 //
 // Old's mirror goes before rotate.lua runs, so once RotateToken returns
 // success (or even if the caller dies after rotate.lua), AcquireAs and
@@ -1584,7 +1585,13 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err != nil {
 		err = s.fail("rotate token", err)
 		if !s.rotatedTo(ctx, oldKey, new) {
-			return lockcore.Account{}, err
+			// Not known to have run: the caller gets an error and so
+			// never learns new, which is taken back as at the steps
+			// above, or each such failure leaves new's token key and
+			// mirror for ever. A script still in flight that retires
+			// old afterwards leaves a tombstone naming a token that is
+			// gone, as a revocation of new would.
+			return lockcore.Account{}, unset(err)
 		}
 		// It ran: go on as its reply would have, on a context of its own
 		// (the caller's may have ended).
