@@ -1573,14 +1573,6 @@ func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (l
 	if err := s.client.Del(ctx, s.mirrorKey(tag, old)).Err(); err != nil {
 		return lockcore.Account{}, unset(s.fail("rotate token", err))
 	}
-	// A context that ended meanwhile (the client went away, the deadline
-	// passed) would make go-redis fail rotate.lua without sending it: old
-	// is then not retired, and new must be taken back like at every step
-	// above, or each such rotation leaves new's token key and mirror for
-	// ever.
-	if err := ctx.Err(); err != nil {
-		return lockcore.Account{}, unset(s.fail("rotate token", err))
-	}
 	won, err := rotateScript.Run(ctx, s.client, []string{oldKey}, id, scripts.TombstonePrefix+new.String(), tombstoneTTL.Milliseconds()).Int64()
 	if err != nil {
 		err = s.fail("rotate token", err)
