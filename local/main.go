@@ -18,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -28,12 +26,15 @@ import (
 	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/internal/buildinfo"
 	"github.com/octostore/octostore/internal/httpserver"
+	"github.com/octostore/octostore/internal/stopsignal"
 	"github.com/octostore/octostore/lockcore"
 	"github.com/octostore/octostore/lockcore/redisstore"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The same stop signals as octostore serve: the first drains, a
+	// second ends the process at once.
+	ctx, stop := stopsignal.Context()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {

@@ -469,10 +469,16 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		p := startServer(t, filepath.Join(t.TempDir(), "octo.db"))
 		signal.Reset(syscall.SIGINT)
 		testSecondSignalStopsAtOnce(t, p)
+		if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+			t.Errorf("ended %v after a second SIGINT, want killed by it", p.cmd.ProcessState)
+		}
 	})
 	t.Run("ignored at start", func(t *testing.T) {
 		p := startServerVia(t, []string{"sh", "-c", `trap '' INT; exec "$0" "$@"`}, filepath.Join(t.TempDir(), "octo.db"))
 		testSecondSignalStopsAtOnce(t, p)
+		if code := p.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGINT) {
+			t.Errorf("exit code %d after a second SIGINT ignored at start, want %d", code, 128+int(syscall.SIGINT))
+		}
 	})
 }
 

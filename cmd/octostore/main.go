@@ -24,43 +24,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/octostore/octostore/internal/buildinfo"
+	"github.com/octostore/octostore/internal/stopsignal"
 )
 
 func main() {
 	// SIGHUP too: a closed terminal (or a reflexive "reload") would
 	// otherwise end the server at once, cutting the requests in flight and
-	// the last 100 ms of its log. Unless it is ignored (nohup): asking
-	// for it would stop ignoring it, and a server started with nohup
-	// would then stop when its terminal closes. SIGINT always, also when
-	// it was ignored at start (a server started in the background by a
-	// script): Ctrl-C on that script, or kill -INT, stops it gracefully
-	// there too, and a second one ends it at once.
-	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if !signal.Ignored(syscall.SIGHUP) {
-		sigs = append(sigs, syscall.SIGHUP)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	caught := make(chan os.Signal, 2)
-	signal.Notify(caught, sigs...)
-	go func() {
-		// The first signal asks for a graceful stop (serve drains the
-		// requests in flight for up to 10 s); a second one ends the
-		// process at once, by the signal's default action, or (a SIGINT
-		// ignored at start, which Reset puts back to ignored) by exiting.
-		<-caught
-		cancel()
-		sig := <-caught
-		signal.Reset(sig)
-		if p, err := os.FindProcess(os.Getpid()); err == nil {
-			_ = p.Signal(sig)
-		}
-		os.Exit(128 + int(sig.(syscall.Signal)))
-	}()
-	stop := func() { signal.Stop(caught); cancel() }
+	// the last 100 ms of its log (see package stopsignal for the rest).
+	ctx, stop := stopsignal.Context()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
