@@ -705,6 +705,13 @@ func TestBootstrapInitFailure(t *testing.T) {
 		{"bad limits and cluster flag", map[string]string{envRedisURL: "redis://default:" + password + "@127.0.0.1:1", envMaxTTL: "forever", envRedisCluster: "perhaps"},
 			[]string{"OCTOSTORE_MAX_TTL_SECONDS", "REDIS_CLUSTER"}},
 		{"URL go-redis refuses", map[string]string{envRedisURL: "redis://default:" + password + "@127.0.0.1:1/notadb"}, []string{"REDIS_URL"}},
+		// A password whose '?', '/' or '#' is not percent-encoded: before,
+		// go-redis quoted the rest of it ("unexpected option: <rest>",
+		// "invalid database number: <rest>"), or, for '#', the function
+		// started and logged it with the URL on every cold start.
+		{"password with an unescaped '?'", map[string]string{envRedisURL: "redis://default:2024?" + password + "@127.0.0.1:1"}, []string{"REDIS_URL"}},
+		{"password with an unescaped '/'", map[string]string{envRedisURL: "redis://default:/" + password + "@127.0.0.1:1"}, []string{"REDIS_URL"}},
+		{"password with an unescaped '#'", map[string]string{envRedisURL: "redis://default:2024#" + password + "@127.0.0.1:1"}, []string{"REDIS_URL"}},
 		{"half a GitHub app", map[string]string{envRedisURL: "redis://127.0.0.1:1", envGitHubSecret: password}, []string{"GITHUB_CLIENT_ID"}},
 	}
 	for _, tt := range tests {

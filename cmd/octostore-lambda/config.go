@@ -172,6 +172,15 @@ func checkRedisURL(raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("%s has no host", envRedisURL)
 	}
+	// Past its host a Redis URL holds only a database number and options,
+	// never an '@' or a '#': one there is a password whose '/', '?' or '#'
+	// was not percent-encoded, which cut the password short. go-redis would
+	// quote the rest of it in its error (an invalid database number, an
+	// unknown option), or ignore a fragment and log it with the URL.
+	_, afterScheme, _ := strings.Cut(raw, "://")
+	if end := strings.IndexAny(afterScheme, "/?#"); end >= 0 && strings.ContainsAny(afterScheme[end:], "@#") {
+		return fmt.Errorf("%s has an '@' or a '#' after its host: percent-encode a '/', '?' or '#' in the password (%%2F, %%3F, %%23)", envRedisURL)
+	}
 	return nil
 }
 

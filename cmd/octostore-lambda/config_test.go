@@ -72,6 +72,22 @@ func TestLoadConfig(t *testing.T) {
 		{name: "no redis url", env: map[string]string{}, wantErr: []string{"REDIS_URL is required"}},
 		{name: "redis url wrong scheme", env: base(map[string]string{envRedisURL: "http://x:6379"}), wantErr: []string{"REDIS_URL must start with redis://"}},
 		{name: "redis url unparsable", env: base(map[string]string{envRedisURL: "redis://:pa%zzss@h:1"}), wantErr: []string{"REDIS_URL is not a valid URL"}},
+		// A password with an unescaped '/', '?' or '#' cuts the URL's
+		// authority short: the rest of the password must not reach go-redis
+		// (which quotes it) or the log.
+		{name: "password with an unescaped '#'", env: base(map[string]string{envRedisURL: "redis://default:2024#hunter2-very-secret@10.0.0.7:6379"}), wantErr: []string{"REDIS_URL has an '@' or a '#'"}},
+		{name: "password with an unescaped '?'", env: base(map[string]string{envRedisURL: "redis://default:2024?hunter2-very-secret@10.0.0.7:6379"}), wantErr: []string{"REDIS_URL has an '@' or a '#'"}},
+		{name: "password with an unescaped '/'", env: base(map[string]string{envRedisURL: "redis://default:/hunter2-very-secret@10.0.0.7:6379"}), wantErr: []string{"REDIS_URL has an '@' or a '#'"}},
+		{name: "cluster URL with a fragment", env: base(map[string]string{envRedisURL: "redis://10.0.0.7:6379?addr=10.0.0.8:6379#x", envRedisCluster: "true"}), wantErr: []string{"REDIS_URL has an '@' or a '#'"}},
+		{
+			name: "escaped password, database and cluster addresses",
+			env:  base(map[string]string{envRedisURL: "rediss://default:2024%23a%2Fb%3Fc@10.0.0.7:6379/0?addr=10.0.0.8:6379"}),
+			check: func(t *testing.T, c config) {
+				if c.Redis.URL != "rediss://default:2024%23a%2Fb%3Fc@10.0.0.7:6379/0?addr=10.0.0.8:6379" {
+					t.Errorf("REDIS_URL = %q", c.Redis.URL)
+				}
+			},
+		},
 		{name: "redis url no host", env: base(map[string]string{envRedisURL: "redis://"}), wantErr: []string{"REDIS_URL has no host"}},
 		{name: "cluster not bool", env: base(map[string]string{envRedisCluster: "yes"}), wantErr: []string{"REDIS_CLUSTER must be true or false"}},
 		{name: "prefix with brace", env: base(map[string]string{envRedisPrefix: "a{b"}), wantErr: []string{"OCTOSTORE_REDIS_PREFIX"}},
@@ -126,6 +142,9 @@ func TestLoadConfig(t *testing.T) {
 			}
 			if u := tt.env[envRedisURL]; u != "" && strings.Contains(err.Error(), u) {
 				t.Errorf("error %q quotes REDIS_URL", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q quotes a part of the password", err)
 			}
 		})
 	}
