@@ -51,11 +51,15 @@ const deadlineMargin = 500 * time.Millisecond
 
 // asNetHTTP wraps h so that, behind the proxy library, it is served as
 // net/http's server serves it:
-//   - request header values are as sent: the library splits every value at
-//     its commas (so "X-Request-Id: a,b" would reach h as "a", and
-//     "Accept-Encoding: deflate, gzip" as two values of which Get sees only
-//     the first); they are joined again (Cookie excepted, whose values the
-//     library builds from the event's cookies);
+//   - request header values are as sent: for a payload 2.0 event the
+//     library splits every value at its commas (so "X-Request-Id: a,b"
+//     would reach h as "a", and "Accept-Encoding: deflate, gzip" as two
+//     values of which Get sees only the first); they are joined again
+//     (Cookie excepted, whose values the library builds from the event's
+//     cookies). A REST API event's multiValueHeaders are the header lines
+//     as sent, which the library keeps apart, as net/http does: they are
+//     left so (a repeated X-Request-Id is echoed by its first value, a
+//     repeated Authorization is refused as such);
 //   - a handler that writes nothing answers 200 (the library would report
 //     "status code not set" and the proxy a 400; static-file handlers do
 //     that for HEAD);
@@ -65,12 +69,15 @@ const deadlineMargin = 500 * time.Millisecond
 //   - the answer to HEAD has no body.
 func asNetHTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m, ok := r.Context().Value(methodKey{}).(string); ok && m != "" {
-			r.Method = m
+		ev, _ := r.Context().Value(eventKey{}).(eventInfo)
+		if ev.method != "" {
+			r.Method = ev.method
 		}
-		for k, vs := range r.Header {
-			if len(vs) > 1 && k != "Cookie" {
-				r.Header[k] = []string{strings.Join(vs, ",")}
+		if ev.splitHeaders {
+			for k, vs := range r.Header {
+				if len(vs) > 1 && k != "Cookie" {
+					r.Header[k] = []string{strings.Join(vs, ",")}
+				}
 			}
 		}
 		nw := &netWriter{ResponseWriter: w, head: r.Method == http.MethodHead}
@@ -81,9 +88,18 @@ func asNetHTTP(h http.Handler) http.Handler {
 	})
 }
 
-// methodKey is the request context key under which serveV1 and serveV2
-// keep the event's method for asNetHTTP.
-type methodKey struct{}
+// eventKey is the request context key under which serveV1 and serveV2
+// keep an eventInfo for asNetHTTP.
+type eventKey struct{}
+
+// eventInfo is what asNetHTTP needs to know of the event behind a request.
+type eventInfo struct {
+	// method is the event's method, as sent.
+	method string
+	// splitHeaders is set when the library split the event's header
+	// values at their commas (payload 2.0).
+	splitHeaders bool
+}
 
 // netWriter is asNetHTTP's http.ResponseWriter: it notes whether the
 // handler wrote anything and, for HEAD, drops the body.
@@ -168,7 +184,7 @@ func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 		// serve) instead of being decoded a second time into "A".
 		ev.RawPath = escapeDecodedPath(path)
 	}
-	ctx = context.WithValue(ctx, methodKey{}, ev.RequestContext.HTTP.Method)
+	ctx = context.WithValue(ctx, eventKey{}, eventInfo{method: ev.RequestContext.HTTP.Method, splitHeaders: true})
 	resp, err := p.v2.ProxyWithContext(ctx, ev)
 	if err != nil {
 		p.log.Warn("unreadable HTTP API event", slog.String("error", err.Error()))
@@ -180,7 +196,7 @@ func (p *proxy) serveV2(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 // serveV1 answers a REST API (or payload 1.0) event, its path without the
 // stage and already a valid escaped path.
 func (p *proxy) serveV1(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
-	ctx = context.WithValue(ctx, methodKey{}, ev.HTTPMethod)
+	ctx = context.WithValue(ctx, eventKey{}, eventInfo{method: ev.HTTPMethod})
 	resp, err := p.v1.ProxyWithContext(ctx, ev)
 	if err != nil {
 		p.log.Warn("unreadable REST API event", slog.String("error", err.Error()))

@@ -6,11 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/octostore/octostore/lockcore"
 )
 
 // echoHandler answers 200 with "METHOD PATH?QUERY body".
@@ -242,5 +245,37 @@ func TestProxyKeepsMethodCase(t *testing.T) {
 	}
 	if r := out.(events.APIGatewayV2HTTPResponse); r.StatusCode != http.StatusMethodNotAllowed || r.Headers["Allow"] == "" {
 		t.Errorf(`"get" of a GET route: %d %v %q, want 405 with Allow as net/http answers`, r.StatusCode, r.Headers, r.Body)
+	}
+}
+
+// TestProxyKeepsRESTHeaderLines: a REST API event's multiValueHeaders are
+// the header lines the client sent, and reach the API handler apart, as
+// net/http hands them over on serve: a repeated X-Request-Id is echoed by
+// its first value, a repeated Authorization is refused as such. (A payload
+// 2.0 event's headers come joined by API Gateway and stay joined.)
+func TestProxyKeepsRESTHeaderLines(t *testing.T) {
+	token, _ := lockcore.NewToken()
+	p := newProxy(probeAPI(), slog.New(slog.DiscardHandler))
+	for _, tt := range []struct {
+		name, path, header string
+		values             []string
+		wantID, wantError  string
+	}{
+		{"repeated X-Request-Id", "/no/such/route", "X-Request-Id", []string{"first", "second"}, "first", "no such route"},
+		{"repeated Authorization", "/locks", "Authorization", []string{"Bearer " + token, "Bearer " + token}, "", "more than one Authorization header"},
+	} {
+		multi, _ := json.Marshal(map[string][]string{tt.header: tt.values})
+		event := `{"resource":"/{proxy+}","path":"` + tt.path + `","httpMethod":"GET","headers":{},"multiValueHeaders":` + string(multi) + `,"requestContext":{"stage":"prod"}}`
+		out, err := p.handle(context.Background(), json.RawMessage(event))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		r := out.(events.APIGatewayProxyResponse)
+		if id := r.MultiValueHeaders["X-Request-Id"]; tt.wantID != "" && !slices.Equal(id, []string{tt.wantID}) {
+			t.Errorf("%s: X-Request-Id %q, want %q (the first line's, as net/http reads it)", tt.name, id, tt.wantID)
+		}
+		if !strings.Contains(r.Body, tt.wantError) {
+			t.Errorf("%s: %d %s, want an error saying %q", tt.name, r.StatusCode, r.Body, tt.wantError)
+		}
 	}
 }

@@ -355,11 +355,7 @@ func TestTemplate(t *testing.T) {
 // to the API handler (over a store that is always unavailable) and returns
 // the status and error code.
 func probeHandler() func(method, path string) (int, string) {
-	store := newLazyStore(func(context.Context) (lockcore.Store, error) {
-		return nil, lockcore.ErrUnavailable
-	})
-	cfg, _ := loadConfig(envOf(map[string]string{envRedisURL: "redis://127.0.0.1:1"}))
-	h := functions.New(cfg.deps(store, nil, slog.New(slog.DiscardHandler), testVersion))
+	h := probeAPI()
 	return func(method, path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
@@ -367,6 +363,16 @@ func probeHandler() func(method, path string) (int, string) {
 		json.Unmarshal(rec.Body.Bytes(), &body)
 		return rec.Code, body.Code
 	}
+}
+
+// probeAPI returns the API handler over a store that is always
+// unavailable.
+func probeAPI() http.Handler {
+	store := newLazyStore(func(context.Context) (lockcore.Store, error) {
+		return nil, lockcore.ErrUnavailable
+	})
+	cfg, _ := loadConfig(envOf(map[string]string{envRedisURL: "redis://127.0.0.1:1"}))
+	return functions.New(cfg.deps(store, nil, slog.New(slog.DiscardHandler), testVersion))
 }
 
 // checkReferences requires every Ref, GetAtt, Sub variable and If
