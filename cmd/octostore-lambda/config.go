@@ -172,26 +172,20 @@ func checkRedisURL(raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("%s has no host", envRedisURL)
 	}
-	// Past its host a Redis URL holds only a database number and options,
-	// never an '@' or a '#': one there is a password whose '/', '?' or '#'
-	// was not percent-encoded, which cut the password short. go-redis would
-	// quote the rest of it in its error (an invalid database number, an
-	// unknown option), or ignore a fragment and log it with the URL.
-	_, afterScheme, _ := strings.Cut(raw, "://")
-	if end := strings.IndexAny(afterScheme, "/?#"); end >= 0 && strings.ContainsAny(afterScheme[end:], "@#") {
+	// A password whose '/', '?' or '#' was not percent-encoded: go-redis
+	// would quote the rest of it in its error, or ignore a fragment and
+	// let it be logged with the URL.
+	if redisstore.PasswordCut(raw) {
 		return fmt.Errorf("%s has an '@' or a '#' after its host: percent-encode a '/', '?' or '#' in the password (%%2F, %%3F, %%23)", envRedisURL)
 	}
 	return nil
 }
 
 // redactedRedisURL is REDIS_URL fit for a log line: the password replaced
-// by "xxxxx", or "" when the URL does not parse.
+// by "xxxxx", or "" when the URL does not parse or has a password cut
+// short.
 func redactedRedisURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return u.Redacted()
+	return redisstore.RedactedURL(raw, "")
 }
 
 // secrets returns the values that must never appear in a log line or an

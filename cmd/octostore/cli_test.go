@@ -112,6 +112,12 @@ func TestStartupErrorsHideSecrets(t *testing.T) {
 		{"redis URL with a / in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:" + pw + "/rest@127.0.0.1:6379"}, nil},
 		{"redis URL with a # in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://:" + pw + "#rest@127.0.0.1:6379"}, nil},
 		{"cluster URL with a ? in the password", []string{"token", "create", "--login", "x", "--redis-cluster", "--redis-url", "redis://:" + pw + "?rest@127.0.0.1:6379"}, nil},
+		// The same with only digits (or nothing) before that character:
+		// the URL parses, and the rest of the password is its path or
+		// query, which go-redis quotes in its error.
+		{"redis URL with a ? after digits in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:2024?" + pw + "@127.0.0.1:6379"}, nil},
+		{"redis URL with a / first in the password", []string{"token", "create", "--login", "x", "--redis-url", "redis://default:/" + pw + "@127.0.0.1:6379"}, nil},
+		{"cluster URL with a ? after digits in the password", []string{"token", "create", "--login", "x", "--redis-cluster", "--redis-url", "redis://default:2024?" + pw + "@127.0.0.1:6379"}, nil},
 		{"GitHub API URL with a / in the password", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
 			map[string]string{"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": strings.Repeat("s", 40), "GITHUB_API_URL": "https://u:" + pw + "/x@ghe.example.com/api/v3"}},
 		{"GitHub API URL with a token in its query", []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--addr", "127.0.0.1:0"},
@@ -865,7 +871,10 @@ func TestBadLoginTouchesNoStore(t *testing.T) {
 // flag (to stderr, i.e. the service log) never show REDIS_URL's password.
 func TestUsageHidesRedisPassword(t *testing.T) {
 	const pw = "Sup3rS3cretPw"
-	for _, u := range []string{"redis://:" + pw + "@127.0.0.1:1/0", "redis://u:" + pw + "@bad%zzhost:1"} {
+	for _, u := range []string{"redis://:" + pw + "@127.0.0.1:1/0", "redis://u:" + pw + "@bad%zzhost:1",
+		// A '#' or '?' after digits in the password, not percent-encoded:
+		// the rest is the URL's fragment or query, which url.Redacted shows.
+		"redis://default:2024#" + pw + "@127.0.0.1:1", "redis://default:2024?" + pw + "@127.0.0.1:1"} {
 		t.Setenv("REDIS_URL", u)
 		for _, args := range [][]string{
 			{"serve", "-h"}, {"serve", "--bogus"}, {"token", "create", "--bogus"},

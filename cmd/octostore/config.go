@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -170,13 +169,10 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 }
 
 // redactedURL is u with any password replaced by "xxxxx", or a
-// placeholder when u does not parse (it may still hold a password).
+// placeholder when u does not parse or has a password cut short (it may
+// still hold a password: redisstore.RedactedURL).
 func redactedURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(set from REDIS_URL; not shown)"
-	}
-	return p.Redacted()
+	return redisstore.RedactedURL(u, "(set from REDIS_URL; not shown)")
 }
 
 // The env helpers give a flag its default from the environment; checkLimitEnv

@@ -304,6 +304,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("redisstore: key prefix %q must not contain '{' or '}'", cfg.Prefix)
 	}
+	if PasswordCut(cfg.URL) {
+		return nil, errPasswordCut
+	}
 	var client redis.UniversalClient
 	if cfg.Cluster {
 		o, err := redis.ParseClusterURL(cfg.URL)
@@ -401,6 +404,41 @@ const (
 	urlForm        = "redis://[user:password@]host:port[/db], rediss://… for TLS, or unix:///path/to/socket"
 	clusterURLForm = "redis://[user:password@]host1:port1?addr=host2:port2&addr=…"
 )
+
+// errPasswordCut is Open's error for a URL that PasswordCut refuses; it
+// does not quote the URL.
+var errPasswordCut = errors.New("redisstore: URL has an '@' or a '#' after its host (the URL is not shown: it may hold a password): percent-encode a '/', '?' or '#' in the password (as %2F %3F %23)")
+
+// PasswordCut reports whether a redis:// or rediss:// URL has an '@' or a
+// '#' after its host: a password whose '/', '?' or '#' was not
+// percent-encoded, which ended the host there and left the rest of the
+// password in the URL's path, query or fragment. Past its host a Redis
+// URL holds only a database number and options, so one there is never
+// meant. Open refuses such a URL before go-redis parses it, since
+// go-redis would quote that rest in its error (an invalid database
+// number, an unknown option), or ignore a fragment, and url.URL.Redacted
+// would show it. Other schemes (unix://, whose socket path may hold an
+// '@') are not checked.
+func PasswordCut(raw string) bool {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (!strings.EqualFold(scheme, "redis") && !strings.EqualFold(scheme, "rediss")) {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && strings.ContainsAny(rest[end:], "@#")
+}
+
+// RedactedURL is a Redis URL fit for a log line or a usage text: its
+// password replaced by "xxxxx", or placeholder when the URL does not
+// parse or PasswordCut refuses it (it may then hold a password where
+// url.URL.Redacted does not look).
+func RedactedURL(raw, placeholder string) string {
+	u, err := url.Parse(raw)
+	if err != nil || PasswordCut(raw) {
+		return placeholder
+	}
+	return u.Redacted()
+}
 
 // urlError reports a Redis URL that does not parse, and the form wanted,
 // without the URL itself, which may hold a password (url.Parse's errors
