@@ -2,6 +2,7 @@ package functions_test
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -105,5 +106,30 @@ func TestAccessLogCutsHugePaths(t *testing.T) {
 		if len(line) > 2048 {
 			t.Errorf("a log line of %d bytes: %.120s...", len(line), line)
 		}
+	}
+}
+
+// TestAccessLogStatusOfAnEmptyAnswer: a handler that returns without
+// writing (the docs files answer a HEAD so) gets net/http's implicit 200,
+// and its log line must say 200, not the 500 of a handler that panicked.
+func TestAccessLogStatusOfAnEmptyAnswer(t *testing.T) {
+	e := newEnv(t, backends[0])
+	path := "/docs/swagger-ui.css"
+	w := httptest.NewRecorder()
+	e.bare.ServeHTTP(w, httptest.NewRequest("HEAD", path, nil))
+	if w.Code != 200 {
+		t.Fatalf("HEAD %s: %d, want 200", path, w.Code)
+	}
+	var found bool
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"path":"`+path+`"`) {
+			found = true
+			if !strings.Contains(line, `"status":200`) {
+				t.Errorf("HEAD %s answered 200, logged as: %s", path, line)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no access log line for HEAD %s:\n%s", path, e.logs.String())
 	}
 }

@@ -155,19 +155,24 @@ const maxLoggedPath = 512
 // withAccessLog logs one line per request: request id, method, path (never
 // the query string; a token sent in it by mistake is hidden), status, bytes,
 // duration, error code and account id when known. It never logs headers,
-// bodies or tokens. A handler that panicked has written nothing yet: its
-// line says 500, the answer withRecover gives.
+// bodies or tokens. A handler that panicked before writing has its line
+// say 500, the answer withRecover gives; one that returned without writing
+// (a HEAD of a docs file) has it say 200, which net/http then sends.
 func (s *server) withAccessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex := exchangeOf(w, r)
 		start := time.Now()
+		returned := false
 		defer func() {
 			if !s.log.Enabled(r.Context(), slog.LevelInfo) {
 				return
 			}
 			status := ex.status
 			if !ex.wroteHeader {
-				status = http.StatusInternalServerError
+				status = http.StatusOK
+				if !returned {
+					status = http.StatusInternalServerError
+				}
 			}
 			attrs := make([]slog.Attr, 0, 9)
 			attrs = append(attrs,
@@ -189,6 +194,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 			s.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 		}()
 		next.ServeHTTP(ex, r)
+		returned = true
 	})
 }
 
