@@ -129,7 +129,9 @@ cover:
 	echo "coverage.html written"; exit $$status
 
 ## build-OctoStoreFunction: called by `sam build` (BuildMethod: makefile)
+## ARTIFACTS_DIR is sam build's; without it the recipe would write /bootstrap.
 build-OctoStoreFunction:
+	@[ -n "$(ARTIFACTS_DIR)" ] || { echo "build-OctoStoreFunction: ARTIFACTS_DIR is not set (sam build sets it; by hand: make build-OctoStoreFunction ARTIFACTS_DIR=bin/lambda)"; exit 2; }
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./cmd/octostore-lambda
 
 clean:

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -468,5 +469,20 @@ func TestToolchainIsPinnedEverywhere(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^export GOTOOLCHAIN$`).MatchString(read("Makefile")) {
 		t.Error("the Makefile does not export GOTOOLCHAIN, so its go commands would not use it")
+	}
+}
+
+// TestFunctionBuildNeedsArtifactsDir: sam build runs the Makefile's
+// build-OctoStoreFunction with ARTIFACTS_DIR set; run by hand without it,
+// the recipe wrote the binary to /bootstrap. It must refuse instead,
+// saying why, before it builds anything.
+func TestFunctionBuildNeedsArtifactsDir(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatal("make is not installed; the README's set-up needs it (make test)")
+	}
+	cmd := exec.Command("make", "-s", "-C", "../..", "build-OctoStoreFunction", "ARTIFACTS_DIR=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "ARTIFACTS_DIR is not set") {
+		t.Fatalf("make build-OctoStoreFunction without ARTIFACTS_DIR: %v\n%s\nwant a refusal that names ARTIFACTS_DIR", err, out)
 	}
 }
