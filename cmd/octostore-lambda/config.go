@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -41,6 +42,10 @@ const storeName = "redis"
 // defaultOpTimeout bounds one store operation when OCTOSTORE_OP_TIMEOUT is
 // unset (as for the self-hosted binary).
 const defaultOpTimeout = 3 * time.Second
+
+// maxTTLSeconds is the largest OCTOSTORE_MAX_TTL_SECONDS or
+// OCTOSTORE_DEFAULT_TTL_SECONDS that fits a time.Duration (about 292 years).
+const maxTTLSeconds = int(math.MaxInt64 / int64(time.Second))
 
 // envVars is every configuration variable loadConfig reads
 // (TestEnvVarsComplete keeps it exact). AWS_LAMBDA_RUNTIME_API is not among
@@ -103,7 +108,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	c.Limits = lockcore.DefaultLimits
 	seconds := func(name string, dst *time.Duration) {
-		if n, ok := intVar(getenv, name, &problems); ok {
+		n, ok := intVar(getenv, name, &problems)
+		switch {
+		case !ok:
+		case n > maxTTLSeconds:
+			// It would wrap around to another TTL as a time.Duration.
+			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %d)", name, maxTTLSeconds, n))
+		default:
 			*dst = time.Duration(n) * time.Second
 		}
 	}

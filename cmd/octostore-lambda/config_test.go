@@ -103,6 +103,17 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{name: "ttl not a number", env: base(map[string]string{envMaxTTL: "1h"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be a non-negative integer"}},
+		{name: "max ttl overflowing a duration", env: base(map[string]string{envMaxTTL: "36028797018967568"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be at most 9223372036 seconds"}},
+		{name: "default ttl overflowing a duration", env: base(map[string]string{envMaxTTL: "36028797018967568", envDefaultTTL: "36028797018963998"}), wantErr: []string{"OCTOSTORE_MAX_TTL_SECONDS must be at most", "OCTOSTORE_DEFAULT_TTL_SECONDS must be at most"}},
+		{
+			name: "longest max ttl",
+			env:  base(map[string]string{envMaxTTL: "9223372036"}),
+			check: func(t *testing.T, c config) {
+				if c.Limits.MaxTTL != 9223372036*time.Second {
+					t.Errorf("MaxTTL = %v, want 9223372036s", c.Limits.MaxTTL)
+				}
+			},
+		},
 		{name: "op timeout not a duration", env: base(map[string]string{envOpTimeout: "3"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "op timeout zero", env: base(map[string]string{envOpTimeout: "0s"}), wantErr: []string{"OCTOSTORE_OP_TIMEOUT must be a positive duration"}},
 		{name: "negative locks", env: base(map[string]string{envMaxLocks: "-1"}), wantErr: []string{"OCTOSTORE_MAX_LOCKS must be a non-negative integer"}},

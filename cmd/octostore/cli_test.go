@@ -798,6 +798,8 @@ func TestBadEnvironmentStopsServe(t *testing.T) {
 		{"OCTOSTORE_OP_TIMEOUT", "3", []string{"--op-timeout", "3s"}},
 		{"OCTOSTORE_OP_TIMEOUT", "-1s", []string{"--op-timeout", "3s"}},
 		{"OCTOSTORE_MAX_LOCKS", "0", []string{"--max-locks", "5"}},
+		{"OCTOSTORE_MAX_TTL_SECONDS", "36028797018967568", []string{"--max-ttl", "3600"}},
+		{"OCTOSTORE_DEFAULT_TTL_SECONDS", "9223372037", []string{"--default-ttl", "60"}},
 		{"OCTOSTORE_LOG_FORMAT", "xml", []string{"--log-format", "text"}},
 		{"REDIS_CLUSTER", "yes", nil},
 		{"OCTOSTORE_REDIS_WAIT_REPLICAS", "-1", nil},

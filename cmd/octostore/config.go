@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -155,7 +156,23 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxLocks, "max-locks", envInt("OCTOSTORE_MAX_LOCKS", d.MaxHeldLocks), "held locks allowed per account (env OCTOSTORE_MAX_LOCKS)")
 }
 
+// maxTTLSeconds is the largest --max-ttl or --default-ttl that fits a
+// time.Duration (about 292 years); a larger count of seconds would wrap
+// around when converted, to some other TTL.
+const maxTTLSeconds = int(math.MaxInt64 / int64(time.Second))
+
 func (l *limitFlags) limits() (lockcore.Limits, error) {
+	for _, f := range []struct {
+		flag, env string
+		n         int
+	}{
+		{"--max-ttl", "OCTOSTORE_MAX_TTL_SECONDS", l.maxTTL},
+		{"--default-ttl", "OCTOSTORE_DEFAULT_TTL_SECONDS", l.defaultTTL},
+	} {
+		if f.n > maxTTLSeconds {
+			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, maxTTLSeconds, f.n)
+		}
+	}
 	lim := lockcore.Limits{
 		MaxTTL:           time.Duration(l.maxTTL) * time.Second,
 		DefaultTTL:       time.Duration(l.defaultTTL) * time.Second,
@@ -210,9 +227,14 @@ func envDuration(key string, def time.Duration) time.Duration {
 // no limits, check the store's only (storeFlags.open does).
 func checkLimitEnv() error {
 	for _, c := range []struct {
-		key string
-		min int
-	}{{"OCTOSTORE_MAX_TTL_SECONDS", 1}, {"OCTOSTORE_DEFAULT_TTL_SECONDS", 1}, {"OCTOSTORE_MAX_METADATA_BYTES", 0}, {"OCTOSTORE_MAX_LOCKS", 1}} {
+		key      string
+		min, max int
+	}{
+		{"OCTOSTORE_MAX_TTL_SECONDS", 1, maxTTLSeconds},
+		{"OCTOSTORE_DEFAULT_TTL_SECONDS", 1, maxTTLSeconds},
+		{"OCTOSTORE_MAX_METADATA_BYTES", 0, math.MaxInt},
+		{"OCTOSTORE_MAX_LOCKS", 1, math.MaxInt},
+	} {
 		if v, ok := os.LookupEnv(c.key); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -220,6 +242,9 @@ func checkLimitEnv() error {
 			}
 			if n < c.min {
 				return fmt.Errorf("environment %s=%q must be at least %d", c.key, v, c.min)
+			}
+			if n > c.max {
+				return fmt.Errorf("environment %s=%q must be at most %d", c.key, v, c.max)
 			}
 		}
 	}

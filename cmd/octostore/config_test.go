@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,44 @@ func TestFlagsFromTheEnvironment(t *testing.T) {
 	sf, _ = parse("--db", "/flag/o.db")
 	if sf.redisURL != "" || sf.redisCluster || sf.db != "/flag/o.db" {
 		t.Errorf("--db with REDIS_URL set: redis %q cluster %v db %q, want SQLite at /flag/o.db", sf.redisURL, sf.redisCluster, sf.db)
+	}
+}
+
+// TestLimitsRefuseATTLThatOverflows: a --max-ttl or --default-ttl whose
+// seconds do not fit a time.Duration is refused, naming the flag, instead of
+// wrapping around to another TTL (2^55 + 3600 seconds became 3600).
+func TestLimitsRefuseATTLThatOverflows(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--max-ttl", "36028797018967568"}, "--max-ttl"},
+		{[]string{"--max-ttl", "36028797018967568", "--default-ttl", "36028797018963998"}, "--max-ttl"},
+		{[]string{"--default-ttl", "36028797018963998"}, "--default-ttl"},
+		{[]string{"--max-ttl", "9223372037"}, "--max-ttl"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var lf limitFlags
+		lf.register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		lim, err := lf.limits()
+		if err == nil {
+			t.Errorf("limits %q = %+v, want an error naming %s", tc.args, lim, tc.flag)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("limits %q: error %q does not name %s", tc.args, err, tc.flag)
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var lf limitFlags
+	lf.register(fs)
+	if err := fs.Parse([]string{"--max-ttl", "9223372036"}); err != nil {
+		t.Fatal(err)
+	}
+	if lim, err := lf.limits(); err != nil || lim.MaxTTL != 9223372036*time.Second {
+		t.Errorf("limits --max-ttl 9223372036 = %+v, %v; want that max TTL", lim, err)
 	}
 }
