@@ -130,6 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OAuth:     flow,
 	})
 	srv := httpserver.New(handler, log.New(httpErrorLog{logger}, "", 0))
+	srv.WriteTimeout, srv.Handler = answerInTime(sf.opTimeout, handler)
 	serveFn := srv.Serve
 	if keyPair != nil {
 		if err := httpserver.UseTLS(srv, keyPair); err != nil {
@@ -160,6 +161,35 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// writeMargin is how much longer than one store step (--op-timeout) the
+// server's WriteTimeout is at least, and requestMargin how long before that
+// WriteTimeout the store steps of a request are ended: net/http closes the
+// connection of an answer written after its WriteTimeout without a word, so
+// a 503 after a long --op-timeout (or after two slow steps) would never
+// reach the client.
+const (
+	writeMargin   = 5 * time.Second
+	requestMargin = 2 * time.Second
+)
+
+// baseWriteTimeout is the server's WriteTimeout when --op-timeout needs no
+// more (a variable so that a test can shorten it).
+var baseWriteTimeout = httpserver.WriteTimeout
+
+// answerInTime returns the WriteTimeout of a server whose store steps each
+// last up to opTimeout, and h with the context of every request ending
+// requestMargin before it, so that every answer, a 503 included, is
+// written in time.
+func answerInTime(opTimeout time.Duration, h http.Handler) (time.Duration, http.Handler) {
+	write := max(baseWriteTimeout, opTimeout+writeMargin)
+	limit := write - requestMargin
+	return write, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), limit)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // tlsWatchInterval is how often serve looks at its TLS files and
