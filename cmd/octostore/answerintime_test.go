@@ -23,8 +23,9 @@ import (
 func TestSlowStoreIsAnswered503WithALongOpTimeout(t *testing.T) {
 	t.Setenv("GITHUB_CLIENT_ID", "")
 	t.Setenv("GITHUB_CLIENT_SECRET", "")
-	if w, _ := answerInTime(3*time.Second, http.NotFoundHandler()); w != httpserver.WriteTimeout {
-		t.Fatalf("--op-timeout 3s: WriteTimeout %v, want httpserver's %v unchanged", w, httpserver.WriteTimeout)
+	mux := http.NewServeMux()
+	if w, h := answerInTime(3*time.Second, mux); w != httpserver.WriteTimeout || h != http.Handler(mux) {
+		t.Fatalf("--op-timeout 3s: WriteTimeout %v and a wrapped handler %v, want httpserver's %v and the handler itself (no context per request on the hot path)", w, h != http.Handler(mux), httpserver.WriteTimeout)
 	}
 	defer func(d time.Duration) { baseWriteTimeout = d }(baseWriteTimeout)
 	baseWriteTimeout = 500 * time.Millisecond
