@@ -53,7 +53,11 @@ func TestRunCommands(t *testing.T) {
 		{name: "empty OCTOSTORE_DB", args: []string{"token", "create", "--login", "x"}, env: map[string]string{"OCTOSTORE_DB": ""}, wantErr: "--db (env OCTOSTORE_DB) is empty"},
 		{name: "revoke with the store flags after the token", args: []string{"token", "revoke", "os_x", "--db", db}, wantErr: "the store flags go before the token"},
 		{name: "serve log format from the environment", args: []string{"serve", "--db", db}, env: map[string]string{"OCTOSTORE_LOG_FORMAT": "xml"}, wantErr: "env OCTOSTORE_LOG_FORMAT"},
-		{name: "serve bad limits", args: []string{"serve", "--db", db, "--max-locks", "0"}, wantErr: "max held locks"},
+		{name: "serve bad limits", args: []string{"serve", "--db", db, "--max-locks", "0"}, wantErr: "--max-locks (env OCTOSTORE_MAX_LOCKS) must be at least 1"},
+		{name: "serve max TTL 0", args: []string{"serve", "--db", db, "--max-ttl", "0"}, wantErr: "--max-ttl (env OCTOSTORE_MAX_TTL_SECONDS) must be at least 1"},
+		{name: "serve default TTL above the max", args: []string{"serve", "--db", db, "--max-ttl", "30"}, wantErr: "--default-ttl (env OCTOSTORE_DEFAULT_TTL_SECONDS) must be from 1 to --max-ttl (env OCTOSTORE_MAX_TTL_SECONDS), 30 seconds (got 60)"},
+		{name: "serve negative metadata", args: []string{"serve", "--db", db, "--max-metadata", "-1"}, wantErr: "--max-metadata (env OCTOSTORE_MAX_METADATA_BYTES) must not be negative"},
+		{name: "version with arguments", args: []string{"version", "extra"}, wantErr: `version: unexpected arguments ["extra"]`},
 		{name: "serve bad log format", args: []string{"serve", "--db", db, "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "serve stray argument", args: []string{"serve", "--db", db, "extra"}, wantErr: "unexpected arguments"},
 		{name: "create prints one token", args: []string{"token", "create", "--db", db, "--login", "cli"}, wantOut: "os_"},
@@ -528,8 +532,13 @@ func TestTokenRevokeAccount(t *testing.T) {
 			t.Errorf("%q: err %v, want %q", tc.args, err, tc.wantErr)
 		}
 	}
-	if _, err := st.AccountByToken(context.Background(), lockcore.HashToken(other)); err != nil {
-		t.Errorf("the refused commands revoked another account's token: %v", err)
+	ci, err := st.AccountByToken(context.Background(), lockcore.HashToken(other))
+	if err != nil {
+		t.Fatalf("the refused commands revoked another account's token: %v", err)
+	}
+	out, err = cmd("token", "revoke", "--db", db, "--account", ci.ID)
+	if want := "revoked 1 token of account " + ci.ID + " (login ci)\n"; err != nil || out != want {
+		t.Errorf("revoke --account of one token: %q %v, want %q", out, err, want)
 	}
 }
 

@@ -173,6 +173,18 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, maxTTLSeconds, f.n)
 		}
 	}
+	// Each flag named, as the environment's checks name theirs; Validate
+	// below says the same without the names.
+	switch {
+	case l.maxTTL < 1:
+		return lockcore.Limits{}, fmt.Errorf("limits: --max-ttl (env OCTOSTORE_MAX_TTL_SECONDS) must be at least 1 second (got %d)", l.maxTTL)
+	case l.defaultTTL < 1 || l.defaultTTL > l.maxTTL:
+		return lockcore.Limits{}, fmt.Errorf("limits: --default-ttl (env OCTOSTORE_DEFAULT_TTL_SECONDS) must be from 1 to --max-ttl (env OCTOSTORE_MAX_TTL_SECONDS), %d seconds (got %d)", l.maxTTL, l.defaultTTL)
+	case l.maxMetadata < 0:
+		return lockcore.Limits{}, fmt.Errorf("limits: --max-metadata (env OCTOSTORE_MAX_METADATA_BYTES) must not be negative (got %d)", l.maxMetadata)
+	case l.maxLocks < 1:
+		return lockcore.Limits{}, fmt.Errorf("limits: --max-locks (env OCTOSTORE_MAX_LOCKS) must be at least 1 (got %d)", l.maxLocks)
+	}
 	lim := lockcore.Limits{
 		MaxTTL:           time.Duration(l.maxTTL) * time.Second,
 		DefaultTTL:       time.Duration(l.defaultTTL) * time.Second,

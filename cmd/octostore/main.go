@@ -145,6 +145,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bench":
 		return bench(ctx, args, stdout, stderr)
 	case "version":
+		if len(args) > 0 {
+			return fmt.Errorf("version: unexpected arguments %q", args)
+		}
 		fmt.Fprintln(stdout, "octostore", buildinfo.Version())
 		return nil
 	}

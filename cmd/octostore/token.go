@@ -128,6 +128,10 @@ func revokeAccount(ctx context.Context, sf *storeFlags, id string, stdout io.Wri
 	if err != nil {
 		return fmt.Errorf("token revoke: %d tokens of account %s revoked, then: %w", n, id, err)
 	}
-	_, err = fmt.Fprintf(stdout, "revoked %d tokens of account %s (login %s)\n", n, id, acct.Login)
+	noun := "tokens"
+	if n == 1 {
+		noun = "token"
+	}
+	_, err = fmt.Fprintf(stdout, "revoked %d %s of account %s (login %s)\n", n, noun, id, acct.Login)
 	return err
 }
