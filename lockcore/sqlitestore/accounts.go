@@ -192,10 +192,12 @@ func (s *Store) AccountIDByToken(ctx context.Context, hash lockcore.TokenHash) (
 
 // RotateToken implements lockcore.Accounts: delete old and insert new in one
 // writer step. Writer steps run one at a time, so of concurrent rotations of
-// one token exactly one finds it.
+// one token exactly one finds it. Once the writer has applied the rotation,
+// it is answered with its commit's outcome even if ctx ends first (see
+// writeSettled): an error never hides a rotation that took effect.
 func (s *Store) RotateToken(ctx context.Context, old, new lockcore.TokenHash) (lockcore.Account, error) {
 	var acct lockcore.Account
-	err := s.write(ctx, func(now int64) error {
+	err := s.writeSettled(ctx, func(now int64) error {
 		var id string
 		err := s.w.tokenDelete.QueryRowContext(bg, old[:]).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {

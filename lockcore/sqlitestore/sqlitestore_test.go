@@ -1589,3 +1589,55 @@ func TestPingFailsOnceDamageIsFound(t *testing.T) {
 		t.Fatalf("Ping after Get found the damage: %v, want ErrUnavailable saying the file is damaged", err)
 	}
 }
+
+// TestRotateAnsweredByItsCommit checks that a rotation whose context ends
+// after the writer has applied it, before its batch commits, is answered
+// with the commit's outcome. Before, it was answered with an error (503
+// store_unavailable) while the commit went on retiring the old token: a
+// client that then tried its old token, as the README advises, found it
+// working until the commit and took the rotation for one that had not
+// happened, with the new token lost with the answer.
+func TestRotateAnsweredByItsCommit(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	ctx := context.Background()
+	alice := mustAccount(t, s, "alice")
+	oldTok, newTok := lockcore.HashToken("old"), lockcore.HashToken("new")
+	if err := s.AddToken(ctx, alice.ID, oldTok); err != nil {
+		t.Fatal(err)
+	}
+
+	release := s.stall(t)
+	q := s.queuer()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var rotErr error
+	rotated := make(chan struct{})
+	applied, unblock := make(chan struct{}), make(chan struct{})
+	q.run(func() { _, rotErr = s.RotateToken(rctx, oldTok, newTok); close(rotated) })
+	// Queued after the rotation, so in its batch and applied after it: it
+	// holds the batch open until the rotation's context has ended.
+	q.run(func() {
+		if err := s.WriteFunc(ctx, func(int64) error { close(applied); <-unblock; return nil }); err != nil {
+			t.Errorf("blocking write: %v", err)
+		}
+	})
+	release()
+	<-applied
+	cancel()
+	select {
+	case <-rotated: // answered before the commit: the error this test is about
+	case <-time.After(time.Second):
+	}
+	close(unblock)
+	q.wait()
+
+	if _, err := s.AccountByToken(ctx, oldTok); !errors.Is(err, lockcore.ErrNotFound) {
+		t.Fatalf("old token after the batch: %v; want ErrNotFound (the rotation was applied and committed)", err)
+	}
+	if a, err := s.AccountByToken(ctx, newTok); err != nil || a.ID != alice.ID {
+		t.Fatalf("new token after the batch: %+v, %v; want alice", a, err)
+	}
+	if rotErr != nil {
+		t.Fatalf("RotateToken: %v; want success, since its rotation committed", rotErr)
+	}
+}

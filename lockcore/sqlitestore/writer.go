@@ -116,6 +116,16 @@ func (s *Store) writeRelease(ctx context.Context, apply func(now int64) error) e
 	return s.enqueue(ctx, apply, opViaCaller|opClean|opFrees)
 }
 
+// writeSettled is write for an apply whose caller must learn its outcome
+// once it may have been applied: a token rotation, whose caller would keep
+// the old token after an error, while the batch that applied the rotation
+// retires it on commit (and the new token is lost with the answer). Until
+// the writer claims the op, ctx ending abandons it, as for write; once it
+// is claimed, the caller waits for its batch to end, past ctx.
+func (s *Store) writeSettled(ctx context.Context, apply func(now int64) error) error {
+	return s.enqueue(ctx, apply, opViaCaller|opSettled)
+}
+
 // pingWriter queues a write of the health_probe row and waits, at most
 // until ctx ends, for the batch that takes it to commit: it fails when the
 // writer is stuck (a lock held by another process, a stalled fsync) or
@@ -147,6 +157,9 @@ const (
 	opClean
 	// opFrees marks a release (see op.frees).
 	opFrees
+	// opSettled makes the caller of a claimed op wait for its batch's
+	// outcome even after its context ended (see writeSettled).
+	opSettled
 )
 
 // enqueue is write, writeClean, writeRelease and pingWriter, which differ
@@ -179,6 +192,10 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags 
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opPending, opAbandoned) {
 			return ctxErr(ctx, false)
+		}
+		if flags&opSettled != 0 {
+			// Claimed: the writer answers it with its batch's outcome.
+			return outcome(<-o.done)
 		}
 		select {
 		case err := <-o.done: // answered as the context ended: say what happened
