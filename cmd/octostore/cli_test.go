@@ -813,6 +813,8 @@ func TestBadEnvironmentStopsServe(t *testing.T) {
 		{"REDIS_CLUSTER", "yes", nil},
 		{"OCTOSTORE_REDIS_WAIT_REPLICAS", "-1", nil},
 		{"OCTOSTORE_REDIS_WAIT_REPLICAS", "one", []string{"--redis-wait-replicas", "0"}},
+		{"OCTOSTORE_ADDR", "8080", nil},
+		{"OCTOSTORE_REDIS_PREFIX", "os{x}:", nil},
 	} {
 		t.Run(tc.key+"="+tc.val, func(t *testing.T) {
 			t.Setenv("GITHUB_CLIENT_ID", "")

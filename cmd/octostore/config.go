@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
@@ -263,6 +265,11 @@ func checkLimitEnv() error {
 	if v, ok := os.LookupEnv("OCTOSTORE_LOG_FORMAT"); ok && v != "text" && v != "json" {
 		return fmt.Errorf("--log-format (env OCTOSTORE_LOG_FORMAT) must be text or json: environment OCTOSTORE_LOG_FORMAT=%q", v)
 	}
+	if v, ok := os.LookupEnv("OCTOSTORE_ADDR"); ok {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("--addr (env OCTOSTORE_ADDR) must be host:port, such as 127.0.0.1:8080: environment OCTOSTORE_ADDR=%q", v)
+		}
+	}
 	return nil
 }
 
@@ -276,6 +283,9 @@ func checkStoreEnv() error {
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Errorf("environment OCTOSTORE_OP_TIMEOUT=%q is not a positive duration such as 3s", v)
 		}
+	}
+	if v, ok := os.LookupEnv("OCTOSTORE_REDIS_PREFIX"); ok && strings.ContainsAny(v, "{}") {
+		return fmt.Errorf("environment OCTOSTORE_REDIS_PREFIX=%q must not contain '{' or '}' (they pick a Redis Cluster slot)", v)
 	}
 	if v, ok := os.LookupEnv("OCTOSTORE_REDIS_WAIT_REPLICAS"); ok {
 		if n, err := strconv.Atoi(v); err != nil || n < 0 {
