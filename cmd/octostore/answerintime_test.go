@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -44,21 +42,7 @@ func TestSlowStoreIsAnswered503WithALongOpTimeout(t *testing.T) {
 
 	// Another process holds the database's write lock, so the acquire
 	// waits for the whole op timeout.
-	ctx := context.Background()
-	other, err := sql.Open("sqlite", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(ctx, "ROLLBACK")
+	holdWriteLock(t, db)
 
 	req, _ := http.NewRequest("POST", sp.base+"/locks/slow/acquire", strings.NewReader(`{"lease_id":"slow-1"}`))
 	req.Header.Set("Authorization", "Bearer "+token)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,19 +38,7 @@ func TestSQLiteWaitIsBoundedByOpTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, path)
 
 	long, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -63,12 +52,44 @@ func TestSQLiteWaitIsBoundedByOpTimeout(t *testing.T) {
 		t.Fatalf("acquire gave up after %v; the op timeout is %v and SQLite's default wait 5s", took, opTimeout)
 	}
 
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if res, err := st.Acquire(long, acct.ID, "job", lockcore.AcquireOptions{LeaseID: "l1", TTL: time.Minute, MaxHeld: 10}); err != nil || !res.Acquired {
 		t.Fatalf("acquire once the lock is free: %+v %v", res, err)
 	}
+}
+
+// holdWriteLock takes the write lock of the SQLite database at path from
+// another connection, as another process would, and returns a function
+// that gives it back (also called at the end of the test).
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		other.Close()
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		conn.Close()
+		other.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Error(err)
+			}
+			conn.Close()
+			other.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // TestFlagsFromTheEnvironment: every store and limit flag takes its default
