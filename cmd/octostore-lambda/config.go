@@ -45,7 +45,9 @@ const defaultOpTimeout = 3 * time.Second
 
 // maxTTLSeconds is the largest OCTOSTORE_MAX_TTL_SECONDS or
 // OCTOSTORE_DEFAULT_TTL_SECONDS that fits a time.Duration (about 292 years).
-const maxTTLSeconds = int(math.MaxInt64 / int64(time.Second))
+// It is an int64, not an int: an int of 32 bits cannot hold it (and never
+// holds more).
+const maxTTLSeconds = math.MaxInt64 / int64(time.Second)
 
 // envVars is every configuration variable loadConfig reads
 // (TestEnvVarsComplete keeps it exact). AWS_LAMBDA_RUNTIME_API is not among
@@ -111,7 +113,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		n, ok := intVar(getenv, name, &problems)
 		switch {
 		case !ok:
-		case n > maxTTLSeconds:
+		case int64(n) > maxTTLSeconds:
 			// It would wrap around to another TTL as a time.Duration.
 			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %d)", name, maxTTLSeconds, n))
 		default:

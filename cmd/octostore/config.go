@@ -160,8 +160,9 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 
 // maxTTLSeconds is the largest --max-ttl or --default-ttl that fits a
 // time.Duration (about 292 years); a larger count of seconds would wrap
-// around when converted, to some other TTL.
-const maxTTLSeconds = int(math.MaxInt64 / int64(time.Second))
+// around when converted, to some other TTL. It is an int64, not an int:
+// an int of 32 bits cannot hold it (and never holds more).
+const maxTTLSeconds = math.MaxInt64 / int64(time.Second)
 
 func (l *limitFlags) limits() (lockcore.Limits, error) {
 	for _, f := range []struct {
@@ -171,7 +172,7 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 		{"--max-ttl", "OCTOSTORE_MAX_TTL_SECONDS", l.maxTTL},
 		{"--default-ttl", "OCTOSTORE_DEFAULT_TTL_SECONDS", l.defaultTTL},
 	} {
-		if f.n > maxTTLSeconds {
+		if int64(f.n) > maxTTLSeconds {
 			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, maxTTLSeconds, f.n)
 		}
 	}
@@ -241,8 +242,9 @@ func envDuration(key string, def time.Duration) time.Duration {
 // no limits, check the store's only (storeFlags.open does).
 func checkLimitEnv() error {
 	for _, c := range []struct {
-		key      string
-		min, max int
+		key string
+		min int
+		max int64
 	}{
 		{"OCTOSTORE_MAX_TTL_SECONDS", 1, maxTTLSeconds},
 		{"OCTOSTORE_DEFAULT_TTL_SECONDS", 1, maxTTLSeconds},
@@ -257,7 +259,7 @@ func checkLimitEnv() error {
 			if n < c.min {
 				return fmt.Errorf("environment %s=%q must be at least %d", c.key, v, c.min)
 			}
-			if n > c.max {
+			if int64(n) > c.max {
 				return fmt.Errorf("environment %s=%q must be at most %d", c.key, v, c.max)
 			}
 		}
