@@ -164,15 +164,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // writeMargin is how much longer than one store step (--op-timeout) the
-// server's WriteTimeout is at least, and requestMargin how long before that
-// WriteTimeout the store steps of a request are ended: net/http closes the
-// connection of an answer written after its WriteTimeout without a word, so
-// a 503 after a long --op-timeout (or after two slow steps) would never
-// reach the client.
+// time a request's own store steps may take is at least, and
+// requestMargin how long before the WriteTimeout the last store step of a
+// request ends: net/http closes the connection of an answer written after
+// its WriteTimeout without a word, so a 503 after a long --op-timeout (or
+// after two slow steps) would never reach the client.
 const (
 	writeMargin   = 5 * time.Second
 	requestMargin = 2 * time.Second
 )
+
+// detachedSteps is how many store steps of up to --op-timeout each a
+// request may still make after its context has ended, on contexts of
+// their own: a Redis token rotation whose script's reply was lost reads
+// whether the script ran, then takes the new token back or finishes the
+// rotation (redisstore.Store.RotateToken), so that its answer tells what
+// happened.
+const detachedSteps = 2
 
 // baseWriteTimeout is the server's WriteTimeout when --op-timeout needs no
 // more (a variable so that a test can shorten it).
@@ -180,17 +188,21 @@ var baseWriteTimeout = httpserver.WriteTimeout
 
 // answerInTime returns the WriteTimeout of a server whose store steps each
 // last up to opTimeout, and h with the context of every request ending
-// requestMargin before it, so that every answer, a 503 included, is
-// written in time. A request makes at most two store steps in a row (the
-// token's account, then the write): when three fit in the base
-// WriteTimeout with room to spare (opTimeout up to 8 s; the default is
-// 3 s), h is returned as it is, and requests pay for no extra context.
+// early enough that every answer, a 503 included, is written in time: the
+// request's own steps end by the larger of the base WriteTimeout and
+// opTimeout + writeMargin, less requestMargin, and the WriteTimeout leaves
+// room after that for detachedSteps more and requestMargin. A request
+// makes at most two store steps in a row on its context (the token's
+// account, then the write), and then at most detachedSteps: when all of
+// them fit in the base WriteTimeout with writeMargin to spare (opTimeout
+// up to 6.25 s; the default is 3 s), h is returned as it is, and requests
+// pay for no extra context.
 func answerInTime(opTimeout time.Duration, h http.Handler) (time.Duration, http.Handler) {
-	if 3*opTimeout+writeMargin <= baseWriteTimeout {
+	if (2+detachedSteps)*opTimeout+writeMargin <= baseWriteTimeout {
 		return baseWriteTimeout, h
 	}
-	write := max(baseWriteTimeout, opTimeout+writeMargin)
-	limit := write - requestMargin
+	limit := max(baseWriteTimeout, opTimeout+writeMargin) - requestMargin
+	write := limit + detachedSteps*opTimeout + requestMargin
 	return write, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), limit)
 		defer cancel()
