@@ -58,6 +58,7 @@ func TestRunCommands(t *testing.T) {
 		{name: "serve default TTL above the max", args: []string{"serve", "--db", db, "--max-ttl", "30"}, wantErr: "--default-ttl (env OCTOSTORE_DEFAULT_TTL_SECONDS) must be from 1 to --max-ttl (env OCTOSTORE_MAX_TTL_SECONDS), 30 seconds (got 60)"},
 		{name: "serve negative metadata", args: []string{"serve", "--db", db, "--max-metadata", "-1"}, wantErr: "--max-metadata (env OCTOSTORE_MAX_METADATA_BYTES) must not be negative"},
 		{name: "version with arguments", args: []string{"version", "extra"}, wantErr: `version: unexpected arguments ["extra"]`},
+		{name: "version -h", args: []string{"version", "-h"}, wantOut: "usage:\n  octostore [serve]"},
 		{name: "serve bad log format", args: []string{"serve", "--db", db, "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "serve stray argument", args: []string{"serve", "--db", db, "extra"}, wantErr: "unexpected arguments"},
 		{name: "create prints one token", args: []string{"token", "create", "--db", db, "--login", "cli"}, wantOut: "os_"},

@@ -145,6 +145,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bench":
 		return bench(ctx, args, stdout, stderr)
 	case "version":
+		if len(args) == 1 && isHelp(args[0]) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
 		if len(args) > 0 {
 			return fmt.Errorf("version: unexpected arguments %q", args)
 		}
