@@ -110,7 +110,8 @@ type errorBody struct {
 }
 
 // writeError answers r with err, mapped through errorTable, and logs what
-// the client must not see.
+// the client must not see: every internal error, and the store's error
+// behind a 503 at most once per outageLogInterval for each cause.
 func (s *server) writeError(ex *exchange, r *http.Request, err error) {
 	if ex.wroteHeader {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "error after the answer was started",
@@ -132,10 +133,23 @@ func (s *server) writeError(ex *exchange, r *http.Request, err error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
 	case row.status == http.StatusServiceUnavailable:
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable",
-			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+		if ok, skipped := s.unavailableLog.allow(err.Error()); ok {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable",
+				outageAttrs(ex.requestID, err, skipped)...)
+		}
 	}
 	s.respondError(ex, row, msg)
+}
+
+// outageAttrs are the attributes of a throttled line about the store's
+// error: the request's id, the error, and how many such lines were not
+// written since the last one (logThrottle), when any were not.
+func outageAttrs(requestID string, err error, skipped int64) []slog.Attr {
+	attrs := []slog.Attr{slog.String("request_id", requestID), slog.String("error", err.Error())}
+	if skipped > 0 {
+		attrs = append(attrs, slog.Int64("not_logged_since_last", skipped))
+	}
+	return attrs
 }
 
 // respondError writes the error body of row with msg, and the headers its

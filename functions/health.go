@@ -27,13 +27,16 @@ type healthBody struct {
 
 // health serves GET /health: 200 when the store answers a ping within
 // healthTimeout, else 503 with Retry-After and a short safe sentence (the
-// store's own error goes to the log only).
+// store's own error goes to the log only, at most once per
+// outageLogInterval for each cause).
 func (s *server) health(ex *exchange, r *http.Request) error {
 	ctx, cancel := stepContext(r, healthTimeout) // not ended by a half-close
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check: store ping failed",
-			slog.String("request_id", ex.requestID), slog.String("error", err.Error()))
+		if ok, skipped := s.healthLog.allow(err.Error()); ok {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check: store ping failed",
+				outageAttrs(ex.requestID, err, skipped)...)
+		}
 		ex.Header().Set("Retry-After", "1")
 		row, _ := classify(lockcore.ErrUnavailable) // the code of every 503
 		ex.code = row.code

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/lockcore"
 )
@@ -131,5 +132,51 @@ func TestAccessLogStatusOfAnEmptyAnswer(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no access log line for HEAD %s:\n%s", path, e.logs.String())
+	}
+}
+
+// TestOutageLogsItsCauseOnce: while the store fails every call, the
+// store's error is logged once (and then at most once per 10 s), for lock
+// requests and for health checks each, not once per answer; every answer
+// still has its access line with code=store_unavailable.
+func TestOutageLogsItsCauseOnce(t *testing.T) {
+	const n = 50
+	f := &faultyStore{}
+	e := newEnv(t, backends[0], wrapStore(f))
+	start := time.Now()
+	f.failLocks.Store(true)
+	f.failPing.Store(true)
+	for i := range n {
+		if w := e.do(t, withAuth(post("/locks/job/acquire", ""), "alice")); w.Code != 503 {
+			t.Fatalf("acquire %d: %d %s", i, w.Code, w.Body.String())
+		}
+		if w := e.do(t, withAuth(get("/health"), "-")); w.Code != 503 {
+			t.Fatalf("health %d: %d %s", i, w.Code, w.Body.String())
+		}
+	}
+	// One line per 10 s at most, however slow the machine.
+	most := 1 + int(time.Since(start)/(10*time.Second))
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		msg, _ := m["msg"].(string)
+		if msg == "request" && m["code"] != "store_unavailable" {
+			continue
+		}
+		counts[msg]++
+		if msg != "request" && !strings.Contains(line, "injected failure") {
+			t.Errorf("a %q line without the store's error: %s", msg, line)
+		}
+	}
+	if got := counts["request"]; got != 2*n {
+		t.Errorf("%d access lines of 503 answers, want %d", got, 2*n)
+	}
+	for _, msg := range []string{"store unavailable", "health check: store ping failed"} {
+		if got := counts[msg]; got < 1 || got > most {
+			t.Errorf("%d %q lines for %d failures, want 1 to %d", got, msg, n, most)
+		}
 	}
 }

@@ -59,6 +59,10 @@ type server struct {
 	tokenLocks lockcore.TokenLocks
 	tokens     *tokenMap
 
+	// unavailableLog and healthLog throttle the lines that give the
+	// store's error behind a 503 answer and a failed health check.
+	unavailableLog, healthLog *logThrottle
+
 	mux     *http.ServeMux
 	handler http.Handler
 }
@@ -86,6 +90,9 @@ func New(d Deps) http.Handler {
 		version:   d.Version,
 		opTimeout: d.OpTimeout,
 		mux:       http.NewServeMux(),
+
+		unavailableLog: newLogThrottle(outageLogInterval),
+		healthLog:      newLogThrottle(outageLogInterval),
 	}
 	s.tokenIDs, _ = d.Store.(accountIDByToken)
 	s.tokenLocks, _ = d.Store.(lockcore.TokenLocks)

@@ -1,0 +1,45 @@
+package functions
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestLogThrottle: the first line of a cause is let through, lines within
+// the interval are counted and refused, and the next one let through after
+// the interval says how many were refused; causes that differ only in
+// digits are one cause, other causes have their own allowance, and more
+// than maxThrottledCauses causes at once share one.
+func TestLogThrottle(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	lt := newLogThrottle(10 * time.Second)
+	lt.now = func() time.Time { return now }
+	step := func(d time.Duration, cause string, wantOK bool, wantSkipped int64) {
+		t.Helper()
+		now = now.Add(d)
+		if ok, n := lt.allow(cause); ok != wantOK || n != wantSkipped {
+			t.Errorf("allow(%q) at +%v = %v, %d; want %v, %d", cause, d, ok, n, wantOK, wantSkipped)
+		}
+	}
+	const refused = "dial tcp 127.0.0.1:6379: connect: connection refused"
+	step(0, refused, true, 0)
+	step(time.Second, "dial tcp 127.0.0.1:6380: connect: connection refused", false, 0)
+	step(0, "disk full", true, 0) // another cause
+	step(time.Second, refused, false, 0)
+	step(0, "disk full", false, 0)
+	step(7*time.Second, refused, false, 0)
+	step(time.Second, refused, true, 3) // 10 s after its first line
+	step(0, refused, false, 0)
+	step(time.Hour, refused, true, 1)
+	step(time.Hour, refused, true, 0) // a new outage starts without a count
+
+	now = now.Add(time.Hour)
+	for i := range maxThrottledCauses {
+		step(0, fmt.Sprintf("account %c lost", 'a'+i), true, 0)
+	}
+	step(0, "account z lost", true, 0) // the overflow allowance
+	step(0, "account y lost", false, 0)
+	step(0, "account a lost", false, 0)
+	step(10*time.Second, "account y lost", true, 0) // room again: its own
+}
