@@ -527,13 +527,35 @@ func (s *Store) pingReplicas(ctx context.Context) error {
 const healthTTL = time.Minute
 
 // Close closes the client. Calls after Close fail with an error wrapping
-// lockcore.ErrUnavailable; a second Close returns nil.
+// lockcore.ErrUnavailable; a second Close returns nil. Close waits at most
+// closeWait for the client: when Redis does not answer, it returns an error
+// wrapping lockcore.ErrUnavailable, and the client's connections close in
+// the background as their reads time out.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.client.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.client.Close() }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("redisstore: close: %w: Redis did not answer the commands still in flight within %v; their connections are closed as their reads time out", lockcore.ErrUnavailable, closeWait)
+	}
 }
+
+// closeWait bounds Close. Closing a go-redis client first sends the
+// commands left in its autopipeliner and waits for their answers, which a
+// hung Redis never gives: each dispatch waits out the read timeout
+// (OpTimeout) and then the next one, up to go-redis' 30 s backstop, so
+// that a server stopped during an outage would stop that much later than
+// its drain time. The callers of those commands have had their answer
+// (ErrUnavailable at their deadline) and a server's handlers have all
+// returned by the time it closes its store: nothing waits for the answers.
+const closeWait = time.Second
 
 // op derives the context of one operation: ctx bounded by OpTimeout (ctx
 // itself, with no new timer, when its deadline is already that close).
