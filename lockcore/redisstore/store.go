@@ -591,6 +591,11 @@ func noCancel() {}
 // minds), so the call may be retried once the migration has ended.
 var transientPrefixes = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS", "MOVED", "ASK", "OOM", "MISCONF", "max number of clients reached", "Script attempted to access a non local key"}
 
+// clusterDownPrefix is the reply of a Cluster node that does not serve the
+// slot asked for (the Cluster is down, or the node has left it), after
+// which reloadSlots reads the slot map again.
+var clusterDownPrefix = []string{"CLUSTERDOWN"}
+
 // accessPrefixes are server error replies that refuse the client's
 // credentials or permissions: a password changed or a user disabled while
 // the server runs (NOAUTH, WRONGPASS, on every new connection), or an ACL
@@ -639,16 +644,20 @@ func (s *Store) fail(op string, err error) error {
 
 // reloadSlots makes a Cluster client read the slot map again, in the
 // background (go-redis runs one reload at a time), after an error that
-// is no reply from Redis: a connection refused or broken, or a timeout. A
-// master that is gone (killed, its host lost) answers nothing, so it
-// never sends the MOVED on which go-redis reloads the map by itself; its
-// slots' commands would go on failing after a replica has taken its
-// place, until go-redis' periodic reload (ClusterStateReloadInterval, 60 s
-// by default). A caller that went away (context.Canceled) says nothing
-// about Redis and reloads nothing.
+// is no reply from Redis: a connection refused or broken, or a timeout;
+// and after a CLUSTERDOWN reply. A master that is gone (killed, its host
+// lost) answers nothing, so it never sends the MOVED on which go-redis
+// reloads the map by itself; its slots' commands would go on failing
+// after a replica has taken its place, until go-redis' periodic reload
+// (ClusterStateReloadInterval, 60 s by default). A master removed from the
+// Cluster (redis-cli --cluster del-node resets it and leaves it running)
+// knows no slot any more and answers CLUSTERDOWN, not MOVED, to the slots
+// it gave away, so the same holds for a store whose map still names it.
+// A caller that went away (context.Canceled) says nothing about Redis and
+// reloads nothing.
 func (s *Store) reloadSlots(err error) {
 	var rerr redis.Error
-	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || s.closed.Load() {
+	if (errors.As(err, &rerr) && !replyHasPrefix(err, clusterDownPrefix)) || errors.Is(err, context.Canceled) || s.closed.Load() {
 		return
 	}
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
