@@ -38,6 +38,7 @@ type logThrottle struct {
 // throttled is the state of one cause of a logThrottle.
 type throttled struct {
 	last    time.Time // when the last line was let through
+	seen    time.Time // when the cause was last asked about
 	skipped int64     // lines refused since then
 }
 
@@ -61,7 +62,7 @@ func (t *logThrottle) allow(cause string) (bool, int64) {
 	if c == nil {
 		if len(t.causes) >= maxThrottledCauses {
 			for k, old := range t.causes {
-				if now.Sub(old.last) >= t.interval {
+				if now.Sub(old.seen) >= t.interval {
 					delete(t.causes, k)
 				}
 			}
@@ -71,12 +72,11 @@ func (t *logThrottle) allow(cause string) (bool, int64) {
 			c = t.causes[key]
 		}
 		if c == nil {
-			c = &throttled{}
-			t.causes[key] = c
-			c.last = now
+			t.causes[key] = &throttled{last: now, seen: now}
 			return true, 0
 		}
 	}
+	c.seen = now
 	if now.Sub(c.last) < t.interval {
 		c.skipped++
 		return false, 0

@@ -43,3 +43,32 @@ func TestLogThrottle(t *testing.T) {
 	step(0, "account a lost", false, 0)
 	step(10*time.Second, "account y lost", true, 0) // room again: its own
 }
+
+// TestLogThrottleKeepsACauseStillFailing: when a new cause needs room, only
+// causes not seen for an interval are forgotten, not those whose last line
+// is an interval old but which still fail: their next line must count the
+// failures not logged since the last one, not start again from none.
+func TestLogThrottleKeepsACauseStillFailing(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	lt := newLogThrottle(10 * time.Second)
+	lt.now = func() time.Time { return now }
+	for i := range maxThrottledCauses {
+		if ok, _ := lt.allow(fmt.Sprintf("account %c lost", 'a'+i)); !ok {
+			t.Fatalf("first line of cause %d refused", i)
+		}
+	}
+	const failing = "account a lost"
+	for range 9 {
+		now = now.Add(time.Second)
+		if ok, _ := lt.allow(failing); ok {
+			t.Fatalf("a line of %q let through %v after its first", failing, now)
+		}
+	}
+	now = now.Add(time.Second) // the other causes were last seen 10 s ago
+	if ok, n := lt.allow("disk full"); !ok || n != 0 {
+		t.Fatalf("allow(a new cause, with room from the causes gone) = %v, %d; want true, 0", ok, n)
+	}
+	if ok, n := lt.allow(failing); !ok || n != 9 {
+		t.Fatalf("allow(%q) 10 s after its last line, failing every second = %v, %d; want true, 9 (its refused lines)", failing, ok, n)
+	}
+}
