@@ -110,12 +110,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	c.Limits = lockcore.DefaultLimits
 	seconds := func(name string, dst *time.Duration) {
-		n, ok := intVar(getenv, name, &problems)
+		// As int64, not int (intVar): maxTTLSeconds does not fit a 32-bit
+		// int.
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
 		switch {
-		case !ok:
-		case int64(n) > maxTTLSeconds:
+		case errors.Is(err, strconv.ErrRange) && n > 0, err == nil && n > maxTTLSeconds:
 			// It would wrap around to another TTL as a time.Duration.
-			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %d)", name, maxTTLSeconds, n))
+			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %s)", name, maxTTLSeconds, v))
+		case err != nil || n < 0:
+			problems = append(problems, fmt.Errorf("%s must be a non-negative integer (got %q)", name, v))
 		default:
 			*dst = time.Duration(n) * time.Second
 		}

@@ -147,13 +147,16 @@ const commandBusyTimeout = 30 * time.Second
 
 // limitFlags are the configurable limits of the service.
 type limitFlags struct {
-	maxTTL, defaultTTL, maxMetadata, maxLocks int
+	// maxTTL and defaultTTL are counts of seconds up to maxTTLSeconds,
+	// which a 32-bit int cannot hold.
+	maxTTL, defaultTTL    int64
+	maxMetadata, maxLocks int
 }
 
 func (l *limitFlags) register(fs *flag.FlagSet) {
 	d := lockcore.DefaultLimits
-	fs.IntVar(&l.maxTTL, "max-ttl", envInt("OCTOSTORE_MAX_TTL_SECONDS", int(d.MaxTTL/time.Second)), "longest ttl_seconds allowed (env OCTOSTORE_MAX_TTL_SECONDS)")
-	fs.IntVar(&l.defaultTTL, "default-ttl", envInt("OCTOSTORE_DEFAULT_TTL_SECONDS", int(d.DefaultTTL/time.Second)), "ttl_seconds when a request gives none (env OCTOSTORE_DEFAULT_TTL_SECONDS)")
+	fs.Int64Var(&l.maxTTL, "max-ttl", envInt64("OCTOSTORE_MAX_TTL_SECONDS", int64(d.MaxTTL/time.Second)), "longest ttl_seconds allowed (env OCTOSTORE_MAX_TTL_SECONDS)")
+	fs.Int64Var(&l.defaultTTL, "default-ttl", envInt64("OCTOSTORE_DEFAULT_TTL_SECONDS", int64(d.DefaultTTL/time.Second)), "ttl_seconds when a request gives none (env OCTOSTORE_DEFAULT_TTL_SECONDS)")
 	fs.IntVar(&l.maxMetadata, "max-metadata", envInt("OCTOSTORE_MAX_METADATA_BYTES", d.MaxMetadataBytes), "longest metadata in bytes (env OCTOSTORE_MAX_METADATA_BYTES)")
 	fs.IntVar(&l.maxLocks, "max-locks", envInt("OCTOSTORE_MAX_LOCKS", d.MaxHeldLocks), "held locks allowed per account (env OCTOSTORE_MAX_LOCKS)")
 }
@@ -167,12 +170,12 @@ const maxTTLSeconds = math.MaxInt64 / int64(time.Second)
 func (l *limitFlags) limits() (lockcore.Limits, error) {
 	for _, f := range []struct {
 		flag, env string
-		n         int
+		n         int64
 	}{
 		{"--max-ttl", "OCTOSTORE_MAX_TTL_SECONDS", l.maxTTL},
 		{"--default-ttl", "OCTOSTORE_DEFAULT_TTL_SECONDS", l.defaultTTL},
 	} {
-		if int64(f.n) > maxTTLSeconds {
+		if f.n > maxTTLSeconds {
 			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, maxTTLSeconds, f.n)
 		}
 	}
@@ -228,6 +231,13 @@ func envInt(key string, def int) int {
 	return def
 }
 
+func envInt64(key string, def int64) int64 {
+	if v, err := strconv.ParseInt(os.Getenv(key), 10, 64); err == nil {
+		return v
+	}
+	return def
+}
+
 func envDuration(key string, def time.Duration) time.Duration {
 	if v, err := time.ParseDuration(os.Getenv(key)); err == nil {
 		return v
@@ -243,7 +253,7 @@ func envDuration(key string, def time.Duration) time.Duration {
 func checkLimitEnv() error {
 	for _, c := range []struct {
 		key string
-		min int
+		min int64
 		max int64
 	}{
 		{"OCTOSTORE_MAX_TTL_SECONDS", 1, maxTTLSeconds},
@@ -252,14 +262,15 @@ func checkLimitEnv() error {
 		{"OCTOSTORE_MAX_LOCKS", 1, math.MaxInt},
 	} {
 		if v, ok := os.LookupEnv(c.key); ok {
-			n, err := strconv.Atoi(v)
+			// As int64, not int: maxTTLSeconds does not fit a 32-bit int.
+			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return fmt.Errorf("environment %s=%q is not an integer", c.key, v)
 			}
 			if n < c.min {
 				return fmt.Errorf("environment %s=%q must be at least %d", c.key, v, c.min)
 			}
-			if int64(n) > c.max {
+			if n > c.max {
 				return fmt.Errorf("environment %s=%q must be at most %d", c.key, v, c.max)
 			}
 		}
