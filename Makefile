@@ -15,7 +15,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/octostore/octostore/internal/buildinfo.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all run local build test test-short lint fmt vet bench fuzz soak cover clean build-OctoStoreFunction
+.PHONY: all run local build test test-short lint fmt vet build32 bench fuzz soak cover clean build-OctoStoreFunction
 
 all: lint test
 
@@ -50,7 +50,7 @@ test-short:
 ## them (no checkout, or git refusing a directory owned by another user);
 ## an empty list is an error, never a silent pass, and gofmt never reads
 ## stdin (with no file arguments it would check stdin, or wait on it).
-lint: fmt vet
+lint: fmt vet build32
 fmt:
 	@files=$$(git ls-files '*.go' 2>/dev/null) || files=$$(find . -name '*.go' -not -path './.git/*'); \
 	if [ -z "$$files" ]; then echo "fmt: no Go files found"; exit 1; fi; \
@@ -59,6 +59,13 @@ fmt:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 vet:
 	$(GO) vet $(PKGS)
+
+## build32: both binaries build for a 32-bit platform (386; 32-bit ARM is
+## the same word size), where an int is 32 bits: a constant or a flag that
+## only fits 64 bits breaks there (about a minute with an empty build cache)
+build32:
+	GOARCH=386 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore
+	GOARCH=386 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore-lambda
 
 ## staticcheck: honnef.co/go/tools' checks (fetched through the module
 ## proxy on first use, about 4 minutes with empty caches, seconds after);
