@@ -779,3 +779,68 @@ func TestServeUsesItsOpTimeout(t *testing.T) {
 		t.Fatalf("acquire held up past the default op timeout: %d %v, want 200 within --op-timeout 30s", resp.StatusCode, m)
 	}
 }
+
+// A client holding idle keep-alive connections up to the server's limit on
+// open files (no token needed) must not lock other clients out: once the
+// server nears that limit, each new connection closes the longest-idle
+// one. The server runs with a hard limit of 128 open files; the test opens
+// idle connections one by one until one is not answered or 2×128 are open,
+// then a new client must still be answered, and its acquire must succeed.
+func TestIdleConnectionsCannotLockOthersOut(t *testing.T) {
+	const files = 128
+	p := startServerVia(t, []string{"sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files)}, filepath.Join(t.TempDir(), "octo.db"))
+	token := tokenRE.FindString(p.waitStdout(tokenRE))
+	if token == "" {
+		t.Fatal("no admin token in stdout")
+	}
+	if n := softNoFile(t, p.cmd.Process.Pid); n != files {
+		t.Fatalf("the server may open %d files, want %d", n, files)
+	}
+	addr := strings.TrimPrefix(p.base, "http://")
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range 2 * files {
+		c, err := net.DialTimeout("tcp", addr, clientTimeout)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: octostore\r\n\r\n"); err != nil {
+			break
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+	}
+	t.Logf("held %d idle connections", len(conns))
+
+	client := &http.Client{Timeout: 4 * clientTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(p.base + "/health")
+	if err != nil {
+		t.Fatalf("GET /health with %d idle connections held: %v", len(conns), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health: status %d, want 200", resp.StatusCode)
+	}
+	req, err := http.NewRequest("POST", p.base+"/locks/victim/acquire", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatalf("acquire with %d idle connections held: %v", len(conns), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("acquire: status %d, want 200", resp.StatusCode)
+	}
+}

@@ -32,9 +32,12 @@ const (
 // net/http's own errors (nil: the standard logger). The caller starts it
 // (Serve) and stops it (Shutdown). Every request that parses reaches h,
 // "OPTIONS *" included (net/http would otherwise answer it itself, without
-// the headers h gives every answer).
+// the headers h gives every answer). Once the server holds nearly as many
+// connections as the process may open files (less a reserve for the
+// store), each new connection closes the longest-idle keep-alive
+// connection, so that idle connections cannot lock new clients out.
 func New(h http.Handler, errorLog *log.Logger) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
@@ -45,4 +48,8 @@ func New(h http.Handler, errorLog *log.Logger) *http.Server {
 
 		DisableGeneralOptionsHandler: true,
 	}
+	if n := connBudget(); n > 0 {
+		srv.ConnState = newIdleReaper(n).connState
+	}
+	return srv
 }
