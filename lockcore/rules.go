@@ -43,6 +43,12 @@ func (l Limits) Validate() error {
 	return nil
 }
 
+// MaxTTLSeconds is the largest count of seconds a TTL limit may be set to:
+// the most a time.Duration holds (about 292 years); a larger count would
+// wrap around, when converted, to some other TTL. It is an int64, not an
+// int: an int of 32 bits cannot hold it.
+const MaxTTLSeconds = math.MaxInt64 / int64(time.Second)
+
 // MaxNameLen is the longest lock name, in bytes (names are ASCII).
 const MaxNameLen = 128
 

@@ -301,3 +301,14 @@ func TestTTLMillis(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxTTLSecondsFitsEveryPlatform: MaxTTLSeconds (9223372036) must be an
+// int64 constant. As an int it overflows where an int has 32 bits
+// (GOARCH=386, arm), and the commands that use it do not compile there
+// (make build32 checks that too).
+func TestMaxTTLSecondsFitsEveryPlatform(t *testing.T) {
+	var v any = MaxTTLSeconds
+	if _, ok := v.(int64); !ok || v != int64(9223372036) {
+		t.Fatalf("MaxTTLSeconds is %v (%T), want int64 9223372036", v, v)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -42,12 +41,6 @@ const storeName = "redis"
 // defaultOpTimeout bounds one store operation when OCTOSTORE_OP_TIMEOUT is
 // unset (as for the self-hosted binary).
 const defaultOpTimeout = 3 * time.Second
-
-// maxTTLSeconds is the largest OCTOSTORE_MAX_TTL_SECONDS or
-// OCTOSTORE_DEFAULT_TTL_SECONDS that fits a time.Duration (about 292 years).
-// It is an int64, not an int: an int of 32 bits cannot hold it (and never
-// holds more).
-const maxTTLSeconds = math.MaxInt64 / int64(time.Second)
 
 // envVars is every configuration variable loadConfig reads
 // (TestEnvVarsComplete keeps it exact). AWS_LAMBDA_RUNTIME_API is not among
@@ -110,7 +103,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	c.Limits = lockcore.DefaultLimits
 	seconds := func(name string, dst *time.Duration) {
-		// As int64, not int (intVar): maxTTLSeconds does not fit a 32-bit
+		// As int64, not int (intVar): lockcore.MaxTTLSeconds does not fit a 32-bit
 		// int.
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
@@ -118,9 +111,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		switch {
-		case errors.Is(err, strconv.ErrRange) && n > 0, err == nil && n > maxTTLSeconds:
+		case errors.Is(err, strconv.ErrRange) && n > 0, err == nil && n > lockcore.MaxTTLSeconds:
 			// It would wrap around to another TTL as a time.Duration.
-			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %s)", name, maxTTLSeconds, v))
+			problems = append(problems, fmt.Errorf("%s must be at most %d seconds (got %s)", name, lockcore.MaxTTLSeconds, v))
 		case err != nil || n < 0:
 			problems = append(problems, fmt.Errorf("%s must be a non-negative integer (got %q)", name, v))
 		default:

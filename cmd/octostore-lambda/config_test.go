@@ -517,14 +517,3 @@ func TestLazyStoreKeepsTokenLocks(t *testing.T) {
 		})
 	}
 }
-
-// TestMaxTTLSecondsFitsEveryPlatform: maxTTLSeconds (9223372036) must be an
-// int64 constant. As an int it overflows where an int has 32 bits
-// (GOARCH=386, arm), and the package did not compile there ("constant
-// 9223372036 overflows int").
-func TestMaxTTLSecondsFitsEveryPlatform(t *testing.T) {
-	var v any = maxTTLSeconds
-	if _, ok := v.(int64); !ok {
-		t.Fatalf("maxTTLSeconds is a %T, want int64: as an int it does not compile on 32-bit platforms", v)
-	}
-}

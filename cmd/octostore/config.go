@@ -147,7 +147,7 @@ const commandBusyTimeout = 30 * time.Second
 
 // limitFlags are the configurable limits of the service.
 type limitFlags struct {
-	// maxTTL and defaultTTL are counts of seconds up to maxTTLSeconds,
+	// maxTTL and defaultTTL are counts of seconds up to lockcore.MaxTTLSeconds,
 	// which a 32-bit int cannot hold.
 	maxTTL, defaultTTL    int64
 	maxMetadata, maxLocks int
@@ -161,12 +161,6 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxLocks, "max-locks", envInt("OCTOSTORE_MAX_LOCKS", d.MaxHeldLocks), "held locks allowed per account (env OCTOSTORE_MAX_LOCKS)")
 }
 
-// maxTTLSeconds is the largest --max-ttl or --default-ttl that fits a
-// time.Duration (about 292 years); a larger count of seconds would wrap
-// around when converted, to some other TTL. It is an int64, not an int:
-// an int of 32 bits cannot hold it (and never holds more).
-const maxTTLSeconds = math.MaxInt64 / int64(time.Second)
-
 func (l *limitFlags) limits() (lockcore.Limits, error) {
 	for _, f := range []struct {
 		flag, env string
@@ -175,8 +169,8 @@ func (l *limitFlags) limits() (lockcore.Limits, error) {
 		{"--max-ttl", "OCTOSTORE_MAX_TTL_SECONDS", l.maxTTL},
 		{"--default-ttl", "OCTOSTORE_DEFAULT_TTL_SECONDS", l.defaultTTL},
 	} {
-		if f.n > maxTTLSeconds {
-			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, maxTTLSeconds, f.n)
+		if f.n > lockcore.MaxTTLSeconds {
+			return lockcore.Limits{}, fmt.Errorf("limits: %s (env %s) must be at most %d seconds (got %d)", f.flag, f.env, lockcore.MaxTTLSeconds, f.n)
 		}
 	}
 	// Each flag named, as the environment's checks name theirs; Validate
@@ -256,13 +250,13 @@ func checkLimitEnv() error {
 		min int64
 		max int64
 	}{
-		{"OCTOSTORE_MAX_TTL_SECONDS", 1, maxTTLSeconds},
-		{"OCTOSTORE_DEFAULT_TTL_SECONDS", 1, maxTTLSeconds},
+		{"OCTOSTORE_MAX_TTL_SECONDS", 1, lockcore.MaxTTLSeconds},
+		{"OCTOSTORE_DEFAULT_TTL_SECONDS", 1, lockcore.MaxTTLSeconds},
 		{"OCTOSTORE_MAX_METADATA_BYTES", 0, math.MaxInt},
 		{"OCTOSTORE_MAX_LOCKS", 1, math.MaxInt},
 	} {
 		if v, ok := os.LookupEnv(c.key); ok {
-			// As int64, not int: maxTTLSeconds does not fit a 32-bit int.
+			// As int64, not int: lockcore.MaxTTLSeconds does not fit a 32-bit int.
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return fmt.Errorf("environment %s=%q is not an integer", c.key, v)

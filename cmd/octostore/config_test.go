@@ -192,14 +192,3 @@ func TestLimitsRefuseATTLThatOverflows(t *testing.T) {
 		t.Errorf("limits --max-ttl 9223372036 = %+v, %v; want that max TTL", lim, err)
 	}
 }
-
-// TestMaxTTLSecondsFitsEveryPlatform: maxTTLSeconds (9223372036) must be an
-// int64 constant. As an int it overflows where an int has 32 bits
-// (GOARCH=386, arm), and the package did not compile there ("constant
-// 9223372036 overflows int"), which it did before the bound was added.
-func TestMaxTTLSecondsFitsEveryPlatform(t *testing.T) {
-	var v any = maxTTLSeconds
-	if _, ok := v.(int64); !ok {
-		t.Fatalf("maxTTLSeconds is a %T, want int64: as an int it does not compile on 32-bit platforms", v)
-	}
-}

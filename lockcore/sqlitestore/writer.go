@@ -162,8 +162,8 @@ const (
 	opSettled
 )
 
-// enqueue is write, writeClean, writeRelease and pingWriter, which differ
-// in their flags.
+// enqueue is write, writeClean, writeRelease, writeSettled and pingWriter,
+// which differ in their flags.
 func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags opFlags) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx, false)
