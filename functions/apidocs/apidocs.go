@@ -97,7 +97,8 @@ func document(version string, l lockcore.Limits) []byte {
 // maximum in 4 schemas and default in 2 request bodies, metadata's
 // maxLength in 4) and what the examples and descriptions say, so that a
 // server with other limits serves a document whose examples it accepts
-// (Swagger UI's "Try it out" sends them) and whose text states its limits:
+// (Swagger UI's "Try it out" sends them) and whose text states its limits
+// (the ttl_seconds descriptions name its range and default):
 // the TTL examples become the server's default TTL (the acquire example's
 // 30 at most its maximum), the metadata examples are cut to its
 // maxLength, and the error examples name its limits.
@@ -125,6 +126,9 @@ func limitKeywords(l lockcore.Limits) []struct {
 		{"Defaults (" + num(dDefTTL) + " s,", "Defaults (" + num(defTTL) + " s,", 1},
 		{"default " + num(dDefTTL), "default " + num(defTTL), 5},
 		{"from 1 to " + num(dMaxTTL) + " (got 0)", "from 1 to " + num(maxTTL) + " (got 0)", 1},
+		// The ttl_seconds descriptions: four of the five "default"s above
+		// are inside this phrase, which the replacer matches at its start.
+		{"from 1 to " + num(dMaxTTL) + " (default " + num(dDefTTL) + ")", "from 1 to " + num(maxTTL) + " (default " + num(defTTL) + ")", 4},
 		{"at most " + num(int64(d.MaxMetadataBytes)) + " bytes", "at most " + num(int64(l.MaxMetadataBytes)) + " bytes", 2},
 		{`"` + meta + `"`, `"` + shortMeta + `"`, 8},
 		{"holds " + num(int64(d.MaxHeldLocks)) + " unexpired locks", "holds " + num(int64(l.MaxHeldLocks)) + " unexpired locks", 1},

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func TestDocumentForOtherLimitsIsValid(t *testing.T) {
 		}
 		s := string(doc)
 		for _, want := range []string{
-			fmt.Sprintf("default %d;", l.DefaultTTL/time.Second),
+			fmt.Sprintf("from 1 to %d (default %d)", l.MaxTTL/time.Second, l.DefaultTTL/time.Second),
 			fmt.Sprintf("from 1 to %d (got 0)", l.MaxTTL/time.Second),
 			fmt.Sprintf("at most %d bytes", l.MaxMetadataBytes),
 			fmt.Sprintf("holds %d unexpired locks", l.MaxHeldLocks),
@@ -131,6 +132,9 @@ func TestDocumentForOtherLimitsIsValid(t *testing.T) {
 			if !strings.Contains(s, want) {
 				t.Errorf("limits %+v: the document does not say %q", l, want)
 			}
+		}
+		if d := lockcore.DefaultLimits.MaxTTL / time.Second; l.MaxTTL/time.Second != d && strings.Contains(s, strconv.Itoa(int(d))) {
+			t.Errorf("limits %+v: the document still names the default maximum TTL %d", l, d)
 		}
 	}
 }
