@@ -53,3 +53,6 @@ func (s *Store) WaitIdle() {
 func (s *Store) WriteFunc(ctx context.Context, apply func(now int64) error) error {
 	return s.write(ctx, apply)
 }
+
+// WALSizeLimit is walSizeLimit, for the external tests.
+const WALSizeLimit = walSizeLimit
