@@ -98,7 +98,8 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 // database. Restore refuses (changing nothing) a dst that exists, a dst
 // with a -wal, -shm or -journal file left next to it (SQLite would replay
 // a stale log into the restored file), a backup with a -wal file next to
-// it (a live database, whose latest writes that file holds), a file that
+// it (a live database, whose latest writes that file holds) or a -journal
+// file (a write to it was interrupted half-way), a file that
 // is not an OctoStore database, a floor outside 1..lockcore.MaxFenceFloor,
 // and a floor below a fencing counter of the backup (a
 // *lockcore.FloorBelowCounterError: the floor cannot be above every token
@@ -114,6 +115,12 @@ func Restore(ctx context.Context, backup, dst string, floor int64) (lockcore.Res
 	}
 	if _, err := os.Stat(backup + "-wal"); err == nil {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -wal file next to it: it is a database in use, not a backup (make one with Backup)", backup)
+	}
+	// A rollback journal next to the file holds the pages of a write that
+	// was interrupted; the file alone, which is all that is copied, may be
+	// half of that write.
+	if _, err := os.Stat(backup + "-journal"); err == nil {
+		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -journal file next to it: a write to it was interrupted, and the file alone may hold half of it (use another backup, or roll the write back first: sqlite3 %s 'PRAGMA quick_check')", backup, backup)
 	}
 	in, err := os.Open(backup)
 	if err != nil {

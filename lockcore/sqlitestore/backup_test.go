@@ -290,6 +290,11 @@ func TestRestoreRefuses(t *testing.T) {
 	if err := os.WriteFile(staleWAL+"-wal", []byte("old log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	hotJournal := filepath.Join(dir, "hot.db")
+	copyFile(t, backup, hotJournal)
+	if err := os.WriteFile(hotJournal+"-journal", []byte("an interrupted write's rollback journal"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	foreign := foreignDB(t, filepath.Join(dir, "foreign.db"))
 	newer := filepath.Join(dir, "newer.db")
 	copyFile(t, backup, newer)
@@ -311,6 +316,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"destination exists", backup, exists, 10, "exists.db exists; it is never overwritten"},
 		{"stale log at the destination", backup, staleWAL, 10, "stale.db-wal exists"},
 		{"live database as the backup", live.path, out("o1.db"), 10, "has a -wal file next to it: it is a database in use"},
+		{"backup with a rollback journal", hotJournal, out("o7.db"), 10, "has a -journal file next to it: a write to it was interrupted"},
 		{"no backup", out("missing.db"), out("o2.db"), 10, "no such file"},
 		{"not OctoStore", foreign, out("o3.db"), 10, "is not an OctoStore database"},
 		{"newer schema", newer, out("o4.db"), 10, "schema version 999 is newer than this program's"},
