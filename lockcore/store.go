@@ -82,7 +82,10 @@ type Accounts interface {
 
 	// UpsertGitHubAccount returns the account of GitHub user githubID,
 	// creating it if needed and setting its login to login (a renamed
-	// GitHub user keeps one account). githubID must be positive.
+	// GitHub user keeps one account). A login breaking ValidateLogin gets
+	// an error wrapping ErrInvalidLogin; a githubID that is not positive
+	// is a caller's bug and gets an error wrapping no sentinel. Either
+	// way nothing changes.
 	UpsertGitHubAccount(ctx context.Context, githubID int64, login string) (Account, error)
 
 	// AccountByID returns the account or an error wrapping ErrNotFound.
