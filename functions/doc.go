@@ -5,8 +5,11 @@
 // errors to HTTP statuses and codes.
 //
 // New returns an http.Handler that runs unchanged on a plain net/http server,
-// behind an AWS Lambda adapter, or under httptest. It keeps no state between
-// requests beyond what it was given in Deps, so any number of instances can
+// behind an AWS Lambda adapter, or under httptest. Between requests it keeps
+// only a bounded map from token hash to account id (a hint the store checks
+// again inside every lock write, so a rotation or revocation on another
+// instance takes effect at once) and the counters that throttle outage log
+// lines; everything else is in the store, so any number of instances can
 // serve one store. It never imports a concrete store.
 //
 // Promises every response keeps: an X-Request-Id header (an incoming

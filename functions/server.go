@@ -39,8 +39,9 @@ const DefaultOpTimeout = 3 * time.Second
 // healthTimeout bounds the store ping of GET /health.
 const healthTimeout = time.Second
 
-// server is the handler New returns. It is immutable after New, so safe for
-// concurrent use.
+// server is the handler New returns. Its fields are not changed after New;
+// the token map and the log throttles they point to change, and are safe
+// for concurrent use, so the server is too.
 type server struct {
 	store     lockcore.Store
 	storeName string
@@ -169,11 +170,11 @@ const (
 	authInStep
 )
 
-// routes lists every endpoint. A feature in its own file adds its routes
-// here with one line. A handler from another package (an http.Handler) is
-// mounted as a route whose handle calls its ServeHTTP(ex, r) and returns
-// nil: it then runs under the same middleware, and can read the request id
-// from the X-Request-Id header already set on ex.
+// routes lists every endpoint of this package. A feature in its own file
+// adds its routes here with one line. Handlers of other packages (the
+// GitHub sign-in, the docs) are not routes: New registers them on the mux
+// directly, where they still run under the same middleware and can read
+// the request id from the X-Request-Id header already set on the answer.
 func (s *server) routes() []route {
 	return concat(
 		s.lockRoutes(),
