@@ -236,12 +236,8 @@ func Handler(version string) http.Handler {
 	return mux
 }
 
-// OpenAPIHandler serves the document with info.version set to version, as
+// openAPIHandler serves body, a rendering of the document, as
 // application/json that clients may cache for 5 minutes.
-func OpenAPIHandler(version string) http.Handler {
-	return openAPIHandler(document(version, lockcore.DefaultLimits))
-}
-
 func openAPIHandler(body []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
