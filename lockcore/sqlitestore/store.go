@@ -35,7 +35,10 @@
 // has been acknowledged, the caller also returns at once with
 // ErrUnavailable and the outcome is unknown (as ErrUnavailable documents).
 // A lone write run on its caller's goroutine cannot be abandoned once
-// applied: its caller returns when that commit ends.
+// applied: its caller returns when that commit ends. RotateToken is never
+// abandoned once applied either (see writeSettled): its caller waits for
+// the commit past ctx, so that an error never hides a rotation that retired
+// the caller's token.
 //
 // Panics: a write that panics (a bug) rolls its whole batch back, wherever
 // it ran; the other operations of the batch get an error wrapping
@@ -44,8 +47,9 @@
 // an HTTP server's recovery fails that one request and the store keeps
 // working.
 //
-// Reads (Get, List, AccountByID, AccountByToken, CountAccounts, Ping) run on
-// a separate pool of read-only connections concurrently with the writer;
+// Reads (Get, List, AccountByID, AccountByToken, AccountIDByToken,
+// CountAccounts, and the query Ping makes before its write) run on a
+// separate pool of read-only connections concurrently with the writer;
 // under WAL they see every write that was acknowledged before they began.
 //
 // All methods are safe for concurrent use. The file may also be opened by
