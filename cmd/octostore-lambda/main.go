@@ -7,8 +7,9 @@
 // (functions.New) once; then it serves every invocation with that handler
 // through the Lambda Runtime API: API Gateway HTTP API events (payload 2.0,
 // stage $default or named), Lambda Function URL events, and API Gateway REST
-// API events (payload 1.0). The invocation's deadline becomes the request's
-// context deadline.
+// API events (payload 1.0). The request's context ends deadlineMargin
+// (500 ms) before the invocation's deadline, so that a store call cut short
+// still leaves time to send its 503.
 //
 // Bad or missing configuration fails the init phase: one JSON log line on
 // stderr naming every problem, a report to the Runtime API's
