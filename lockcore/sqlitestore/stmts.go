@@ -102,10 +102,10 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.releaseSP, `RELEASE op`},
 		{&w.rollbackToSP, `ROLLBACK TO op`},
 
-		// (account, name)
 		// (now): the health check's write (migration 0002).
 		{&w.healthProbe, `UPDATE health_probe SET at_ms = ?1 WHERE id = 1`},
 
+		// (account, name)
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},
 		// (account, name, token hash): always one row: whether the token
 		// belongs to the account, then the lock's columns (NULL when there
