@@ -27,7 +27,9 @@ type Store interface {
 	// ErrUnavailable when it does not.
 	Ping(ctx context.Context) error
 
-	// Close releases the store's resources. Calls after Close fail.
+	// Close releases the store's resources. Calls of the other methods
+	// after Close fail with an error wrapping ErrUnavailable (so a request
+	// still in flight when a server shuts down is answered 503, not 500).
 	Close() error
 }
 
