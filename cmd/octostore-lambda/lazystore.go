@@ -223,8 +223,12 @@ func (l *lazyStore) ReleaseAs(ctx context.Context, token lockcore.TokenHash, acc
 }
 
 // checkedLocks is lockcore.TokenLocks for a store without it: the token's
-// account is looked up, then the plain lock write runs. (Two steps, not
-// one: a token retired between them is not seen by that write.)
+// account is looked up, then the plain lock write runs. It keeps less than
+// the interface promises: two steps, not one (a token retired between them
+// is not seen by that write), and the token is checked before the input (a
+// bad token with a bad name is ErrNotFound, not ErrInvalidName). The
+// bootstrap's backend is always the Redis store, which has TokenLocks, so
+// only tests reach it.
 type checkedLocks struct{ s lockcore.Store }
 
 func (c checkedLocks) check(ctx context.Context, token lockcore.TokenHash, accountID string) error {
