@@ -95,7 +95,9 @@ type requestBody struct {
 // allowed, each at most once; each value must have its field's type and
 // pass its rule, and metadata may not hold a \u escape of a lone UTF-16
 // surrogate (encoding/json would store U+FFFD in its place). The error is
-// an invalid_json handlerError or the field's lockcore.InputError.
+// a body_too_large handlerError (a body over MaxBodyBytes, refused on its
+// Content-Length before it is read when that says so), an invalid_json
+// one, or the field's lockcore.InputError.
 func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *requestBody) error {
 	out.ttl = s.limits.DefaultTTL
 	if r.Body == nil || r.Body == http.NoBody {
