@@ -3,14 +3,19 @@
 // keeps the locks is killed with SIGKILL and restarted, again and again,
 // and the recorded history is then checked with lincheck.CheckTimeline.
 //
-// Two runs exist:
+// The runs:
 //
 //   - TestCrashSQLiteBinary: the real octostore binary (built in TestMain)
 //     serving a SQLite file is killed and restarted on the same database
-//     and port;
+//     and port; TestCrashSQLiteBinaryLinearizable is the same run with
+//     leases that outlive it, whose whole history is also checked for
+//     linearizability;
 //   - TestCrashRedis: the real HTTP handler over a real redis-server run
 //     with appendonly yes and appendfsync always, where redis-server is the
-//     process killed and restarted.
+//     process killed and restarted;
+//   - TestCrashRedisWithoutPersistenceIsCaught: the same over a
+//     redis-server that keeps nothing, to show that the check can fail
+//     (it must find violations).
 //
 // An operation whose answer was lost in a crash counts as unknown: it may
 // or may not have taken effect. After every restart a reader asks for every
