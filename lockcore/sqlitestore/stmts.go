@@ -38,6 +38,8 @@ type writeStmts struct {
 	tokensDelete    *sql.Stmt
 
 	healthProbe *sql.Stmt
+	clockRead   *sql.Stmt
+	clockRaise  *sql.Stmt
 }
 
 // readStmts are the statements of the read pool, prepared once (database/sql
@@ -104,6 +106,10 @@ func (w *writeStmts) defs() []stmtDef {
 
 		// (now): the health check's write (migration 0002).
 		{&w.healthProbe, `UPDATE health_probe SET at_ms = ?1 WHERE id = 1`},
+		// The file's clock: the latest time any writer of the file ran
+		// at (see syncClock); (now) for clockRaise, which never lowers it.
+		{&w.clockRead, `SELECT at_ms FROM health_probe WHERE id = 1`},
+		{&w.clockRaise, `UPDATE health_probe SET at_ms = max(at_ms, ?1) WHERE id = 1`},
 
 		// (account, name)
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},

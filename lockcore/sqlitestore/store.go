@@ -127,6 +127,13 @@ type Store struct {
 	// expired by then is not held again.
 	lastNow int64
 
+	// fileClock is the file's clock (see syncClock) as this process last
+	// left it: read at the start of a batch, set at its commit. A file
+	// clock found lower means another process has lowered it (clamped
+	// expiries after the clock went back). Only whoever holds running
+	// touches it.
+	fileClock int64
+
 	// clockFloor is lastNow for the reads (Get, List), which judge expiry
 	// by no earlier time than the writes have: a lease a write found
 	// expired is never shown held again.
@@ -256,18 +263,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.w, err = prepareWrite(ctx, s.wconn); err != nil {
 		return fail("prepare", err)
 	}
-	// The last clock reading of an earlier run that the file keeps (the
-	// health probe's), read before the probe below overwrites it: leases
-	// that had expired by then stay expired (see clampExpiries).
+	// The file's clock (the health probe's row): the latest time any
+	// writer of the file ran at, an earlier run's or another process's
+	// (see syncClock). Leases that had expired by then stay expired (see
+	// clampExpiries).
 	var lastRun int64
-	if err = s.wconn.QueryRowContext(ctx, "SELECT at_ms FROM health_probe WHERE id = 1").Scan(&lastRun); err != nil {
+	if err = s.w.clockRead.QueryRowContext(ctx).Scan(&lastRun); err != nil {
 		return fail("read the health probe", err)
 	}
 	// One write before serving: a file SQLite could only open read-only
 	// (no write permission on it, a read-only filesystem) opens and
 	// migrates without complaint when it is up to date, and the server
-	// would then answer every write 503 for ever.
-	if _, err = s.w.healthProbe.ExecContext(ctx, s.nowMs()); err != nil {
+	// would then answer every write 503 for ever. It never lowers the
+	// file's clock: another process may be writing the file at that time.
+	s.lastNow = s.nowMs()
+	if _, err = s.w.clockRaise.ExecContext(ctx, s.lastNow); err != nil {
 		if isReadOnly(err) {
 			err = fmt.Errorf("%w (the user running octostore must be able to write the file, its -wal and -shm files and their directory)", err)
 		}
@@ -279,13 +289,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The clock may have been set back since the last run (see
 	// clampExpiries). The scan is a read first, so that a token command
 	// run beside a server holds no write lock over it.
-	s.lastNow = s.nowMs()
 	var stretched bool
 	if err = s.wconn.QueryRowContext(ctx, stretchedLeases, s.lastNow, lastRun).Scan(&stretched); err != nil {
 		return fail("check lease expiries", err)
 	}
 	if stretched {
-		if _, err = s.wconn.ExecContext(ctx, clampExpiries, s.lastNow, lastRun); err != nil {
+		if err = s.clampAtOpen(ctx); err != nil {
 			return fail("clamp lease expiries", err)
 		}
 	}
@@ -640,6 +649,33 @@ func (s *Store) checkFiles() error {
 			f.name, s.path, lockcore.ErrUnavailable)
 	}
 	return nil
+}
+
+// clampAtOpen runs clampExpiries at s.lastNow in one transaction with a
+// fresh read of the file's clock, which another process may have moved
+// since Open read it, and sets the file's clock to s.lastNow when it was
+// later (see syncClock).
+func (s *Store) clampAtOpen(ctx context.Context) error {
+	if _, err := s.w.begin.ExecContext(ctx); err != nil {
+		return err
+	}
+	err := func() error {
+		var last int64
+		if err := s.w.clockRead.QueryRowContext(ctx).Scan(&last); err != nil {
+			return err
+		}
+		if _, err := s.wconn.ExecContext(ctx, clampExpiries, s.lastNow, last); err != nil {
+			return err
+		}
+		_, err := s.w.healthProbe.ExecContext(ctx, s.lastNow)
+		return err
+	}()
+	if err != nil {
+		_, _ = s.w.rollback.ExecContext(bg)
+		return err
+	}
+	_, err = s.w.commit.ExecContext(ctx)
+	return err
 }
 
 // isReadOnly reports whether err is SQLite's "attempt to write a readonly

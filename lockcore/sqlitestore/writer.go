@@ -346,6 +346,72 @@ func freesFirst(batch []*op) {
 	}
 }
 
+// syncClock sets s.lastNow, the time the batch's writes run at, inside the
+// batch's transaction (so under the file's write lock, which every process
+// writing the file takes in turn), and returns the file's clock as it
+// found it: the latest time any writer of the file ran at, this process's
+// or another's (the health probe's row, which commitClock sets). Writes
+// run at the store clock now, but never earlier than the file's clock,
+// nor than this process's own latest writes (their batch may have been
+// rolled back, and the file's clock with it), unless another process has
+// lowered the file's clock since (it clamped expiries after a step back,
+// which covers them). When the clock went back by more than clockStepMs,
+// syncClock first runs clampExpiries against that latest time, commits it
+// with the file's clock set to now, and begins the batch's transaction
+// again.
+//
+// Judging the step by this process's own writes alone is not enough when
+// another process writes the file too (a second `octostore serve`): a
+// process whose writer had been idle took no step and wrote leases at the
+// earlier time, and the other process's clamp then took them for leases
+// that had expired before the step, freeing a lock it had just
+// acknowledged for a second lease.
+func (s *Store) syncClock(now int64) (int64, error) {
+	var file int64
+	if err := s.w.clockRead.QueryRowContext(bg).Scan(&file); err != nil {
+		return 0, err
+	}
+	last := file
+	if file >= s.fileClock {
+		last = max(file, s.lastNow)
+	}
+	s.fileClock = file
+	if now < last-clockStepMs {
+		// The clock went back: see clampExpiries. The clamp and the
+		// lowered file clock are committed at once, on their own, so
+		// that a batch rolled back after them (an op refused) does not
+		// take them back.
+		if _, err := s.wconn.ExecContext(bg, clampExpiries, now, last); err != nil {
+			return 0, err
+		}
+		if _, err := s.w.healthProbe.ExecContext(bg, now); err != nil {
+			return 0, err
+		}
+		if _, err := s.w.commit.ExecContext(bg); err != nil {
+			return 0, err
+		}
+		s.lastNow, s.fileClock, file = now, now, now
+		s.clockFloor.Store(now)
+		if _, err := s.w.begin.ExecContext(bg); err != nil {
+			return 0, err
+		}
+		return file, nil
+	}
+	s.lastNow = max(now, last)
+	s.clockFloor.Store(s.lastNow)
+	return file, nil
+}
+
+// commitClock, just before the batch commits, sets the file's clock (found
+// at file by syncClock) to the time the batch's writes ran at.
+func (s *Store) commitClock(file int64) error {
+	if s.lastNow == file {
+		return nil
+	}
+	_, err := s.w.healthProbe.ExecContext(bg, s.lastNow)
+	return err
+}
+
 // runBatch applies the ops of one batch in one transaction, commits once
 // and answers every op whose caller is still waiting. An op that is not
 // clean runs inside its own SAVEPOINT, rolled back if it fails; a clean op
@@ -398,19 +464,13 @@ func (s *Store) runBatch(batch []*op) {
 		}
 		s.filesChecked = now
 	}
-	if now < s.lastNow-clockStepMs {
-		// The clock went back: see clampExpiries.
-		if _, err := s.wconn.ExecContext(bg, clampExpiries, now, s.lastNow); err != nil {
-			fatal(-1, "clamp lease expiries", err)
-			return
-		}
-		s.lastNow = now
-	} else if now > s.lastNow {
-		s.lastNow = now
-	}
-	s.clockFloor.Store(s.lastNow)
 	if _, err := s.w.begin.ExecContext(bg); err != nil {
 		fatal(-1, "begin", err)
+		return
+	}
+	fileClock, err := s.syncClock(now)
+	if err != nil {
+		fatal(-1, "read the store clock or clamp lease expiries", err)
 		return
 	}
 	multi := len(batch) > 1
@@ -471,11 +531,15 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if applied == 0 {
 		_, _ = s.w.rollback.ExecContext(bg)
+	} else if err := s.commitClock(fileClock); err != nil {
+		fatal(len(batch)-1, "set the file's clock", err)
+		return
 	} else if _, err := s.w.commit.ExecContext(bg); err != nil {
 		fatal(len(batch)-1, "commit", err)
 		return
 	} else {
 		s.commits.Add(1)
+		s.fileClock = s.lastNow
 	}
 	for i, o := range batch {
 		if !skip[i] {

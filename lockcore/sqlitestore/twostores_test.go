@@ -1,0 +1,62 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/lockcore/sqlitestore"
+)
+
+// TestClockSetBackTwoStoresOneFile checks the clock-step handling when two
+// stores (two `octostore serve` processes, as README's "Durability" allows)
+// write one file: after the clock is set back, a lease that one store
+// acknowledges must not be cut short by the other store's clamp of
+// expiries, and a lease that had expired by the latest time any store
+// wrote at must not be renewed. Each store used to judge a step back only
+// by the latest time its own writer had seen, so a store whose writer had
+// been idle took no step, wrote leases at the earlier time, and the other
+// store's clamp then took them for leases that had expired before the
+// step: an acquire acknowledged for 10 s was free again at once, for a
+// second lease.
+func TestClockSetBackTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	a := openAt(t, path, clock, sqlitestore.Options{})
+	b := openAt(t, path, clock, sqlitestore.Options{})
+	acct := mustAccount(t, a, "acct")
+
+	clock.Advance(185 * time.Second)
+	old, err := a.Acquire(ctx, acct.ID, "old", opts("gone")) // TTL 10 s: expired at t0+195
+	if err != nil || !old.Acquired {
+		t.Fatal(old, err)
+	}
+	clock.Advance(15 * time.Second)
+	if err := a.Ping(ctx); err != nil { // a's writer runs at t0+200; b's last ran at t0
+		t.Fatal(err)
+	}
+	clock.Advance(-50 * time.Second) // set back to t0+150
+
+	one, err := b.Acquire(ctx, acct.ID, "x", opts("one")) // acknowledged for 10 s
+	if err != nil || !one.Acquired {
+		t.Fatal(one, err)
+	}
+	if l, err := b.Renew(ctx, acct.ID, "old", "gone", 10*time.Second); err == nil {
+		t.Errorf("b renewed a lease that had expired before the clock went back (by a's writes): %+v", l)
+	}
+	if err := a.Ping(ctx); err != nil { // a's next batch: it sees the step back
+		t.Fatal(err)
+	}
+	two, err := a.Acquire(ctx, acct.ID, "x", opts("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease %q acquired via b for 10 s, and at the same instant lease %q acquired via a: two holders", one.Lease.LeaseID, two.Lease.LeaseID)
+	}
+	if st, err := b.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
+		t.Errorf("Get via b: %+v, %v; want held by one", st, err)
+	}
+}
