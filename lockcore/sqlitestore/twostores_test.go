@@ -60,3 +60,37 @@ func TestClockSetBackTwoStoresOneFile(t *testing.T) {
 		t.Errorf("Get via b: %+v, %v; want held by one", st, err)
 	}
 }
+
+// TestClockSetBackThenACommandOpens: one server (a) whose health checks
+// keep the file's probe time recent; the clock is set back, a clamps and
+// acknowledges a new 10 s lease; then an operator command opens the file
+// (b, as `octostore token create` does). Its Open must not clamp again
+// against the probe time from before the step, which would take the new
+// lease for one that had expired before it and free it at once.
+func TestClockSetBackThenACommandOpens(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	a := openAt(t, path, clock, sqlitestore.Options{})
+	acct := mustAccount(t, a, "acct")
+	clock.Advance(100 * time.Second)
+	if err := a.Ping(ctx); err != nil { // the health check writes the probe at t0+100
+		t.Fatal(err)
+	}
+	clock.Advance(-60 * time.Second) // set back to t0+40
+	one, err := a.Acquire(ctx, acct.ID, "x", opts("one"))
+	if err != nil || !one.Acquired {
+		t.Fatal(one, err)
+	}
+	openAt(t, path, clock, sqlitestore.Options{}) // the command
+	if st, err := a.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
+		t.Errorf("Get after a command opened the file: %+v, %v; want held by one", st, err)
+	}
+	two, err := a.Acquire(ctx, acct.ID, "x", opts("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease one acknowledged for 10 s, and lease two acquired at the same instant: two holders")
+	}
+}
