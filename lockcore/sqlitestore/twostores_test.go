@@ -94,3 +94,37 @@ func TestClockSetBackThenACommandOpens(t *testing.T) {
 		t.Errorf("lease one acknowledged for 10 s, and lease two acquired at the same instant: two holders")
 	}
 }
+
+// TestHeldAnswerWritesNothing: a write whose batch changes nothing (an
+// acquire answered "held") commits no page, so it costs no fsync; keeping
+// the file's clock (see TestClockSetBackTwoStoresOneFile) must not add
+// one. The log's frame count (PRAGMA wal_checkpoint's second column) stays
+// where it was.
+func TestHeldAnswerWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, sqlitestore.Options{})
+	acct := mustAccount(t, s, "acct")
+	if r, err := s.Acquire(ctx, acct.ID, "x", opts("one")); err != nil || !r.Acquired {
+		t.Fatal(r, err)
+	}
+	frames := func() int {
+		t.Helper()
+		s.WaitIdle()
+		var busy, logFrames, copied int
+		if err := s.WriteConn().QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &copied); err != nil {
+			t.Fatal(err)
+		}
+		return logFrames
+	}
+	before := frames()
+	for i := range 3 {
+		s.clock.Advance(time.Second) // each attempt at a later millisecond
+		r, err := s.Acquire(ctx, acct.ID, "x", opts("two"))
+		if err != nil || r.Acquired {
+			t.Fatalf("attempt %d: %+v, %v; want held", i, r, err)
+		}
+	}
+	if after := frames(); after != before {
+		t.Errorf("three acquires answered held added %d frames to the log, want 0", after-before)
+	}
+}

@@ -403,13 +403,34 @@ func (s *Store) syncClock(now int64) (int64, error) {
 }
 
 // commitClock, just before the batch commits, sets the file's clock (found
-// at file by syncClock) to the time the batch's writes ran at.
-func (s *Store) commitClock(file int64) error {
-	if s.lastNow == file {
-		return nil
+// at file by syncClock) to the time the batch's writes ran at, and returns
+// the file's clock as the commit leaves it. A batch that changed no row
+// (every acquire in it answered "held", say) leaves the clock as it was:
+// its commit then writes no page and costs no fsync. What it judged
+// changed nothing another process's clamp could undo, except that a
+// lease it found expired, if a later clamp runs from a file clock before
+// that expiry, is cut to its TTL from the step back instead of staying
+// expired: a lease nobody else had taken, given back to its own holder.
+// SQLite's total_changes() counts the rows this connection's statements
+// changed, rolled back ones included, so a batch after a rolled-back one
+// may set the clock without need, never the other way round.
+func (s *Store) commitClock(file int64) (int64, error) {
+	var changes int64
+	if err := s.w.totalChanges.QueryRowContext(bg).Scan(&changes); err != nil {
+		return 0, err
 	}
-	_, err := s.w.healthProbe.ExecContext(bg, s.lastNow)
-	return err
+	if changes == s.changes {
+		return file, nil
+	}
+	s.changes = changes
+	if s.lastNow == file {
+		return file, nil
+	}
+	if _, err := s.w.healthProbe.ExecContext(bg, s.lastNow); err != nil {
+		return 0, err
+	}
+	s.changes++ // the probe's own row
+	return s.lastNow, nil
 }
 
 // runBatch applies the ops of one batch in one transaction, commits once
@@ -531,7 +552,7 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if applied == 0 {
 		_, _ = s.w.rollback.ExecContext(bg)
-	} else if err := s.commitClock(fileClock); err != nil {
+	} else if fileClock, err = s.commitClock(fileClock); err != nil {
 		fatal(len(batch)-1, "set the file's clock", err)
 		return
 	} else if _, err := s.w.commit.ExecContext(bg); err != nil {
@@ -539,7 +560,7 @@ func (s *Store) runBatch(batch []*op) {
 		return
 	} else {
 		s.commits.Add(1)
-		s.fileClock = s.lastNow
+		s.fileClock = fileClock
 	}
 	for i, o := range batch {
 		if !skip[i] {
