@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/functions"
 	"github.com/octostore/octostore/internal/httpserver"
 	"github.com/octostore/octostore/lockcore"
 )
@@ -425,13 +427,16 @@ func TestOversizedBodyRefusedUnread(t *testing.T) {
 	hostileSetup(t, e)
 	addr := serveWithLimits(t, e.bare)
 	mark := e.mark(t, "held")
-	raw, closed := rawExchange(t, addr, 0, "POST /locks/held/release HTTP/1.1\r\nHost: octostore.test\r\nConnection: close\r\n"+
-		"Authorization: Bearer "+e.tokens["alice"]+"\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n")
-	if got := statusOf(raw); got != http.StatusRequestEntityTooLarge || !strings.Contains(raw, `"code":"body_too_large"`) {
-		t.Fatalf("status %d, want 413 body_too_large first; got %q", got, truncate(raw, 300))
-	}
-	if !closed {
-		t.Errorf("the server kept the connection open")
+	// One byte over the limit is refused unread as a megabyte is.
+	for _, n := range []int{functions.MaxBodyBytes + 1, 1 << 20} {
+		raw, closed := rawExchange(t, addr, 0, "POST /locks/held/release HTTP/1.1\r\nHost: octostore.test\r\nConnection: close\r\n"+
+			"Authorization: Bearer "+e.tokens["alice"]+"\r\nContent-Length: "+strconv.Itoa(n)+"\r\nExpect: 100-continue\r\n\r\n")
+		if got := statusOf(raw); got != http.StatusRequestEntityTooLarge || !strings.Contains(raw, `"code":"body_too_large"`) {
+			t.Fatalf("Content-Length %d: status %d, want 413 body_too_large first; got %q", n, got, truncate(raw, 300))
+		}
+		if !closed {
+			t.Errorf("Content-Length %d: the server kept the connection open", n)
+		}
 	}
 	e.unchanged(t, mark, "oversized body")
 }
