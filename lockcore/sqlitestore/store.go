@@ -610,6 +610,10 @@ const stretchedLeases = `SELECT EXISTS (SELECT 1 FROM locks
 // lengthens leases by less than this and never revives an expired one.
 const clockStepMs = 1000
 
+// clockLagMs is how far the file's clock may lag the time this process's
+// writes ran at (see commitClock); less than the shortest TTL.
+const clockLagMs = 250
+
 // filesCheckMs is how often, at most, a batch checks the database's files
 // (checkFiles: three stats, ≈ 4 µs here, which every lone write would
 // otherwise pay). Writes acknowledged in the moments between a deletion

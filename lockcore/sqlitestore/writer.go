@@ -404,17 +404,30 @@ func (s *Store) syncClock(now int64) (int64, error) {
 
 // commitClock, just before the batch commits, sets the file's clock (found
 // at file by syncClock) to the time the batch's writes ran at, and returns
-// the file's clock as the commit leaves it. A batch that changed no row
-// (every acquire in it answered "held", say) leaves the clock as it was:
-// its commit then writes no page and costs no fsync. What it judged
-// changed nothing another process's clamp could undo, except that a
-// lease it found expired, if a later clamp runs from a file clock before
-// that expiry, is cut to its TTL from the step back instead of staying
-// expired: a lease nobody else had taken, given back to its own holder.
-// SQLite's total_changes() counts the rows this connection's statements
-// changed, rolled back ones included, so a batch after a rolled-back one
-// may set the clock without need, never the other way round.
+// the file's clock as the commit leaves it. It lets the file's clock lag
+// that time by less than clockLagMs, so that it costs a statement and a
+// page in the log a few times a second, not in every commit (measured: 5%
+// fewer cycles/s at 32 clients when every commit set it). The lag is
+// safe because it is shorter than any lease's TTL (lockcore's shortest is
+// 1 s): a process that has not seen a step back writes its leases at no
+// earlier than the file's clock, so they expire after this process's
+// latest write time even so, and this process's clamp (see syncClock)
+// never takes them for leases that had expired before the step.
+//
+// A batch that changed no row (every acquire in it answered "held", say)
+// leaves the clock as it was: its commit then writes no page and costs no
+// fsync. What such a batch, or a lagging clock, leaves unrecorded is only
+// when leases were found expired: a lease found expired in that time, if
+// another process's clamp runs from the older clock, is cut to its TTL
+// from the step back instead of staying expired, a lease nobody else had
+// taken given back to its own holder. SQLite's total_changes() counts the
+// rows this connection's statements changed, rolled back ones included,
+// so a batch after a rolled-back one may set the clock without need,
+// never the other way round.
 func (s *Store) commitClock(file int64) (int64, error) {
+	if s.lastNow-file < clockLagMs {
+		return file, nil
+	}
 	var changes int64
 	if err := s.w.totalChanges.QueryRowContext(bg).Scan(&changes); err != nil {
 		return 0, err
@@ -422,14 +435,10 @@ func (s *Store) commitClock(file int64) (int64, error) {
 	if changes == s.changes {
 		return file, nil
 	}
-	s.changes = changes
-	if s.lastNow == file {
-		return file, nil
-	}
 	if _, err := s.w.healthProbe.ExecContext(bg, s.lastNow); err != nil {
 		return 0, err
 	}
-	s.changes++ // the probe's own row
+	s.changes = changes + 1 // the probe's own row
 	return s.lastNow, nil
 }
 
