@@ -37,10 +37,9 @@ type writeStmts struct {
 	tokenDelete     *sql.Stmt
 	tokensDelete    *sql.Stmt
 
-	healthProbe  *sql.Stmt
-	clockRead    *sql.Stmt
-	clockRaise   *sql.Stmt
-	totalChanges *sql.Stmt
+	healthProbe *sql.Stmt
+	clockRead   *sql.Stmt
+	clockRaise  *sql.Stmt
 }
 
 // readStmts are the statements of the read pool, prepared once (database/sql
@@ -111,9 +110,6 @@ func (w *writeStmts) defs() []stmtDef {
 		// at (see syncClock); (now) for clockRaise, which never lowers it.
 		{&w.clockRead, `SELECT at_ms FROM health_probe WHERE id = 1`},
 		{&w.clockRaise, `UPDATE health_probe SET at_ms = max(at_ms, ?1) WHERE id = 1`},
-		// Rows changed by this connection's statements so far (see
-		// commitClock).
-		{&w.totalChanges, `SELECT total_changes()`},
 
 		// (account, name)
 		{&w.lockSelect, `SELECT ` + lockCols + ` FROM locks WHERE account_id = ?1 AND name = ?2`},

@@ -134,11 +134,6 @@ type Store struct {
 	// touches it.
 	fileClock int64
 
-	// changes is SQLite's total_changes() of the write connection when
-	// the writer last set the file's clock (see commitClock). Only
-	// whoever holds running touches it.
-	changes int64
-
 	// clockFloor is lastNow for the reads (Get, List), which judge expiry
 	// by no earlier time than the writes have: a lease a write found
 	// expired is never shown held again.

@@ -414,32 +414,52 @@ func (s *Store) syncClock(now int64) (int64, error) {
 // latest write time even so, and this process's clamp (see syncClock)
 // never takes them for leases that had expired before the step.
 //
-// A batch that changed no row (every acquire in it answered "held", say)
-// leaves the clock as it was: its commit then writes no page and costs no
-// fsync. What such a batch, or a lagging clock, leaves unrecorded is only
-// when leases were found expired: a lease found expired in that time, if
-// another process's clamp runs from the older clock, is cut to its TTL
-// from the step back instead of staying expired, a lease nobody else had
-// taken given back to its own holder. SQLite's total_changes() counts the
-// rows this connection's statements changed, rolled back ones included,
-// so a batch after a rolled-back one may set the clock without need,
-// never the other way round.
+// That holds only if every batch keeps the file's clock within
+// clockLagMs of the time it ran at, also one that changed no row (every
+// acquire in it answered "held") and one rolled back (see recordClock):
+// syncClock's clamp judges leases expired by this process's latest time,
+// and a lease another process wrote after a step back at the older file
+// clock would otherwise be freed by it while still within its TTL. Such a
+// batch so writes a page (and costs an fsync) at most once per
+// clockLagMs, not in every commit.
 func (s *Store) commitClock(file int64) (int64, error) {
 	if s.lastNow-file < clockLagMs {
-		return file, nil
-	}
-	var changes int64
-	if err := s.w.totalChanges.QueryRowContext(bg).Scan(&changes); err != nil {
-		return 0, err
-	}
-	if changes == s.changes {
 		return file, nil
 	}
 	if _, err := s.w.healthProbe.ExecContext(bg, s.lastNow); err != nil {
 		return 0, err
 	}
-	s.changes = changes + 1 // the probe's own row
 	return s.lastNow, nil
+}
+
+// recordClock, after a batch was rolled back (its ops all refused or
+// abandoned), sets the file's clock to the time the batch ran at in a
+// transaction of its own, when the file's clock lags that time by
+// clockLagMs or more (see commitClock): the batch's answers were judged
+// at that time (a renew refused because the lease had expired), and
+// syncClock's clamp will judge by it. It leaves the clock alone when
+// another process has lowered it since this batch read it (a clamp after
+// a step back, which covers this batch's time). Best effort: on a failure
+// the write connection is left outside any transaction and the next batch
+// tries again.
+func (s *Store) recordClock() {
+	if s.lastNow-s.fileClock < clockLagMs {
+		return
+	}
+	if _, err := s.w.begin.ExecContext(bg); err != nil {
+		return
+	}
+	var file int64
+	err := s.w.clockRead.QueryRowContext(bg).Scan(&file)
+	if err == nil && file >= s.fileClock {
+		if _, err = s.w.clockRaise.ExecContext(bg, s.lastNow); err == nil {
+			if _, err = s.w.commit.ExecContext(bg); err == nil {
+				s.fileClock = max(file, s.lastNow)
+				return
+			}
+		}
+	}
+	_, _ = s.w.rollback.ExecContext(bg)
 }
 
 // runBatch applies the ops of one batch in one transaction, commits once
@@ -517,6 +537,7 @@ func (s *Store) runBatch(batch []*op) {
 		if !multi {
 			if errs[i] = s.applyOp(o); errs[i] != nil {
 				_, _ = s.w.rollback.ExecContext(bg)
+				s.recordClock()
 				o.done <- errs[i]
 				return
 			}
@@ -561,6 +582,7 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if applied == 0 {
 		_, _ = s.w.rollback.ExecContext(bg)
+		s.recordClock()
 	} else if fileClock, err = s.commitClock(fileClock); err != nil {
 		fatal(len(batch)-1, "set the file's clock", err)
 		return
