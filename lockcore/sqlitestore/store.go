@@ -655,31 +655,38 @@ func (s *Store) checkFiles() error {
 	return nil
 }
 
-// clampAtOpen runs clampExpiries at s.lastNow in one transaction with a
-// fresh read of the file's clock, which another process may have moved
-// since Open read it, and sets the file's clock to s.lastNow when it was
-// later (see syncClock).
+// clampAtOpen runs clampExpiries in one transaction with a fresh read of
+// the file's clock, which another process may have moved since Open read
+// it, and sets the file's clock to the time of the clamp (see syncClock).
+// That time is read once the transaction holds the write lock, and s.lastNow
+// raised to it: a server beside this process may have acknowledged leases
+// while Open waited for that lock, and measured from Open's earlier clock
+// reading they would look stretched and be cut short of their TTL.
 func (s *Store) clampAtOpen(ctx context.Context) error {
 	if _, err := s.w.begin.ExecContext(ctx); err != nil {
 		return err
 	}
+	now := max(s.nowMs(), s.lastNow)
 	err := func() error {
 		var last int64
 		if err := s.w.clockRead.QueryRowContext(ctx).Scan(&last); err != nil {
 			return err
 		}
-		if _, err := s.wconn.ExecContext(ctx, clampExpiries, s.lastNow, last); err != nil {
+		if _, err := s.wconn.ExecContext(ctx, clampExpiries, now, last); err != nil {
 			return err
 		}
-		_, err := s.w.healthProbe.ExecContext(ctx, s.lastNow)
+		_, err := s.w.healthProbe.ExecContext(ctx, now)
 		return err
 	}()
+	if err == nil {
+		_, err = s.w.commit.ExecContext(ctx)
+	}
 	if err != nil {
 		_, _ = s.w.rollback.ExecContext(bg)
 		return err
 	}
-	_, err = s.w.commit.ExecContext(ctx)
-	return err
+	s.lastNow = now
+	return nil
 }
 
 // isReadOnly reports whether err is SQLite's "attempt to write a readonly

@@ -3,6 +3,7 @@ package sqlitestore_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,5 +197,53 @@ func TestClockSetBackAfterUnrecordedBatches(t *testing.T) {
 				t.Errorf("lease one acquired via b for 1 s (until %v), and at the same instant lease two via a: two holders", one.Lease.ExpiresAt)
 			}
 		})
+	}
+}
+
+// TestCommandOpenBesideAServerKeepsItsLeases: an operator command opens
+// the file beside a running server, with the clock never set back. Open
+// reads the clock, then waits for the write lock (the server is
+// committing), and the server acknowledges a 10 s lease meanwhile. Open
+// must not take that lease for one stretched by a clock step (it expires
+// more than its TTL after Open's clock reading) and cut it to 10 s from
+// that earlier reading: the lock would be free for a second lease before
+// the first one's TTL had passed.
+func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	a := openAt(t, path, clock, sqlitestore.Options{})
+	acct := mustAccount(t, a, "acct").ID
+	clock.Advance(time.Minute)
+
+	var once sync.Once
+	var one time.Time // when the server acknowledged lease one
+	cmdNow := func() time.Time {
+		read := clock.Now()
+		once.Do(func() { // between the command's clock reading and its write
+			clock.Advance(50 * time.Millisecond)
+			r, err := a.Acquire(ctx, acct, "x", opts("one"))
+			if err != nil || !r.Acquired {
+				t.Errorf("acquire one: %+v, %v", r, err)
+			}
+			one = r.Now
+		})
+		return read
+	}
+	cmd, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Now: cmdNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(10*time.Second - 10*time.Millisecond) // lease one has 10 ms of its TTL left
+	two, err := a.Acquire(ctx, acct, "x", opts("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease one acknowledged at %v for 10 s, lease two acquired at %v: two holders", one, two.Now)
 	}
 }
