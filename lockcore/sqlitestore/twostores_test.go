@@ -247,3 +247,56 @@ func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 		t.Errorf("lease one acknowledged at %v for 10 s, lease two acquired at %v: two holders", one, two.Now)
 	}
 }
+
+// TestStoreWaitingForTheWriteLockKeepsTheOthersLeases: store a reads the
+// clock for a batch, then waits for the file's write lock while store b
+// commits batches for more than a second (a slow disk, or SQLite's busy
+// handler letting b take the lock again and again); b acknowledges a lease
+// meanwhile. a must not take b's later time for a clock set back and clamp
+// b's lease to its TTL from a's earlier reading: that would cut the lease
+// short by the wait, and a 1 s lease would be free for a's own acquire
+// as soon as a got the lock.
+func TestStoreWaitingForTheWriteLockKeepsTheOthersLeases(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	b := openAt(t, path, clock, sqlitestore.Options{})
+	acct := mustAccount(t, b, "acct").ID
+
+	var (
+		mu    sync.Mutex
+		armed bool
+		one   lockcore.AcquireResult
+	)
+	aNow := func() time.Time {
+		read := clock.Now()
+		mu.Lock()
+		fire := armed
+		armed = false
+		mu.Unlock()
+		if fire { // a's batch has read the clock; b commits before a gets the lock
+			clock.Advance(1200 * time.Millisecond)
+			var err error
+			if one, err = b.Acquire(ctx, acct, "x", ttlOpts("one", time.Second)); err != nil || !one.Acquired {
+				t.Errorf("acquire one via b: %+v, %v", one, err)
+			}
+		}
+		return read
+	}
+	a, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Now: aNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	two, err := a.Acquire(ctx, acct, "x", ttlOpts("two", time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease one acknowledged via b at %v for 1 s, lease two acquired via a at %v: two holders", one.Now, two.Now)
+	}
+}

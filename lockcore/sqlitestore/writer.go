@@ -518,7 +518,11 @@ func (s *Store) runBatch(batch []*op) {
 		fatal(-1, "begin", err)
 		return
 	}
-	fileClock, err := s.syncClock(now)
+	// The clock again, now that the transaction holds the write lock:
+	// while BEGIN waited for it, another process may have committed
+	// leases written later than now, which syncClock would take for a
+	// clock set back, and whose clamp from now would cut them short.
+	fileClock, err := s.syncClock(s.nowMs())
 	if err != nil {
 		fatal(-1, "read the store clock or clamp lease expiries", err)
 		return
