@@ -298,6 +298,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return fail("clamp lease expiries", err)
 		}
 	}
+	// The file's clock as Open leaves it (clockRaise or clampAtOpen): a
+	// lower one found by a batch means another process has lowered it
+	// since (see syncClock), also before this process's first batch.
+	s.fileClock = max(lastRun, s.lastNow)
 	s.clockFloor.Store(s.lastNow)
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, "_pragma=query_only(1)"))

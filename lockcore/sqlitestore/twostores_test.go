@@ -300,3 +300,30 @@ func TestStoreWaitingForTheWriteLockKeepsTheOthersLeases(t *testing.T) {
 		t.Errorf("lease one acknowledged via b at %v for 1 s, lease two acquired via a at %v: two holders", one.Now, two.Now)
 	}
 }
+
+// TestClockSetBackBeforeAStoresFirstBatch: store b has run no batch since
+// it opened when the clock is set back; store a clamps expiries, lowering
+// the file's clock, and acknowledges a new lease. b's first batch must
+// see that another process lowered the clock, not clamp again from the
+// time b opened at, which would take a's new lease for one that had
+// expired before the step and free it.
+func TestClockSetBackBeforeAStoresFirstBatch(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "octostore.db")
+	clock := newFakeClock()
+	a := openAt(t, path, clock, sqlitestore.Options{})
+	acct := mustAccount(t, a, "acct").ID
+	b := openAt(t, path, clock, sqlitestore.Options{})
+	clock.Advance(-2 * time.Second)
+	one, err := a.Acquire(ctx, acct, "x", ttlOpts("one", time.Second))
+	if err != nil || !one.Acquired {
+		t.Fatal(one, err)
+	}
+	two, err := b.Acquire(ctx, acct, "x", ttlOpts("two", time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease one acknowledged via a for 1 s at %v, lease two acquired via b at %v: two holders", one.Now, two.Now)
+	}
+}
