@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -99,7 +100,8 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 // with a -wal, -shm or -journal file left next to it (SQLite would replay
 // a stale log into the restored file), a backup with a -wal file next to
 // it (a live database, whose latest writes that file holds) or a -journal
-// file (a write to it was interrupted half-way), a file that
+// file that SQLite would roll back (a write to it was interrupted
+// half-way; see hotJournal), a file that
 // is not an OctoStore database, a floor outside 1..lockcore.MaxFenceFloor,
 // and a floor below a fencing counter of the backup (a
 // *lockcore.FloorBelowCounterError: the floor cannot be above every token
@@ -119,7 +121,7 @@ func Restore(ctx context.Context, backup, dst string, floor int64) (lockcore.Res
 	// A rollback journal next to the file holds the pages of a write that
 	// was interrupted; the file alone, which is all that is copied, may be
 	// half of that write.
-	if _, err := os.Stat(backup + "-journal"); err == nil {
+	if hotJournal(backup + "-journal") {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %s has a -journal file next to it: a write to it was interrupted, and the file alone may hold half of it (use another backup, or roll the write back first: sqlite3 %s 'PRAGMA quick_check')", backup, backup)
 	}
 	in, err := os.Open(backup)
@@ -152,6 +154,32 @@ func Restore(ctx context.Context, backup, dst string, floor int64) (lockcore.Res
 		return lockcore.RestoreResult{}, err
 	}
 	return res, nil
+}
+
+// hotJournal reports whether path is a rollback journal that SQLite would
+// play back into its database when it next opens it: one that exists and
+// does not begin with a zero byte (SQLite's own test, less the lock it
+// also checks). An empty journal (journal_mode=TRUNCATE leaves one after
+// every write, and a write stopped before its journal had a header leaves
+// one too) and one whose header was zeroed (journal_mode=PERSIST) hold
+// nothing to roll back, so SQLite reads the file as it is, and `sqlite3
+// FILE 'PRAGMA quick_check'` would not remove them. A journal that exists
+// but cannot be read counts as one to roll back.
+func hotJournal(path string) bool {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var first [1]byte
+	n, err := f.Read(first[:])
+	if n == 0 {
+		return err != io.EOF
+	}
+	return first[0] != 0
 }
 
 // prepareRestored applies Restore's changes to the copy at path, in one

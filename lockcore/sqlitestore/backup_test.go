@@ -338,6 +338,54 @@ func TestRestoreRefuses(t *testing.T) {
 	noTempFiles(t, dir, ".restoring-")
 }
 
+// TestRestoreTakesABackupWithAColdJournal: a -journal file that SQLite
+// would not roll back is no reason to refuse a backup. A program that
+// wrote to the backup in journal_mode TRUNCATE leaves an empty one, and in
+// PERSIST one whose header is zeroed; the file is whole, SQLite reads it
+// as it is, and sqlite3's quick_check (which the refusal suggests) would
+// not remove such a journal, so the backup could never be restored.
+func TestRestoreTakesABackupWithAColdJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := openAt(t, filepath.Join(dir, "live.db"), newEpochClock(), sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	acquireFence(t, live, a.ID, "x")
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatal(err)
+	}
+	for i, mode := range []string{"TRUNCATE", "PERSIST"} {
+		copied := filepath.Join(dir, mode+".db")
+		copyFile(t, backup, copied)
+		db, err := sql.Open("sqlite", copied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		if _, err := db.Exec("PRAGMA journal_mode=" + mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("UPDATE accounts SET login = login"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(copied + "-journal"); err != nil {
+			t.Fatalf("journal_mode %s left no -journal: %v", mode, err)
+		}
+		restored := filepath.Join(dir, mode+"-restored.db")
+		floor := int64(1_000_000 * (i + 1))
+		if _, err := sqlitestore.Restore(ctx, copied, restored, floor); err != nil {
+			t.Fatalf("Restore of a backup with the -journal journal_mode %s left: %v", mode, err)
+		}
+		r := openAt(t, restored, newEpochClock(), sqlitestore.Options{})
+		if f := acquireFence(t, r, a.ID, "x"); f != floor+1 {
+			t.Errorf("first token after Restore (journal_mode %s): %d; want %d", mode, f, floor+1)
+		}
+	}
+}
+
 // TestRestoreFromACopiedFile restores from a plain copy of a database
 // whose server had stopped (the other way to take a backup). Such a file
 // is in WAL mode; Restore must leave one that is whole on its own, in
