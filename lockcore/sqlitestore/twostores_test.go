@@ -51,13 +51,7 @@ func TestClockSetBackTwoStoresOneFile(t *testing.T) {
 	if err := a.Ping(ctx); err != nil { // a's next batch: it sees the step back
 		t.Fatal(err)
 	}
-	two, err := a.Acquire(ctx, acct.ID, "x", opts("two"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if two.Acquired {
-		t.Errorf("lease %q acquired via b for 10 s, and at the same instant lease %q acquired via a: two holders", one.Lease.LeaseID, two.Lease.LeaseID)
-	}
+	refusedWhileHeld(t, a, acct.ID, 10*time.Second)
 	if st, err := b.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
 		t.Errorf("Get via b: %+v, %v; want held by one", st, err)
 	}
@@ -88,13 +82,7 @@ func TestClockSetBackThenACommandOpens(t *testing.T) {
 	if st, err := a.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
 		t.Errorf("Get after a command opened the file: %+v, %v; want held by one", st, err)
 	}
-	two, err := a.Acquire(ctx, acct.ID, "x", opts("two"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if two.Acquired {
-		t.Errorf("lease one acknowledged for 10 s, and lease two acquired at the same instant: two holders")
-	}
+	refusedWhileHeld(t, a, acct.ID, 10*time.Second)
 }
 
 // TestHeldAnswerWritesNothing: a write whose batch changes nothing (an
@@ -144,6 +132,20 @@ func ttlOpts(lease string, ttl time.Duration) lockcore.AcquireOptions {
 	return o
 }
 
+// refusedWhileHeld asks s for the lock "x" of acct for a lease "two" of
+// the given TTL and fails the test if it gets it: the callers' lease
+// "one", acknowledged for its TTL, still holds it.
+func refusedWhileHeld(t *testing.T, s lockcore.Store, acct string, ttl time.Duration) {
+	t.Helper()
+	two, err := s.Acquire(context.Background(), acct, "x", ttlOpts("two", ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Acquired {
+		t.Errorf("lease one still holds the lock, and lease two acquired it at %v (until %v): two holders", two.Now, two.Lease.ExpiresAt)
+	}
+}
+
 // TestClockSetBackAfterUnrecordedBatches: store a's writer runs batches
 // that change no row (acquires answered "held", a refused renew), which
 // leave the file's clock behind the time they ran at (commitClock). The
@@ -189,13 +191,7 @@ func TestClockSetBackAfterUnrecordedBatches(t *testing.T) {
 			if err != nil || !one.Acquired {
 				t.Fatal(one, err)
 			}
-			two, err := a.Acquire(ctx, acct, "x", ttlOpts("two", time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if two.Acquired {
-				t.Errorf("lease one acquired via b for 1 s (until %v), and at the same instant lease two via a: two holders", one.Lease.ExpiresAt)
-			}
+			refusedWhileHeld(t, a, acct, time.Second)
 		})
 	}
 }
@@ -217,7 +213,6 @@ func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 	clock.Advance(time.Minute)
 
 	var once sync.Once
-	var one time.Time // when the server acknowledged lease one
 	cmdNow := func() time.Time {
 		read := clock.Now()
 		once.Do(func() { // between the command's clock reading and its write
@@ -226,7 +221,6 @@ func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 			if err != nil || !r.Acquired {
 				t.Errorf("acquire one: %+v, %v", r, err)
 			}
-			one = r.Now
 		})
 		return read
 	}
@@ -239,13 +233,7 @@ func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 	}
 
 	clock.Advance(10*time.Second - 10*time.Millisecond) // lease one has 10 ms of its TTL left
-	two, err := a.Acquire(ctx, acct, "x", opts("two"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if two.Acquired {
-		t.Errorf("lease one acknowledged at %v for 10 s, lease two acquired at %v: two holders", one, two.Now)
-	}
+	refusedWhileHeld(t, a, acct, 10*time.Second)
 }
 
 // TestStoreWaitingForTheWriteLockKeepsTheOthersLeases: store a reads the
@@ -292,13 +280,7 @@ func TestStoreWaitingForTheWriteLockKeepsTheOthersLeases(t *testing.T) {
 	mu.Lock()
 	armed = true
 	mu.Unlock()
-	two, err := a.Acquire(ctx, acct, "x", ttlOpts("two", time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if two.Acquired {
-		t.Errorf("lease one acknowledged via b at %v for 1 s, lease two acquired via a at %v: two holders", one.Now, two.Now)
-	}
+	refusedWhileHeld(t, a, acct, time.Second)
 }
 
 // TestClockSetBackBeforeAStoresFirstBatch: store b has run no batch since
@@ -319,11 +301,5 @@ func TestClockSetBackBeforeAStoresFirstBatch(t *testing.T) {
 	if err != nil || !one.Acquired {
 		t.Fatal(one, err)
 	}
-	two, err := b.Acquire(ctx, acct, "x", ttlOpts("two", time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if two.Acquired {
-		t.Errorf("lease one acknowledged via a for 1 s at %v, lease two acquired via b at %v: two holders", one.Now, two.Now)
-	}
+	refusedWhileHeld(t, b, acct, time.Second)
 }
