@@ -24,14 +24,11 @@ import (
 // second lease.
 func TestClockSetBackTwoStoresOneFile(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "octostore.db")
-	clock := newFakeClock()
-	a := openAt(t, path, clock, sqlitestore.Options{})
+	path, clock, a, acct := onOneFile(t)
 	b := openAt(t, path, clock, sqlitestore.Options{})
-	acct := mustAccount(t, a, "acct")
 
 	clock.Advance(185 * time.Second)
-	old, err := a.Acquire(ctx, acct.ID, "old", opts("gone")) // TTL 10 s: expired at t0+195
+	old, err := a.Acquire(ctx, acct, "old", opts("gone")) // TTL 10 s: expired at t0+195
 	if err != nil || !old.Acquired {
 		t.Fatal(old, err)
 	}
@@ -41,18 +38,18 @@ func TestClockSetBackTwoStoresOneFile(t *testing.T) {
 	}
 	clock.Advance(-50 * time.Second) // set back to t0+150
 
-	one, err := b.Acquire(ctx, acct.ID, "x", opts("one")) // acknowledged for 10 s
+	one, err := b.Acquire(ctx, acct, "x", opts("one")) // acknowledged for 10 s
 	if err != nil || !one.Acquired {
 		t.Fatal(one, err)
 	}
-	if l, err := b.Renew(ctx, acct.ID, "old", "gone", 10*time.Second); err == nil {
+	if l, err := b.Renew(ctx, acct, "old", "gone", 10*time.Second); err == nil {
 		t.Errorf("b renewed a lease that had expired before the clock went back (by a's writes): %+v", l)
 	}
 	if err := a.Ping(ctx); err != nil { // a's next batch: it sees the step back
 		t.Fatal(err)
 	}
-	refusedWhileHeld(t, a, acct.ID, 10*time.Second)
-	if st, err := b.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
+	refusedWhileHeld(t, a, acct, 10*time.Second)
+	if st, err := b.Get(ctx, acct, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
 		t.Errorf("Get via b: %+v, %v; want held by one", st, err)
 	}
 }
@@ -65,24 +62,21 @@ func TestClockSetBackTwoStoresOneFile(t *testing.T) {
 // lease for one that had expired before it and free it at once.
 func TestClockSetBackThenACommandOpens(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "octostore.db")
-	clock := newFakeClock()
-	a := openAt(t, path, clock, sqlitestore.Options{})
-	acct := mustAccount(t, a, "acct")
+	path, clock, a, acct := onOneFile(t)
 	clock.Advance(100 * time.Second)
 	if err := a.Ping(ctx); err != nil { // the health check writes the probe at t0+100
 		t.Fatal(err)
 	}
 	clock.Advance(-60 * time.Second) // set back to t0+40
-	one, err := a.Acquire(ctx, acct.ID, "x", opts("one"))
+	one, err := a.Acquire(ctx, acct, "x", opts("one"))
 	if err != nil || !one.Acquired {
 		t.Fatal(one, err)
 	}
 	openAt(t, path, clock, sqlitestore.Options{}) // the command
-	if st, err := a.Get(ctx, acct.ID, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
+	if st, err := a.Get(ctx, acct, "x"); err != nil || !st.Held || st.Lease.LeaseID != "one" {
 		t.Errorf("Get after a command opened the file: %+v, %v; want held by one", st, err)
 	}
-	refusedWhileHeld(t, a, acct.ID, 10*time.Second)
+	refusedWhileHeld(t, a, acct, 10*time.Second)
 }
 
 // TestHeldAnswerWritesNothing: a write whose batch changes nothing (an
@@ -95,12 +89,12 @@ func TestClockSetBackThenACommandOpens(t *testing.T) {
 func TestHeldAnswerWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, sqlitestore.Options{})
-	acct := mustAccount(t, s, "acct")
-	if r, err := s.Acquire(ctx, acct.ID, "x", opts("one")); err != nil || !r.Acquired {
+	acct := mustAccount(t, s, "acct").ID
+	if r, err := s.Acquire(ctx, acct, "x", opts("one")); err != nil || !r.Acquired {
 		t.Fatal(r, err)
 	}
 	s.clock.Advance(time.Second)
-	if r, err := s.Acquire(ctx, acct.ID, "x", opts("two")); err != nil || r.Acquired {
+	if r, err := s.Acquire(ctx, acct, "x", opts("two")); err != nil || r.Acquired {
 		t.Fatalf("first attempt: %+v, %v; want held", r, err)
 	}
 	frames := func() int {
@@ -115,7 +109,7 @@ func TestHeldAnswerWritesNothing(t *testing.T) {
 	before := frames()
 	for i := range 3 {
 		s.clock.Advance(time.Millisecond) // each attempt at a later millisecond
-		r, err := s.Acquire(ctx, acct.ID, "x", opts("two"))
+		r, err := s.Acquire(ctx, acct, "x", opts("two"))
 		if err != nil || r.Acquired {
 			t.Fatalf("attempt %d: %+v, %v; want held", i, r, err)
 		}
@@ -130,6 +124,18 @@ func ttlOpts(lease string, ttl time.Duration) lockcore.AcquireOptions {
 	o := opts(lease)
 	o.TTL = ttl
 	return o
+}
+
+// onOneFile opens a store on a new database file with a fake clock and
+// makes the account "acct" through it, returning the file, the clock, the
+// store and the account's id; the tests open more stores on path with the
+// same clock, as more processes would.
+func onOneFile(t *testing.T) (path string, clock *fakeClock, first *testStore, acct string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "octostore.db")
+	clock = newFakeClock()
+	first = openAt(t, path, clock, sqlitestore.Options{})
+	return path, clock, first, mustAccount(t, first, "acct").ID
 }
 
 // refusedWhileHeld asks s for the lock "x" of acct for a lease "two" of
@@ -173,11 +179,8 @@ func TestClockSetBackAfterUnrecordedBatches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "octostore.db")
-			clock := newFakeClock()
-			a := openAt(t, path, clock, sqlitestore.Options{})
+			path, clock, a, acct := onOneFile(t)
 			b := openAt(t, path, clock, sqlitestore.Options{})
-			acct := mustAccount(t, a, "acct").ID
 			if r, err := a.Acquire(ctx, acct, "busy", ttlOpts("holder", time.Hour)); err != nil || !r.Acquired {
 				t.Fatal(r, err)
 			}
@@ -206,10 +209,7 @@ func TestClockSetBackAfterUnrecordedBatches(t *testing.T) {
 // the first one's TTL had passed.
 func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "octostore.db")
-	clock := newFakeClock()
-	a := openAt(t, path, clock, sqlitestore.Options{})
-	acct := mustAccount(t, a, "acct").ID
+	path, clock, a, acct := onOneFile(t)
 	clock.Advance(time.Minute)
 
 	var once sync.Once
@@ -246,10 +246,7 @@ func TestCommandOpenBesideAServerKeepsItsLeases(t *testing.T) {
 // as soon as a got the lock.
 func TestStoreWaitingForTheWriteLockKeepsTheOthersLeases(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "octostore.db")
-	clock := newFakeClock()
-	b := openAt(t, path, clock, sqlitestore.Options{})
-	acct := mustAccount(t, b, "acct").ID
+	path, clock, b, acct := onOneFile(t)
 
 	var (
 		mu    sync.Mutex
@@ -291,10 +288,7 @@ func TestStoreWaitingForTheWriteLockKeepsTheOthersLeases(t *testing.T) {
 // expired before the step and free it.
 func TestClockSetBackBeforeAStoresFirstBatch(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "octostore.db")
-	clock := newFakeClock()
-	a := openAt(t, path, clock, sqlitestore.Options{})
-	acct := mustAccount(t, a, "acct").ID
+	path, clock, a, acct := onOneFile(t)
 	b := openAt(t, path, clock, sqlitestore.Options{})
 	clock.Advance(-2 * time.Second)
 	one, err := a.Acquire(ctx, acct, "x", ttlOpts("one", time.Second))
