@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,10 +61,11 @@ const (
 var fieldNames = [...]struct {
 	bit  fieldSet
 	name string
+	kind error // the lockcore error of a bad value of this field
 }{
-	{fieldTTL, "ttl_seconds"},
-	{fieldMetadata, "metadata"},
-	{fieldLeaseID, "lease_id"},
+	{fieldTTL, "ttl_seconds", lockcore.ErrInvalidTTL},
+	{fieldMetadata, "metadata", lockcore.ErrInvalidMetadata},
+	{fieldLeaseID, "lease_id", lockcore.ErrInvalidLeaseID},
 }
 
 func (f fieldSet) list() string {
@@ -90,7 +92,9 @@ type requestBody struct {
 }
 
 // readBody reads r's body (at most MaxBodyBytes) and decodes it into out.
-// An empty or whitespace-only body means all defaults. Otherwise the body
+// A query parameter named like one of allowed is refused first with that
+// field's lockcore.InputError (see queryField). An empty or
+// whitespace-only body means all defaults. Otherwise the body
 // must be valid UTF-8 holding exactly one JSON object whose keys are among
 // allowed, each at most once; each value must have its field's type and
 // pass its rule, and metadata may not hold a \u escape of a lone UTF-16
@@ -100,6 +104,11 @@ type requestBody struct {
 // one, or the field's lockcore.InputError.
 func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *requestBody) error {
 	out.ttl = s.limits.DefaultTTL
+	if r.URL.RawQuery != "" {
+		if err := queryField(r.URL.RawQuery, allowed); err != nil {
+			return err
+		}
+	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
@@ -133,6 +142,30 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 	// rule were refused above).
 	if out.hasMetadata && strings.ContainsRune(out.metadata, utf8.RuneError) && hasLoneSurrogate(buf.Bytes()) {
 		return &lockcore.InputError{Kind: lockcore.ErrInvalidMetadata, Msg: "metadata must be text: a \\u escape of a lone UTF-16 surrogate (D800 to DFFF, not in a high-low pair) is not a character; send the text as UTF-8"}
+	}
+	return nil
+}
+
+// queryField refuses a query string that names a body field of allowed
+// ("?ttl_seconds=5"), with that field's lockcore.InputError: the server
+// reads the fields from the JSON body only, and taking the request with
+// the field's default instead (a 60 s lease for "?ttl_seconds=3600")
+// would hand the caller a lease other than the one it asked for. Other
+// query parameters are ignored, as on every route. A key that does not
+// unescape is compared as written.
+func queryField(rawQuery string, allowed fieldSet) error {
+	for rest := rawQuery; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		for _, fn := range fieldNames {
+			if allowed&fn.bit != 0 && key == fn.name {
+				return &lockcore.InputError{Kind: fn.kind, Msg: fn.name + " must be sent in the JSON request body, not in the query string (-d '{\"" + fn.name + "\":…}')"}
+			}
+		}
 	}
 	return nil
 }

@@ -449,6 +449,9 @@ func scenario() []testRequest {
 		{name: "invalid name", method: "POST", path: "/locks/bad*name/acquire", auth: "own", requestID: "req-badname", want: 400},
 		{name: "invalid ttl", method: "POST", path: "/locks/build2/acquire", auth: "own", body: `{"ttl_seconds":0}`, want: 400},
 		{name: "unknown field", method: "POST", path: "/locks/build2/acquire", auth: "own", body: `{"ttl":5}`, want: 400},
+		// Every event format must carry the query string to the handler,
+		// which refuses a body field sent there.
+		{name: "ttl in the query string", method: "POST", path: "/locks/build2/acquire", query: "x=1&ttl%5Fseconds=3600", auth: "own", want: 400},
 		{name: "metadata too long", method: "POST", path: "/locks/build2/acquire", auth: "own", body: `{"metadata":"` + strings.Repeat("m", 1025) + `"}`, want: 400},
 		{name: "body too large", method: "POST", path: "/locks/build2/acquire", auth: "own", body: big, want: 413},
 		{name: "no token", method: "GET", path: "/locks", want: 401},
