@@ -937,6 +937,37 @@ func TestFirstStartTokenNotPrinted(t *testing.T) {
 	}
 }
 
+// tokenlessStore is a store whose AddToken fails, as a first start's
+// does when the store goes away between making the account and its token.
+type tokenlessStore struct{ lockcore.Store }
+
+func (tokenlessStore) AddToken(context.Context, string, lockcore.TokenHash) error {
+	return fmt.Errorf("sqlitestore: add token: %w", lockcore.ErrUnavailable)
+}
+
+// TestFirstStartTokenNotMade: a first start that made the account but not
+// its token leaves later starts printing none; its error must say how to
+// get one.
+func TestFirstStartTokenNotMade(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var out bytes.Buffer
+	err = bootstrapAdmin(ctx, tokenlessStore{st}, &out, "http://127.0.0.1:1", 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") || !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("bootstrapAdmin with a failing AddToken: %v; want an error that wraps the store's and says to run `octostore token create --login admin`", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("printed %q with no token made", out.String())
+	}
+	if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
+		t.Fatalf("CountAccounts = %d, %v; want the account made (the case the message is for)", n, err)
+	}
+}
+
 // TestUnopenableDatabaseSaysWhy: SQLite's "unable to open database file"
 // names no cause; the command's error must say what is wrong with --db.
 func TestUnopenableDatabaseSaysWhy(t *testing.T) {
