@@ -1010,7 +1010,8 @@ func TestBusyIsUnavailable(t *testing.T) {
 // TestPingChecksTheWriter: while another connection holds the database's
 // write lock, reads still work but Ping fails with ErrUnavailable, and it
 // returns when its context ends rather than after the (here one minute)
-// busy timeout the writer waits; once the lock is gone, Ping succeeds.
+// busy timeout the writer waits, with an error that blames the write lock
+// (for the log of /health); once the lock is gone, Ping succeeds.
 func TestPingChecksTheWriter(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{BusyTimeout: time.Minute})
 	ctx := context.Background()
@@ -1021,12 +1022,15 @@ func TestPingChecksTheWriter(t *testing.T) {
 	if _, err := s.List(ctx, "nobody"); err != nil {
 		t.Fatalf("a read while another connection holds the write lock: %v", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	start := time.Now()
 	err := s.Ping(pctx)
 	cancel()
 	if !errors.Is(err, lockcore.ErrUnavailable) {
 		t.Fatalf("Ping while another connection holds the write lock: want ErrUnavailable, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "for the database's write lock, which another connection holds") {
+		t.Errorf("Ping while another connection holds the write lock: %v; want it to say so", err)
 	}
 	if took := time.Since(start); took > 30*time.Second {
 		t.Fatalf("Ping took %v: it waited for the busy timeout, not for its context", took)

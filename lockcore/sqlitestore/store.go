@@ -147,6 +147,12 @@ type Store struct {
 	files        []openFile
 	filesChecked int64
 
+	// beginAt is when the batch running now started its BEGIN (Unix ns,
+	// the real clock), 0 while no batch is in one. Only this process's
+	// batches write, so a BEGIN that lasts waits for a write lock held by
+	// another connection; see abandonedErr.
+	beginAt atomic.Int64
+
 	// damage is set by the first operation that finds the file damaged
 	// (SQLITE_CORRUPT, SQLITE_NOTADB); Ping then fails until a restart,
 	// whose quick_check refuses the file.
@@ -707,6 +713,26 @@ func ctxErr(ctx context.Context, unknown bool) error {
 		return fmt.Errorf("sqlitestore: %w: %w (the write may or may not have been committed)", lockcore.ErrUnavailable, context.Cause(ctx))
 	}
 	return fmt.Errorf("sqlitestore: %w: %w (the write was not applied)", lockcore.ErrUnavailable, context.Cause(ctx))
+}
+
+// lockWaitNoted is how long the writer must have waited in BEGIN before an
+// abandoned write's error blames the write lock: a BEGIN that takes the
+// lock at once lasts microseconds.
+const lockWaitNoted = 100 * time.Millisecond
+
+// abandonedErr is ctxErr for a write whose context ended while it waited
+// for a batch. When the batch running then has waited lockWaitNoted or
+// more for the database's write lock, the error says so: the context's
+// own error ("context deadline exceeded") names no cause, and the usual
+// one is another process holding the lock.
+func (s *Store) abandonedErr(ctx context.Context, unknown bool) error {
+	err := ctxErr(ctx, unknown)
+	if at := s.beginAt.Load(); at != 0 {
+		if waited := time.Since(time.Unix(0, at)); waited >= lockWaitNoted {
+			return fmt.Errorf("%w; the store had waited %v for the database's write lock, which another connection holds (another process using the file: a second server, an operator command, a backup tool, a sqlite3 shell)", err, waited.Round(time.Millisecond))
+		}
+	}
+	return err
 }
 
 var (

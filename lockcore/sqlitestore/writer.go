@@ -191,7 +191,7 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags 
 		return outcome(err)
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opPending, opAbandoned) {
-			return ctxErr(ctx, false)
+			return s.abandonedErr(ctx, false)
 		}
 		if flags&opSettled != 0 {
 			// Claimed: the writer answers it with its batch's outcome.
@@ -201,7 +201,7 @@ func (s *Store) enqueue(ctx context.Context, apply func(now int64) error, flags 
 		case err := <-o.done: // answered as the context ended: say what happened
 			return outcome(err)
 		default:
-			return ctxErr(ctx, true)
+			return s.abandonedErr(ctx, true)
 		}
 	}
 }
@@ -514,8 +514,11 @@ func (s *Store) runBatch(batch []*op) {
 		}
 		s.filesChecked = now
 	}
-	if _, err := s.w.begin.ExecContext(bg); err != nil {
-		fatal(-1, "begin", err)
+	s.beginAt.Store(time.Now().UnixNano())
+	_, berr := s.w.begin.ExecContext(bg)
+	s.beginAt.Store(0)
+	if berr != nil {
+		fatal(-1, "begin", berr)
 		return
 	}
 	// The clock again, now that the transaction holds the write lock:
