@@ -56,3 +56,14 @@ func (s *Store) WriteFunc(ctx context.Context, apply func(now int64) error) erro
 
 // WALSizeLimit is walSizeLimit, for the external tests.
 const WALSizeLimit = walSizeLimit
+
+// AbandonedAfter returns the error of a write abandoned while the batch
+// running then had waited for waited in BEGIN (use only while no write
+// runs: it sets and clears the batch's mark).
+func (s *Store) AbandonedAfter(waited time.Duration) error {
+	s.beginAt.Store(time.Now().Add(-waited).UnixNano())
+	defer s.beginAt.Store(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	return s.abandonedErr(ctx, false)
+}

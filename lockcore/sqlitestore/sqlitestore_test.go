@@ -1007,6 +1007,34 @@ func TestBusyIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestLockWaitNoteIsOneCause: the note an abandoned write's error gets
+// for a long wait in BEGIN must read the same for every wait once its
+// digits are dropped, as the HTTP server's log throttle drops them to tell
+// one cause from another; otherwise one outage is logged as a new cause
+// each time the wait's unit changes (ms, then s, then m).
+func TestLockWaitNoteIsOneCause(t *testing.T) {
+	s := openTest(t, sqlitestore.Options{})
+	noDigits := func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}
+	var first string
+	for _, waited := range []time.Duration{150 * time.Millisecond, 999 * time.Millisecond, 1500 * time.Millisecond, 75 * time.Second} {
+		err := s.AbandonedAfter(waited)
+		if !errors.Is(err, lockcore.ErrUnavailable) || !strings.Contains(err.Error(), "for the database's write lock") {
+			t.Fatalf("a write abandoned after %v in BEGIN: %v; want ErrUnavailable blaming the write lock", waited, err)
+		}
+		key := strings.Map(noDigits, err.Error())
+		if first == "" {
+			first = key
+		} else if key != first {
+			t.Errorf("after %v in BEGIN the error reads %q without its digits; after 150ms it read %q", waited, key, first)
+		}
+	}
+}
+
 // TestPingChecksTheWriter: while another connection holds the database's
 // write lock, reads still work but Ping fails with ErrUnavailable, and it
 // returns when its context ends rather than after the (here one minute)

@@ -729,7 +729,10 @@ func (s *Store) abandonedErr(ctx context.Context, unknown bool) error {
 	err := ctxErr(ctx, unknown)
 	if at := s.beginAt.Load(); at != 0 {
 		if waited := time.Since(time.Unix(0, at)); waited >= lockWaitNoted {
-			return fmt.Errorf("%w; the store had waited %v for the database's write lock, which another connection holds (another process using the file: a second server, an operator command, a backup tool, a sqlite3 shell)", err, waited.Round(time.Millisecond))
+			// Seconds in one format whatever the wait ("0.380s", "61.000s"),
+			// not Duration's "380ms", "1.2s", "1m1s": the HTTP server's log
+			// throttle tells causes apart by their text without digits.
+			return fmt.Errorf("%w; the store had waited %.3fs for the database's write lock, which another connection holds (another process using the file: a second server, an operator command, a backup tool, a sqlite3 shell)", err, waited.Seconds())
 		}
 	}
 	return err
