@@ -968,6 +968,42 @@ func TestFirstStartTokenNotMade(t *testing.T) {
 	}
 }
 
+// lostAnswerStore is a store whose EnsureAccount makes the account but
+// fails, as a Redis write whose answer is lost to a timeout does.
+type lostAnswerStore struct{ lockcore.Store }
+
+func (s lostAnswerStore) EnsureAccount(ctx context.Context, login string) (lockcore.Account, bool, error) {
+	if _, _, err := s.Store.EnsureAccount(ctx, login); err != nil {
+		return lockcore.Account{}, false, err
+	}
+	return lockcore.Account{}, false, fmt.Errorf("redisstore: account: %w: i/o timeout", lockcore.ErrUnavailable)
+}
+
+// TestFirstStartAccountAnswerLost: a first start whose account was made
+// though the store answered with an error leaves later starts printing no
+// token, as TestFirstStartTokenNotMade's does; its error must say how to
+// get one too.
+func TestFirstStartAccountAnswerLost(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var out bytes.Buffer
+	err = bootstrapAdmin(ctx, lostAnswerStore{st}, &out, "http://127.0.0.1:1", 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") || !errors.Is(err, lockcore.ErrUnavailable) {
+		t.Fatalf("bootstrapAdmin with an EnsureAccount that made the account but failed: %v; want an error that wraps the store's and says to run `octostore token create --login admin`", err)
+	}
+	if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
+		t.Fatalf("CountAccounts = %d, %v; want the account made (the case the message is for)", n, err)
+	}
+	out.Reset()
+	if err := bootstrapAdmin(ctx, st, &out, "http://127.0.0.1:1", 30*time.Second); err != nil || out.Len() != 0 {
+		t.Fatalf("the next start: %v, printed %q; want no error and no token (the account exists)", err, out.String())
+	}
+}
+
 // TestUnopenableDatabaseSaysWhy: SQLite's "unable to open database file"
 // names no cause; the command's error must say what is wrong with --db.
 func TestUnopenableDatabaseSaysWhy(t *testing.T) {

@@ -436,7 +436,9 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 	}
 	acct, _, err := store.EnsureAccount(ctx, "admin")
 	if err != nil {
-		return fmt.Errorf("create admin account: %w", err)
+		// The account may be made all the same (a write whose answer was
+		// lost to a timeout), and later starts then print no token.
+		return fmt.Errorf("first start: could not create account \"admin\" (%w). If a later start prints no token, the account was made after all: make a token with `octostore token create --login admin` and the same store flags", err)
 	}
 	token, hash := lockcore.NewToken()
 	if err := store.AddToken(ctx, acct.ID, hash); err != nil {
