@@ -445,7 +445,7 @@ func bootstrapAdmin(ctx context.Context, store lockcore.Store, stdout io.Writer,
 		// The account is made, so later starts print no token: say how
 		// to get one (a start killed right here needs the same command,
 		// which the README gives).
-		return fmt.Errorf("first start: created account \"admin\" but not its token (%w); later starts find the account and print none. Make a token with `octostore token create --login admin` and the same store flags", err)
+		return fmt.Errorf("first start: created account \"admin\", but making its token failed (%w); later starts find the account and print none. Make a token with `octostore token create --login admin` and the same store flags", err)
 	}
 	// A closed pipe on stdout would end the process with SIGPIPE at the
 	// write below (Go's default for fd 1), before the token that nobody

@@ -61,7 +61,7 @@ const WALSizeLimit = walSizeLimit
 // running then had waited for waited in BEGIN (use only while no write
 // runs: it sets and clears the batch's mark).
 func (s *Store) AbandonedAfter(waited time.Duration) error {
-	s.beginAt.Store(time.Now().Add(-waited).UnixNano())
+	s.beginAt.Store(s.sinceOpen() - int64(waited))
 	defer s.beginAt.Store(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 0)
 	defer cancel()

@@ -147,11 +147,14 @@ type Store struct {
 	files        []openFile
 	filesChecked int64
 
-	// beginAt is when the batch running now started its BEGIN (Unix ns,
-	// the real clock), 0 while no batch is in one. Only this process's
+	// beginAt is when the batch running now started its BEGIN, as
+	// sinceOpen's reading, 0 while no batch is in one. Only this process's
 	// batches write, so a BEGIN that lasts waits for a write lock held by
 	// another connection; see abandonedErr.
 	beginAt atomic.Int64
+	// opened is when Open made the store; its monotonic reading times
+	// BEGIN's waits, which a step of the wall clock must not lengthen.
+	opened time.Time
 
 	// damage is set by the first operation that finds the file damaged
 	// (SQLITE_CORRUPT, SQLITE_NOTADB); Ping then fails until a restart,
@@ -236,6 +239,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		maxLinger:  opts.MaxLinger,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
+		opened:     time.Now(),
 	}
 
 	// Best effort: if the file cannot be made here (no such directory, say),
@@ -715,6 +719,10 @@ func ctxErr(ctx context.Context, unknown bool) error {
 	return fmt.Errorf("sqlitestore: %w: %w (the write was not applied)", lockcore.ErrUnavailable, context.Cause(ctx))
 }
 
+// sinceOpen is the time since Open on the monotonic clock, in ns, plus 1
+// so that it is never 0 (beginAt's "no batch in BEGIN").
+func (s *Store) sinceOpen() int64 { return int64(time.Since(s.opened)) + 1 }
+
 // lockWaitNoted is how long the writer must have waited in BEGIN before an
 // abandoned write's error blames the write lock: a BEGIN that takes the
 // lock at once lasts microseconds.
@@ -728,7 +736,7 @@ const lockWaitNoted = 100 * time.Millisecond
 func (s *Store) abandonedErr(ctx context.Context, unknown bool) error {
 	err := ctxErr(ctx, unknown)
 	if at := s.beginAt.Load(); at != 0 {
-		if waited := time.Since(time.Unix(0, at)); waited >= lockWaitNoted {
+		if waited := time.Duration(s.sinceOpen() - at); waited >= lockWaitNoted {
 			// Seconds in one format whatever the wait ("0.380s", "61.000s"),
 			// not Duration's "380ms", "1.2s", "1m1s": the HTTP server's log
 			// throttle tells causes apart by their text without digits.

@@ -514,7 +514,7 @@ func (s *Store) runBatch(batch []*op) {
 		}
 		s.filesChecked = now
 	}
-	s.beginAt.Store(time.Now().UnixNano())
+	s.beginAt.Store(s.sinceOpen())
 	_, berr := s.w.begin.ExecContext(bg)
 	s.beginAt.Store(0)
 	if berr != nil {
