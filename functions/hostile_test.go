@@ -150,6 +150,7 @@ func hostileRows() []hostile {
 		{name: "ttl in the query string", method: "POST", path: "/locks/n1/acquire?ttl_seconds=3600", status: 400, code: "invalid_ttl"},
 		{name: "renew ttl in the query string", method: "POST", path: renew + "?ttl_seconds=3600", body: `{"lease_id":"LH"}`, status: 400, code: "invalid_ttl"},
 		{name: "release lease id in the query string", method: "POST", path: release + "?lease_id=LH", status: 400, code: "invalid_lease_id"},
+		{name: "renew metadata in the query string", method: "POST", path: renew + "?METADATA=new", body: `{"lease_id":"LH"}`, status: 400, code: "invalid_json"},
 		{name: "unknown route", method: "GET", path: "/admin", status: 404, code: "not_found"},
 		{name: "unknown route of 10 KiB", method: "GET", path: "/" + strings.Repeat("p", 10<<10), status: 404, code: "not_found"},
 		{name: "oauth start without a GitHub app", method: "GET", path: "/auth/github", auth: "-", status: 404, code: "oauth_disabled"},

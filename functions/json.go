@@ -92,8 +92,9 @@ type requestBody struct {
 }
 
 // readBody reads r's body (at most MaxBodyBytes) and decodes it into out.
-// A query parameter named like one of allowed is refused first with that
-// field's lockcore.InputError (see queryField). An empty or
+// When allowed names a field (the lock writes), a query parameter named
+// like a lock request's field is refused first with that field's
+// lockcore.InputError (see queryField). An empty or
 // whitespace-only body means all defaults. Otherwise the body
 // must be valid UTF-8 holding exactly one JSON object whose keys are among
 // allowed, each at most once; each value must have its field's type and
@@ -104,7 +105,7 @@ type requestBody struct {
 // one, or the field's lockcore.InputError.
 func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *requestBody) error {
 	out.ttl = s.limits.DefaultTTL
-	if r.URL.RawQuery != "" {
+	if allowed != 0 && r.URL.RawQuery != "" {
 		if err := queryField(r.URL.RawQuery, allowed); err != nil {
 			return err
 		}
@@ -146,25 +147,37 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 	return nil
 }
 
-// queryField refuses a query string that names a body field of allowed
-// ("?ttl_seconds=5"), with that field's lockcore.InputError: the server
-// reads the fields from the JSON body only, and taking the request with
-// the field's default instead (a 60 s lease for "?ttl_seconds=3600")
-// would hand the caller a lease other than the one it asked for. Other
-// query parameters are ignored, as on every route. A key that does not
-// unescape is compared as written.
+// queryField refuses a query string that names a lock request's body
+// field (ttl_seconds, metadata or lease_id, in any case, between '&' or
+// ';'). The server reads the fields
+// from the JSON body only, and taking the request with the field's default
+// instead (a 60 s lease for "?ttl_seconds=3600", a renew that keeps the
+// old TTL or metadata) would give the caller something other than what it
+// asked for. A field of allowed gets its own lockcore.InputError, saying
+// to send it in the body; another gets invalid_json, as in the body, where
+// it is an unknown field. Other query parameters
+// are ignored, as on every route. A key that does not unescape is
+// compared as written.
 func queryField(rawQuery string, allowed fieldSet) error {
 	for rest := rawQuery; rest != ""; {
 		var part string
-		part, rest, _ = strings.Cut(rest, "&")
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			part, rest = rest[:i], rest[i+1:]
+		} else {
+			part, rest = rest, ""
+		}
 		key, _, _ := strings.Cut(part, "=")
 		if k, err := url.QueryUnescape(key); err == nil {
 			key = k
 		}
 		for _, fn := range fieldNames {
-			if allowed&fn.bit != 0 && key == fn.name {
-				return &lockcore.InputError{Kind: fn.kind, Msg: fn.name + " must be sent in the JSON request body, not in the query string (-d '{\"" + fn.name + "\":…}')"}
+			if !strings.EqualFold(key, fn.name) {
+				continue
 			}
+			if allowed&fn.bit == 0 {
+				return newError(errInvalidJSON, fmt.Sprintf("%s in the query string is not a field of this request, whose JSON body takes %s (and nothing is read from the query string)", fn.name, allowed.list()))
+			}
+			return &lockcore.InputError{Kind: fn.kind, Msg: fn.name + " must be sent in the JSON request body, not in the query string (-d '{\"" + fn.name + "\":…}')"}
 		}
 	}
 	return nil
