@@ -945,29 +945,6 @@ func (tokenlessStore) AddToken(context.Context, string, lockcore.TokenHash) erro
 	return fmt.Errorf("sqlitestore: add token: %w", lockcore.ErrUnavailable)
 }
 
-// TestFirstStartTokenNotMade: a first start that made the account but not
-// its token leaves later starts printing none; its error must say how to
-// get one.
-func TestFirstStartTokenNotMade(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var out bytes.Buffer
-	err = bootstrapAdmin(ctx, tokenlessStore{st}, &out, "http://127.0.0.1:1", 30*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") || !errors.Is(err, lockcore.ErrUnavailable) {
-		t.Fatalf("bootstrapAdmin with a failing AddToken: %v; want an error that wraps the store's and says to run `octostore token create --login admin`", err)
-	}
-	if out.Len() != 0 {
-		t.Errorf("printed %q with no token made", out.String())
-	}
-	if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
-		t.Fatalf("CountAccounts = %d, %v; want the account made (the case the message is for)", n, err)
-	}
-}
-
 // lostAnswerStore is a store whose EnsureAccount makes the account but
 // fails, as a Redis write whose answer is lost to a timeout does.
 type lostAnswerStore struct{ lockcore.Store }
@@ -979,28 +956,41 @@ func (s lostAnswerStore) EnsureAccount(ctx context.Context, login string) (lockc
 	return lockcore.Account{}, false, fmt.Errorf("redisstore: account: %w: i/o timeout", lockcore.ErrUnavailable)
 }
 
-// TestFirstStartAccountAnswerLost: a first start whose account was made
-// though the store answered with an error leaves later starts printing no
-// token, as TestFirstStartTokenNotMade's does; its error must say how to
-// get one too.
-func TestFirstStartAccountAnswerLost(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var out bytes.Buffer
-	err = bootstrapAdmin(ctx, lostAnswerStore{st}, &out, "http://127.0.0.1:1", 30*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") || !errors.Is(err, lockcore.ErrUnavailable) {
-		t.Fatalf("bootstrapAdmin with an EnsureAccount that made the account but failed: %v; want an error that wraps the store's and says to run `octostore token create --login admin`", err)
-	}
-	if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
-		t.Fatalf("CountAccounts = %d, %v; want the account made (the case the message is for)", n, err)
-	}
-	out.Reset()
-	if err := bootstrapAdmin(ctx, st, &out, "http://127.0.0.1:1", 30*time.Second); err != nil || out.Len() != 0 {
-		t.Fatalf("the next start: %v, printed %q; want no error and no token (the account exists)", err, out.String())
+// TestFirstStartFailsAfterTheAccount: a first start whose store failed
+// once the account was made (its token not made, or the account's own
+// answer lost) leaves every later start printing no token, since the
+// account exists. Its error must wrap the store's and say how to get a
+// token, and it must print none.
+func TestFirstStartFailsAfterTheAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(lockcore.Store) lockcore.Store
+	}{
+		{"token not made", func(st lockcore.Store) lockcore.Store { return tokenlessStore{st} }},
+		{"account's answer lost", func(st lockcore.Store) lockcore.Store { return lostAnswerStore{st} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "first.db"), sqlitestore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var out bytes.Buffer
+			err = bootstrapAdmin(ctx, tc.wrap(st), &out, "http://127.0.0.1:1", 30*time.Second)
+			if err == nil || !strings.Contains(err.Error(), "octostore token create --login admin") || !errors.Is(err, lockcore.ErrUnavailable) {
+				t.Fatalf("bootstrapAdmin: %v; want an error that wraps the store's and says to run `octostore token create --login admin`", err)
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed %q with no token made", out.String())
+			}
+			if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
+				t.Fatalf("CountAccounts = %d, %v; want the account made (the case the message is for)", n, err)
+			}
+			if err := bootstrapAdmin(ctx, st, &out, "http://127.0.0.1:1", 30*time.Second); err != nil || out.Len() != 0 {
+				t.Fatalf("the next start: %v, printed %q; want no error and no token (the account exists)", err, out.String())
+			}
+		})
 	}
 }
 
