@@ -93,9 +93,8 @@ type requestBody struct {
 
 // readBody reads r's body (at most MaxBodyBytes) and decodes it into out.
 // When allowed names a field (the lock writes), a query parameter named
-// like a lock request's field is refused first with that field's
-// lockcore.InputError (see queryField). An empty or
-// whitespace-only body means all defaults. Otherwise the body
+// like a lock request's field is refused first (see queryField). An empty
+// or whitespace-only body means all defaults. Otherwise the body
 // must be valid UTF-8 holding exactly one JSON object whose keys are among
 // allowed, each at most once; each value must have its field's type and
 // pass its rule, and metadata may not hold a \u escape of a lone UTF-16
@@ -149,15 +148,14 @@ func (s *server) readBody(ex *exchange, r *http.Request, allowed fieldSet, out *
 
 // queryField refuses a query string that names a lock request's body
 // field (ttl_seconds, metadata or lease_id, in any case, between '&' or
-// ';'). The server reads the fields
-// from the JSON body only, and taking the request with the field's default
-// instead (a 60 s lease for "?ttl_seconds=3600", a renew that keeps the
-// old TTL or metadata) would give the caller something other than what it
-// asked for. A field of allowed gets its own lockcore.InputError, saying
-// to send it in the body; another gets invalid_json, as in the body, where
-// it is an unknown field. Other query parameters
-// are ignored, as on every route. A key that does not unescape is
-// compared as written.
+// ';'). The server reads the fields from the JSON body only, and taking
+// the request with the field's default instead (a 60 s lease for
+// "?ttl_seconds=3600", a renew that keeps the old TTL or metadata) would
+// give the caller something other than what it asked for. A field of
+// allowed gets its own lockcore.InputError, saying to send it in the body;
+// another gets invalid_json, as in the body, where it is an unknown field.
+// Other query parameters are ignored, as on every route. A key that does
+// not unescape is compared as written.
 func queryField(rawQuery string, allowed fieldSet) error {
 	for rest := rawQuery; rest != ""; {
 		var part string
