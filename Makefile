@@ -15,7 +15,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/octostore/octostore/internal/buildinfo.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all run local build test test-short lint fmt vet build32 bench fuzz soak cover clean build-OctoStoreFunction
+.PHONY: all run local build test test-short lint fmt vet build32 build-os build-windows bench fuzz soak cover clean build-OctoStoreFunction
 
 all: lint test
 
@@ -45,12 +45,12 @@ test:
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet, and the builds for 32-bit x86 and for Windows
 ## fmt checks the tracked Go files, or every Go file where git cannot list
 ## them (no checkout, or git refusing a directory owned by another user);
 ## an empty list is an error, never a silent pass, and gofmt never reads
 ## stdin (with no file arguments it would check stdin, or wait on it).
-lint: fmt vet build32
+lint: fmt vet build32 build-windows
 fmt:
 	@files=$$(git ls-files '*.go' 2>/dev/null) || files=$$(find . -name '*.go' -not -path './.git/*'); \
 	if [ -z "$$files" ]; then echo "fmt: no Go files found"; exit 1; fi; \
@@ -66,6 +66,20 @@ vet:
 build32:
 	GOARCH=386 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore
 	GOARCH=386 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore-lambda
+
+## build-os: both servers build for the other systems they are meant to
+## run on (OTHER_OS; only Linux runs the tests): code that uses a
+## system's own calls belongs in a file for that system. About a minute per
+## system with an empty build cache, so lint builds for Windows only, the
+## one system that is not Unix.
+OTHER_OS ?= darwin/arm64 freebsd/amd64 windows/amd64
+build-os:
+	@for p in $(OTHER_OS); do \
+	  echo "GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore ./local"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/octostore ./local || exit 1; \
+	done
+build-windows:
+	@$(MAKE) --no-print-directory build-os OTHER_OS=windows/amd64
 
 ## staticcheck: honnef.co/go/tools' checks (fetched through the module
 ## proxy on first use, about 4 minutes with empty caches, seconds after);

@@ -53,17 +53,21 @@ func raiseNoFile(t *testing.T, n uint64) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur >= n {
+	if uint64(lim.Cur) >= n {
 		return
 	}
-	lim.Cur = min(lim.Max, n)
+	setRlim(&lim.Cur, min(uint64(lim.Max), n))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < n {
+	if uint64(lim.Cur) < n {
 		t.Fatalf("the hard limit on open files is %d; this test needs %d (ulimit -Hn)", lim.Max, n)
 	}
 }
+
+// setRlim sets an Rlimit field, a uint64 on most systems and an int64 on
+// FreeBSD, to v.
+func setRlim[T int64 | uint64](field *T, v uint64) { *field = T(v) }
 
 // softNoFile reads the soft limit on open files of process pid.
 func softNoFile(t *testing.T, pid int) uint64 {

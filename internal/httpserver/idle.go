@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 )
 
 // idleReaper closes idle keep-alive connections, oldest first, when the
@@ -33,16 +32,6 @@ type idleReaper struct {
 func reserveFiles(lim uint64) int {
 	n := int(min(lim, 1<<30))
 	return max(n-min(max(n/4, 1), 256), 1)
-}
-
-// connBudget returns the connections a server of this process may hold
-// (see reserveFiles), or 0 when the limit on open files cannot be read.
-func connBudget() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
-		return 0
-	}
-	return reserveFiles(lim.Cur)
 }
 
 func newIdleReaper(max int) *idleReaper {

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package redistest starts real redis-server processes for tests: a single
 // server (Start) or a three-master Redis Cluster (StartCluster, to which
 // AddReplica adds replicas), each on free loopback ports in the test's
