@@ -186,7 +186,7 @@ func hotJournal(path string) bool {
 // transaction, and leaves it a self-contained file (rollback journal, no
 // -wal) so that it can be renamed.
 func prepareRestored(ctx context.Context, path, backup string, floor int64) (lockcore.RestoreResult, error) {
-	db, err := sql.Open("sqlite", fileURI(path, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"))
+	db, err := sql.Open("sqlite", fileURI(path, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&"+syncPragmas+"&_pragma=foreign_keys(ON)&_txlock=immediate"))
 	if err != nil {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
@@ -343,12 +343,7 @@ func publish(tmp, dst, what string) (int64, error) {
 		}
 		return 0, fmt.Errorf("sqlitestore: %s: %w", what, err)
 	}
-	d, err := os.Open(filepath.Dir(dst))
-	if err == nil {
-		err = d.Sync()
-		d.Close()
-	}
-	if err != nil {
+	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return 0, fmt.Errorf("sqlitestore: %s: sync the directory of %s: %w", what, dst, err)
 	}
 	return fi.Size(), nil

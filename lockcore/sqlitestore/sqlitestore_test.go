@@ -211,7 +211,7 @@ func TestPragmas(t *testing.T) {
 	s := openTest(t, sqlitestore.Options{BusyTimeout: 1234 * time.Millisecond})
 	ctx := context.Background()
 	check := func(who string, q func(string) (string, error)) {
-		want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "1234", "journal_size_limit": strconv.Itoa(sqlitestore.WALSizeLimit)}
+		want := map[string]string{"journal_mode": "wal", "synchronous": "2", "fullfsync": "1", "foreign_keys": "1", "busy_timeout": "1234", "journal_size_limit": strconv.Itoa(sqlitestore.WALSizeLimit)}
 		for p, w := range want {
 			got, err := q("PRAGMA " + p)
 			if err != nil {
