@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/octostore/octostore/lockcore"
@@ -350,6 +351,15 @@ func publish(tmp, dst, what string) (int64, error) {
 }
 
 // fileURI returns the driver's file: URI for path with the query q.
+// SQLite reads what follows "file://" up to the next slash as an
+// authority, and refuses any but "localhost": a path that begins with two
+// slashes (//srv/share/octo.db, Windows' UNC form with forward slashes, or
+// a Unix path such as //var/lib/octo.db) gets its first slash escaped,
+// which SQLite decodes back.
 func fileURI(path, q string) string {
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q
+	p := (&url.URL{Path: path}).EscapedPath()
+	if strings.HasPrefix(p, "//") {
+		p = "%2F" + p[1:]
+	}
+	return "file:" + p + "?" + q
 }

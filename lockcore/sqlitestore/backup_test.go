@@ -567,3 +567,32 @@ func TestStaleCopyWithoutRestoreDoesNotRepeatTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestPathsWithTwoLeadingSlashes opens, backs up and restores databases
+// named by paths that begin with two slashes (a Unix path may; on Windows
+// //host/share/file is a UNC path). SQLite reads the start of
+// "file://host/..." as a URI authority, and refused such a path with
+// "invalid uri authority". (filepath.Join would drop the second slash.)
+func TestPathsWithTwoLeadingSlashes(t *testing.T) {
+	ctx := context.Background()
+	abs, err := filepath.Abs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "/" + abs
+	live := openAt(t, dir+"/live.db", newEpochClock(), sqlitestore.Options{})
+	a := mustAccount(t, live, "alice")
+	tok := mustToken(t, live, a.ID, "tok-alice")
+	backup := dir + "/backup.db"
+	if _, err := sqlitestore.Backup(ctx, live.path, backup); err != nil {
+		t.Fatalf("Backup(%q, %q): %v", live.path, backup, err)
+	}
+	restored := dir + "/restored.db"
+	if _, err := sqlitestore.Restore(ctx, backup, restored, 1000); err != nil {
+		t.Fatalf("Restore(%q, %q): %v", backup, restored, err)
+	}
+	r := openAt(t, restored, newEpochClock(), sqlitestore.Options{})
+	if got, err := r.AccountByToken(ctx, tok); err != nil || got.ID != a.ID {
+		t.Errorf("the restored token: %+v, %v; want account %s", got, err, a.ID)
+	}
+}

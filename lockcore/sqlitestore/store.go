@@ -64,7 +64,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,7 +204,6 @@ const syncPragmas = "_pragma=synchronous(FULL)&_pragma=fullfsync(ON)"
 // dsn returns the driver DSN for path with the pragmas every connection
 // needs; extra is appended as more query parameters.
 func dsn(path string, busy time.Duration, extra string) string {
-	p := (&url.URL{Path: path}).EscapedPath()
 	q := "_pragma=busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")" +
 		"&_pragma=journal_mode(WAL)" +
 		"&" + syncPragmas +
@@ -214,7 +212,7 @@ func dsn(path string, busy time.Duration, extra string) string {
 	if extra != "" {
 		q += "&" + extra
 	}
-	return "file:" + p + "?" + q
+	return fileURI(path, q)
 }
 
 // Open opens (creating it if needed) the SQLite database at path, brings its
