@@ -54,9 +54,7 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 			f.Close()
 		}
 	}
-	// mode=rw: never create src, and no journal_mode pragma, which would
-	// convert a database that is not in WAL mode.
-	db, err := sql.Open("sqlite", fileURI(src, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")"))
+	db, err := sql.Open("sqlite", backupSourceURI(src))
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: backup: open %s: %w", src, err)
 	}
@@ -76,6 +74,18 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 		return 0, translate("backup "+src, err)
 	}
 	return publish(tmpName, dst, "backup")
+}
+
+// backupSourceURI is the driver URI Backup reads src with. mode=rw:
+// never create src, and no journal_mode pragma, which would convert a
+// database that is not in WAL mode. The connection writes too: when no
+// server has src open but a -wal file is left (a server killed or
+// crashed), SQLite copies that log into src as the connection closes and
+// deletes it, so it syncs like the server's (syncPragmas: on macOS a
+// plain fsync could lose those writes in a power cut after the -wal is
+// gone).
+func backupSourceURI(src string) string {
+	return fileURI(src, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&"+syncPragmas)
 }
 
 // Restore makes the database dst, which must not exist, from a copy that

@@ -596,3 +596,26 @@ func TestPathsWithTwoLeadingSlashes(t *testing.T) {
 		t.Errorf("the restored token: %+v, %v; want account %s", got, err, a.ID)
 	}
 }
+
+// TestBackupSourceSyncsFully checks the pragmas of Backup's connection to
+// the database it copies. That connection writes when it is the last one
+// to close a database with a -wal file left by a server that was killed
+// (SQLite copies the log into the file and deletes it), so it must sync
+// as the server's connections do, with fullfsync for macOS.
+func TestBackupSourceSyncsFully(t *testing.T) {
+	path := openTest(t, sqlitestore.Options{}).path
+	db, err := sql.Open("sqlite", sqlitestore.BackupSourceURI(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for p, want := range map[string]string{"synchronous": "2", "fullfsync": "1", "busy_timeout": "5000"} {
+		var got string
+		if err := db.QueryRow("PRAGMA " + p).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", p, err)
+		}
+		if got != want {
+			t.Errorf("Backup's connection: PRAGMA %s = %s; want %s", p, got, want)
+		}
+	}
+}

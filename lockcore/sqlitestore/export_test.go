@@ -9,6 +9,9 @@ import (
 // Translate is translate, for the external tests.
 var Translate = translate
 
+// BackupSourceURI is backupSourceURI, for the external tests.
+var BackupSourceURI = backupSourceURI
+
 // DamageDetail is damageDetail, for the external tests.
 var DamageDetail = damageDetail
 
