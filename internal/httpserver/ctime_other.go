@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd && !netbsd
 
 package httpserver
 
@@ -7,6 +7,7 @@ import (
 	"time"
 )
 
-// changeTime returns the zero time: outside Linux a file's version is its
-// identity, size and modification time only.
+// changeTime returns the zero time: outside Linux, macOS, FreeBSD and
+// NetBSD a file's version is its identity, size and modification time
+// only.
 func changeTime(os.FileInfo) time.Time { return time.Time{} }
