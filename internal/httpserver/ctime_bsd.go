@@ -2,18 +2,8 @@
 
 package httpserver
 
-import (
-	"os"
-	"syscall"
-	"time"
-)
+import "syscall"
 
-// changeTime returns the time fi's inode last changed (its ctime), as on
-// Linux (ctime_linux.go); the zero time when fi has no Stat_t.
-func changeTime(fi os.FileInfo) time.Time {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return time.Time{}
-	}
-	return time.Unix(st.Ctimespec.Unix())
-}
+// ctimeOf returns st's inode change time (these systems name the field
+// Ctimespec).
+func ctimeOf(st *syscall.Stat_t) syscall.Timespec { return st.Ctimespec }

@@ -1,18 +1,6 @@
 package httpserver
 
-import (
-	"os"
-	"syscall"
-	"time"
-)
+import "syscall"
 
-// changeTime returns the time fi's inode last changed (its ctime), which
-// a rewrite of the file changes even when it keeps the old modification
-// time (cp -p, rsync -t); the zero time when fi has no Stat_t.
-func changeTime(fi os.FileInfo) time.Time {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return time.Time{}
-	}
-	return time.Unix(st.Ctim.Unix())
-}
+// ctimeOf returns st's inode change time (Linux names the field Ctim).
+func ctimeOf(st *syscall.Stat_t) syscall.Timespec { return st.Ctim }
