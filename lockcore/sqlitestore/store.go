@@ -219,7 +219,9 @@ func dsn(path string, busy time.Duration, extra string) string {
 // schema up to date with the embedded migrations and starts the writer. A
 // database it creates is readable and writable by its owner only (0600;
 // SQLite gives its -wal and -shm files the same), since it holds token
-// hashes, lease ids and metadata; an existing file keeps its mode. The
+// hashes, lease ids and metadata; an existing file keeps its mode. (On
+// Windows a file's mode bits do not limit who reads it: the folder's
+// permissions do.) The
 // error wraps lockcore.ErrUnavailable when the file cannot be opened or is
 // locked for longer than the busy timeout.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
