@@ -85,8 +85,13 @@ func Backup(ctx context.Context, src, dst string) (int64, error) {
 // plain fsync could lose those writes in a power cut after the -wal is
 // gone).
 func backupSourceURI(src string) string {
-	return fileURI(src, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&"+syncPragmas)
+	return fileURI(src, existingFileQuery)
 }
+
+// existingFileQuery is the URI query of Backup's and Restore's
+// connections: never create the file, wait backupBusyTimeout for a lock,
+// and sync every write as the server does (syncPragmas).
+var existingFileQuery = "mode=rw&_pragma=busy_timeout(" + strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10) + ")&" + syncPragmas
 
 // Restore makes the database dst, which must not exist, from a copy that
 // Backup wrote, so that a server started on dst keeps the fencing promise:
@@ -197,7 +202,7 @@ func hotJournal(path string) bool {
 // transaction, and leaves it a self-contained file (rollback journal, no
 // -wal) so that it can be renamed.
 func prepareRestored(ctx context.Context, path, backup string, floor int64) (lockcore.RestoreResult, error) {
-	db, err := sql.Open("sqlite", fileURI(path, "mode=rw&_pragma=busy_timeout("+strconv.FormatInt(backupBusyTimeout.Milliseconds(), 10)+")&"+syncPragmas+"&_pragma=foreign_keys(ON)&_txlock=immediate"))
+	db, err := sql.Open("sqlite", fileURI(path, existingFileQuery+"&_pragma=foreign_keys(ON)&_txlock=immediate"))
 	if err != nil {
 		return lockcore.RestoreResult{}, fmt.Errorf("sqlitestore: restore: %w", err)
 	}
